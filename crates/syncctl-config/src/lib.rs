@@ -1,0 +1,126 @@
+//! Settings resolution for syncctl: flags beat the process environment, the environment beats
+//! `--env-file` files. Also secrets, `${VAR}` interpolation and YAML loading.
+//!
+//! Nothing here reads `std::env` on its own: the binary snapshots the process environment once
+//! into an [`Env`] and hands it down, so tests can build any environment they like.
+
+mod env;
+mod interpolate;
+mod yaml;
+
+pub use env::{Env, EnvFileError};
+pub use interpolate::{InterpolateError, interpolate};
+pub use secrecy::{ExposeSecret, SecretString};
+pub use yaml::{YamlError, from_yaml_str};
+
+/// Why a setting could not be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A required setting is missing.
+    #[error("missing {what}: pass {flag} or set {env}")]
+    Missing {
+        /// What the setting is, in words.
+        what: &'static str,
+        /// The flag that sets it.
+        flag: &'static str,
+        /// The environment variable that sets it.
+        env: &'static str,
+    },
+    /// A setting has a value that cannot be used.
+    #[error("invalid {name}: {reason}")]
+    Invalid {
+        /// The flag or variable name.
+        name: String,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+    /// An env file could not be read.
+    #[error(transparent)]
+    EnvFile(#[from] EnvFileError),
+    /// A YAML file could not be parsed.
+    #[error(transparent)]
+    Yaml(#[from] YamlError),
+    /// `${VAR}` interpolation failed.
+    #[error(transparent)]
+    Interpolate(#[from] InterpolateError),
+}
+
+impl syncctl_core::Classified for ConfigError {
+    fn class(&self) -> syncctl_core::ErrorClass {
+        syncctl_core::ErrorClass::Config
+    }
+}
+
+/// Parses a service base URL: it must be absolute with an `http` or `https` scheme.
+///
+/// # Errors
+/// Returns [`ConfigError::Invalid`] naming `name` when the value is not such a URL.
+pub fn parse_base_url(name: &str, value: &str) -> Result<String, ConfigError> {
+    let v = value.trim().trim_end_matches('/');
+    let ok = (v.starts_with("https://") || v.starts_with("http://"))
+        && v.split("://")
+            .nth(1)
+            .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
+        && !v.chars().any(char::is_whitespace);
+    if ok {
+        Ok(v.to_owned())
+    } else {
+        Err(ConfigError::Invalid {
+            name: name.to_owned(),
+            reason: format!(
+                "{:?} is not a full URL; write it with its scheme, like https://host.example.com",
+                redact_userinfo(value)
+            ),
+        })
+    }
+}
+
+/// Hides `user:password@` in a URL before it goes into a message.
+#[must_use]
+pub fn redact_userinfo(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        let authority_end = rest.find('/').unwrap_or(rest.len());
+        if let Some(at) = rest[..authority_end].rfind('@') {
+            return format!("{scheme}://***@{}", &rest[at + 1..]);
+        }
+    }
+    url.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls_need_a_scheme() {
+        assert_eq!(
+            parse_base_url("X", "http://127.0.0.1:8000/").unwrap(),
+            "http://127.0.0.1:8000"
+        );
+        assert_eq!(
+            parse_base_url("X", "https://h.example.com/api").unwrap(),
+            "https://h.example.com/api"
+        );
+        for bad in [
+            "h.example.com",
+            "ftp://h",
+            "https://",
+            "http:///x",
+            "https://a b",
+        ] {
+            let e = parse_base_url("DATABRICKS_HOST", bad)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("DATABRICKS_HOST") && e.contains("scheme"), "{e}");
+        }
+    }
+
+    #[test]
+    fn userinfo_is_hidden() {
+        assert_eq!(
+            redact_userinfo("postgres://u:pw@h:5432/db"),
+            "postgres://***@h:5432/db"
+        );
+        assert_eq!(redact_userinfo("https://h/x@y"), "https://h/x@y");
+    }
+}

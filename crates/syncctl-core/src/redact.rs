@@ -1,0 +1,105 @@
+//! Last-line-of-defence redaction: replaces known secret values in any text we emit.
+//!
+//! Secrets are carried as `secrecy::SecretString` everywhere, so they should never reach a
+//! formatter. The redactor is the belt to those braces: the binary registers every secret value
+//! it loads and passes all output (result, logs, error messages) through it.
+
+/// Replaces registered secret values with `***`.
+#[derive(Debug, Clone, Default)]
+pub struct Redactor {
+    // Longest first, so a secret containing another is replaced whole.
+    secrets: Vec<String>,
+}
+
+/// Values shorter than this are not registered: replacing `1` or `ab` everywhere would mangle
+/// output without protecting anything real.
+const MIN_SECRET_LEN: usize = 4;
+
+impl Redactor {
+    /// An empty redactor.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a secret value (ignored when shorter than 4 characters).
+    pub fn add(&mut self, secret: &str) {
+        let s = secret.trim();
+        if s.len() >= MIN_SECRET_LEN && !self.secrets.iter().any(|x| x == s) {
+            self.secrets.push(s.to_owned());
+            self.secrets.sort_by_key(|x| std::cmp::Reverse(x.len()));
+        }
+    }
+
+    /// Whether any secret is registered.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.secrets.is_empty()
+    }
+
+    /// `text` with every registered secret replaced by `***`.
+    #[must_use]
+    pub fn redact(&self, text: &str) -> String {
+        let mut out = text.to_owned();
+        for s in &self.secrets {
+            if out.contains(s.as_str()) {
+                out = out.replace(s.as_str(), "***");
+            }
+        }
+        out
+    }
+
+    /// Whether an environment variable name looks like it holds a secret.
+    #[must_use]
+    pub fn is_secret_name(name: &str) -> bool {
+        let n = name.to_ascii_uppercase();
+        [
+            "TOKEN",
+            "SECRET",
+            "PASSWORD",
+            "PASSWD",
+            "PASSPHRASE",
+            "PRIVATE_KEY",
+            "API_KEY",
+            "WEBHOOK",
+            "AWS_KEY",
+            "SAS",
+            "CREDENTIAL",
+        ]
+        .iter()
+        .any(|w| n.contains(w))
+            || n.starts_with("AIRFLOW_CONN_")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_longest_first() {
+        let mut r = Redactor::new();
+        r.add("abcd");
+        r.add("abcdefgh");
+        r.add("xy");
+        assert_eq!(r.redact("t=abcdefgh u=abcd v=xy"), "t=*** u=*** v=xy");
+    }
+
+    #[test]
+    fn secret_names() {
+        for n in [
+            "DATABRICKS_TOKEN",
+            "AIRBYTE_CLIENT_SECRET",
+            "AWS_SECRET_KEY",
+            "AWS_KEY",
+            "SLACK_WEBHOOK_URL",
+            "AIRFLOW_CONN_SNOWFLAKE",
+            "SNOWFLAKE_PRIVATE_KEY_PASSPHRASE",
+        ] {
+            assert!(Redactor::is_secret_name(n), "{n}");
+        }
+        for n in ["DATABRICKS_HOST", "AIRBYTE_API_URL", "SNOWFLAKE_USER"] {
+            assert!(!Redactor::is_secret_name(n), "{n}");
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! Dev-only test support for syncctl.
+//!
+//! * [`server`]: a fake HTTP server on `127.0.0.1:0` that records every request and can inject
+//!   faults (429 with `Retry-After`, 5xx, slow answers, dropped connections) per route.
+//! * [`prism`]: runs a test's traffic through Stoplight Prism (`prism proxy --errors`) so that a
+//!   request syncctl sends, or a response a fake returns, that breaks the vendor's spec fails.
+//! * [`cli`]: helpers for driving the real `syncctl` binary and reading its result line.
+//! * [`services`]: the registry behind `syncctl-fakes serve <service>`.
+//!
+//! Fakes are stateful (cargo's fake registry is the model): tests seed them through a builder,
+//! run syncctl against them, then assert on both the result and what the fake saw.
+
+pub mod cli;
+pub mod prism;
+pub mod server;
+pub mod services;
+
+pub use server::{FakeServer, Fault, FaultRule, RecordedRequest};

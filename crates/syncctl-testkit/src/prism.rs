@@ -1,0 +1,215 @@
+//! Contract harness: runs traffic through Stoplight Prism in proxy mode.
+//!
+//! `prism proxy <spec> <fake> --errors` validates every request syncctl sends and every
+//! response a fake returns against the vendor's spec. Invalid requests get 422 and are not
+//! forwarded; off-spec responses become 500 `#VIOLATIONS`. The harness also keeps Prism's log
+//! so a test can assert that no violation was reported at all (quirk: Prism only warns about
+//! some problems). Fakes must never answer 501: Prism would fall back to mocking.
+//!
+//! Prism comes from npm (`tools/contract/package.json`, installed by `scripts/test.sh`).
+//! Specs are read from `SYNCCTL_CONTRACTS_DIR` (default `../shared/contracts` beside the
+//! workspace). A missing Prism or spec fails the test: contract tests never skip.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The workspace root (two levels above this crate).
+#[must_use]
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Where the vendor specs are.
+#[must_use]
+pub fn contracts_dir() -> PathBuf {
+    std::env::var_os("SYNCCTL_CONTRACTS_DIR").map_or_else(
+        || workspace_root().join("../shared/contracts"),
+        PathBuf::from,
+    )
+}
+
+/// A spec under the contracts dir (`airbyte/config.yaml`), or one of ours under
+/// `tests/contracts/` when `rel` starts with `syncctl:`.
+///
+/// # Panics
+/// When the file does not exist (the message says how to fix it).
+#[must_use]
+pub fn spec_path(rel: &str) -> PathBuf {
+    let p = match rel.strip_prefix("syncctl:") {
+        Some(ours) => workspace_root().join("tests/contracts").join(ours),
+        None => contracts_dir().join(rel),
+    };
+    assert!(
+        p.is_file(),
+        "contract spec {} not found; set SYNCCTL_CONTRACTS_DIR to the shared/contracts folder",
+        p.display()
+    );
+    p
+}
+
+/// The Prism executable.
+///
+/// # Panics
+/// When Prism is not installed (run `scripts/test.sh`, or `npm ci` in `tools/contract`).
+#[must_use]
+pub fn prism_bin() -> PathBuf {
+    let p = std::env::var_os("PRISM_BIN").map_or_else(
+        || workspace_root().join("tools/contract/node_modules/.bin/prism"),
+        PathBuf::from,
+    );
+    assert!(
+        p.exists(),
+        "Prism not found at {}; run `npm ci --prefix tools/contract` (scripts/test.sh does)",
+        p.display()
+    );
+    p
+}
+
+/// A running `prism proxy`. Killed on drop.
+pub struct PrismProxy {
+    child: Child,
+    port: u16,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl PrismProxy {
+    /// Starts `prism proxy <spec> <upstream> --errors` on a free port and waits until it
+    /// listens.
+    ///
+    /// # Panics
+    /// When Prism cannot start within 90 s (the log is in the message).
+    pub async fn start(spec: &str, upstream: &str) -> Self {
+        let spec = spec_path(spec);
+        let port = free_port();
+        let mut child = Command::new(prism_bin())
+            .args([
+                "proxy",
+                &spec.to_string_lossy(),
+                upstream,
+                "--errors",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start Prism: {e}"));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        for stream in [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    log.lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .push(strip_ansi(&line));
+                }
+            });
+        }
+        let proxy = Self { child, port, log };
+        for _ in 0..900 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return proxy;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "Prism did not start within 90 s:\n{}",
+            proxy.log().join("\n")
+        );
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    #[must_use]
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Everything Prism logged so far.
+    #[must_use]
+    pub fn log(&self) -> Vec<String> {
+        self.log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Log lines that report a request or response violating the spec.
+    #[must_use]
+    pub fn violations(&self) -> Vec<String> {
+        self.log()
+            .into_iter()
+            .filter(|l| {
+                let l = l.to_ascii_lowercase();
+                l.contains("violation")
+                    || l.contains("✖")
+                    || (l.contains("[validator]") && (l.contains("error") || l.contains("warning")))
+            })
+            .collect()
+    }
+
+    /// Fails the test when Prism saw any violation.
+    ///
+    /// # Panics
+    /// When there was a violation.
+    pub fn assert_no_violations(&self) {
+        let v = self.violations();
+        assert!(
+            v.is_empty(),
+            "Prism reported contract violations:\n{}\n--- full log ---\n{}",
+            v.join("\n"),
+            self.log().join("\n")
+        );
+    }
+}
+
+impl Drop for PrismProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for n in chars.by_ref() {
+                if n.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
