@@ -526,13 +526,14 @@ impl HttpClient {
         match outcome {
             Ok(resp) => {
                 let status = resp.status.as_u16();
-                if status == 401 && req.authenticated && !*reauthed {
-                    if let Some(auth) = &self.inner.auth {
-                        if auth.invalidate() {
-                            *reauthed = true;
-                            return Attempt::Reauth;
-                        }
-                    }
+                if status == 401
+                    && req.authenticated
+                    && !*reauthed
+                    && let Some(auth) = &self.inner.auth
+                    && auth.invalidate()
+                {
+                    *reauthed = true;
+                    return Attempt::Reauth;
                 }
                 let may_retry = is_retryable_status(status) && req.safety != RetrySafety::Unsafe;
                 if !may_retry {
@@ -581,11 +582,11 @@ impl HttpClient {
         attempts: u32,
     ) -> Result<Response, HttpError> {
         let mut rb = self.inner.client.request(req.method.clone(), url);
-        if req.authenticated {
-            if let Some(auth) = &self.inner.auth {
-                for (name, value) in auth.headers().await? {
-                    rb = rb.header(name, value);
-                }
+        if req.authenticated
+            && let Some(auth) = &self.inner.auth
+        {
+            for (name, value) in auth.headers().await? {
+                rb = rb.header(name, value);
             }
         }
         for (name, value) in &req.headers {

@@ -1,5 +1,6 @@
 //! HTTP core behaviour against a real loopback fake: request counts, retry delays (recorded,
 //! never slept), auth refresh and the breaker.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};

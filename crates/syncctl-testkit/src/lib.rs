@@ -11,6 +11,7 @@
 //! run syncctl against them, then assert on both the result and what the fake saw.
 
 pub mod cli;
+pub mod fakes;
 pub mod prism;
 pub mod server;
 pub mod services;

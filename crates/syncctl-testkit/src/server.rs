@@ -171,7 +171,7 @@ impl FakeServer {
     pub fn requests_to(&self, method: &Method, path_contains: &str) -> Vec<RecordedRequest> {
         self.requests()
             .into_iter()
-            .filter(|r| &r.method == method && r.path.contains(path_contains))
+            .filter(|r| r.method == method && r.path.contains(path_contains))
             .collect()
     }
 
@@ -279,10 +279,10 @@ async fn record_and_inject(
                 axum::Json(body),
             )
                 .into_response();
-            if let Some(s) = retry_after {
-                if let Ok(v) = s.to_string().parse() {
-                    resp.headers_mut().insert("retry-after", v);
-                }
+            if let Some(s) = retry_after
+                && let Ok(v) = s.to_string().parse()
+            {
+                resp.headers_mut().insert("retry-after", v);
             }
             resp
         }

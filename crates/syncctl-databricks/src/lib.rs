@@ -1,0 +1,1 @@
+//! Databricks Jobs client: run-now, poll runs, per-task results, cancel, repair.

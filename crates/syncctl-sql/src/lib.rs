@@ -1,0 +1,1 @@
+//! Database and file connectors: PostgreSQL, MySQL/MariaDB, SQLite and CSV.

@@ -1,0 +1,1 @@
+//! The bidirectional sync engine, its state store and audit trail.

@@ -1,0 +1,5 @@
+//! Stateful fakes of the vendor APIs, one module per vendor.
+
+pub mod airbyte;
+pub mod databricks;
+pub mod snowflake;

@@ -1,0 +1,146 @@
+//! The only module that writes to stdout: the result line, Kestra's protocol lines, the result
+//! file and the termination log. Everything passes through the redactor first.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use syncctl_core::{Metric, Redactor, RunResult, Status};
+
+use crate::cli::OutputMode;
+
+/// Where and how the result is reported.
+pub(crate) struct Output {
+    pub(crate) mode: OutputMode,
+    pub(crate) result_file: Option<PathBuf>,
+    pub(crate) termination_log: Option<PathBuf>,
+}
+
+/// Kubernetes keeps at most 4096 bytes of a termination message.
+const TERMINATION_LOG_MAX: usize = 4096;
+
+impl Output {
+    /// Writes the result everywhere it is asked for; the stdout line goes last.
+    pub(crate) fn emit(&self, result: &mut RunResult, metrics: &[Metric], redactor: &Redactor) {
+        if let Some(path) = &self.result_file {
+            // Written first so that a failure to write it can still be reported in the line.
+            let line = redactor.redact(&result.to_json_line());
+            if let Err(e) = write_atomically(path, format!("{line}\n").as_bytes()) {
+                let msg = format!("could not write the result file {}: {e}", path.display());
+                eprintln!("{}", redactor.redact(&format!("error: {msg}")));
+                result.warnings.push(msg);
+            }
+        }
+        if let Some(path) = &self.termination_log
+            && !matches!(
+                result.status,
+                Status::Succeeded | Status::Planned | Status::Skipped
+            )
+        {
+            let reason = match &result.error {
+                Some(e) => format!("{} ({}): {}", result.status.as_str(), e.class, e.message),
+                None => result.status.as_str().to_owned(),
+            };
+            let mut reason = redactor.redact(&reason.replace('\n', " "));
+            truncate_on_char_boundary(&mut reason, TERMINATION_LOG_MAX - 1);
+            if let Err(e) = std::fs::write(path, format!("{reason}\n")) {
+                eprintln!(
+                    "warning: could not write the termination log {}: {e}",
+                    path.display()
+                );
+            }
+        }
+        if self.mode == OutputMode::Text {
+            eprintln!("{}", redactor.redact(&human_summary(result)));
+        }
+        let mut lines = Vec::new();
+        if self.mode == OutputMode::Kestra {
+            lines.push(format!(
+                "::{}::",
+                serde_json::json!({ "outputs": kestra_outputs(result) })
+            ));
+            let mut all = vec![Metric::timer(
+                "duration",
+                result.duration_ms as f64 / 1000.0,
+            )];
+            all.extend_from_slice(metrics);
+            lines.push(format!("::{}::", serde_json::json!({ "metrics": all })));
+        }
+        lines.push(result.to_json_line());
+        let mut out = std::io::stdout().lock();
+        for l in lines {
+            // A closed pipe (`| head`) is not our failure; nothing more can be said anyway.
+            if writeln!(out, "{}", redactor.redact(&l)).is_err() {
+                return;
+            }
+        }
+        let _ = out.flush();
+    }
+}
+
+/// Prints clap's help or version text (the one stdout output that is not a result).
+pub(crate) fn print_help(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = write!(out, "{text}");
+    let _ = out.flush();
+}
+
+/// Prints a message to stderr through the redactor (used before logging is set up).
+pub(crate) fn print_error(text: &str, redactor: &Redactor) {
+    eprintln!("{}", redactor.redact(text).trim_end());
+}
+
+/// Kestra `outputs`: the result's headline fields plus `data`, readable as
+/// `{{ outputs.<task>.vars.status }}`.
+fn kestra_outputs(r: &RunResult) -> serde_json::Value {
+    serde_json::json!({
+        "status": r.status,
+        "exit_code": r.exit_code,
+        "run_id": r.run_id,
+        "command": r.command,
+        "idempotency_key": r.idempotency_key,
+        "error_class": r.error.as_ref().map(|e| e.class),
+        "error_message": r.error.as_ref().map(|e| e.message.clone()),
+        "data": r.data,
+    })
+}
+
+fn human_summary(r: &RunResult) -> String {
+    let mut s = format!(
+        "syncctl {}: {} (exit {}) in {} ms",
+        r.command,
+        r.status.as_str(),
+        r.exit_code,
+        r.duration_ms
+    );
+    for w in &r.warnings {
+        s.push_str(&format!("\n  warning: {w}"));
+    }
+    if let Some(e) = &r.error {
+        s.push_str(&format!("\n  error ({}): {}", e.class, e.message));
+    }
+    s
+}
+
+fn truncate_on_char_boundary(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path).or_else(|_| {
+        // Some mounts refuse renames; fall back to writing in place.
+        let _ = std::fs::remove_file(&tmp);
+        std::fs::write(path, bytes)
+    })
+}

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Every test syncctl has: format, lints, unit, integration, contract (Prism) and database
+# (PostgreSQL + MariaDB) tests. This is the command README.md and .ci/run use.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/ensure-services.sh
+
+# Prism for the contract tests (pinned in tools/contract/package-lock.json).
+if [ ! -x tools/contract/node_modules/.bin/prism ] || [ tools/contract/package-lock.json -nt tools/contract/node_modules/.package-lock.json ]; then
+  npm ci --prefix tools/contract --no-audit --no-fund --loglevel=error
+fi
+
+export SYNCCTL_CONTRACTS_DIR="${SYNCCTL_CONTRACTS_DIR:-$(cd .. && pwd)/shared/contracts}"
+# Database tests fail instead of skipping when their server is unreachable.
+export SYNCCTL_REQUIRE_DATABASES=1
+export SYNCCTL_TEST_PG_URL="${SYNCCTL_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/test}"
+export SYNCCTL_TEST_MYSQL_URL="${SYNCCTL_TEST_MYSQL_URL:-mysql://root@127.0.0.1:3306/test}"
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+cargo test --workspace --no-fail-fast
