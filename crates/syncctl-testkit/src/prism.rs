@@ -154,9 +154,11 @@ impl PrismProxy {
             .clone()
     }
 
-    /// Log lines that report a request or response violating the spec.
+    /// Log lines that report a request or response violating the spec. Waits until Prism's
+    /// log has been quiet for a moment, because it writes the verdict after answering.
     #[must_use]
     pub fn violations(&self) -> Vec<String> {
+        self.settle();
         self.log()
             .into_iter()
             .filter(|l| {
@@ -166,6 +168,23 @@ impl PrismProxy {
                     || (l.contains("[validator]") && (l.contains("error") || l.contains("warning")))
             })
             .collect()
+    }
+
+    /// Waits until no new log line arrived for 300 ms (at most 3 s).
+    fn settle(&self) {
+        let started = std::time::Instant::now();
+        let mut quiet_since = std::time::Instant::now();
+        let mut seen = self.log().len();
+        while started.elapsed() < Duration::from_secs(3)
+            && quiet_since.elapsed() < Duration::from_millis(300)
+        {
+            std::thread::sleep(Duration::from_millis(50));
+            let n = self.log().len();
+            if n != seen {
+                seen = n;
+                quiet_since = std::time::Instant::now();
+            }
+        }
     }
 
     /// Fails the test when Prism saw any violation.
