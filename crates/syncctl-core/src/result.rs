@@ -91,6 +91,7 @@ pub struct RunResult {
     /// A fresh UUID per invocation.
     pub run_id: Uuid,
     /// The idempotency key in use, when the command has one.
+    #[schemars(required)]
     pub idempotency_key: Option<String>,
     /// When the command started (RFC 3339, UTC).
     #[schemars(with = "String")]
@@ -109,6 +110,7 @@ pub struct RunResult {
     /// Things the user should know that did not fail the command.
     pub warnings: Vec<String>,
     /// Why the command failed; `null` on success.
+    #[schemars(required)]
     pub error: Option<ErrorInfo>,
 }
 
