@@ -4,6 +4,7 @@
 //! This crate never does I/O: no network, no files, no environment reads. Callers hand it the
 //! data (an environment map, a clock reading) so that everything here is a pure function.
 
+pub mod connector;
 pub mod context;
 pub mod duration;
 pub mod error;
@@ -11,6 +12,11 @@ pub mod record;
 pub mod redact;
 pub mod result;
 
+pub use connector::{
+    BuildContext, BuildFuture, Capabilities, Connector, ConnectorError, ConnectorFactory,
+    FieldSchema, FieldType, NaturalKey, ObjectSchema, Page, PageToken, ReadRequest, RecordError,
+    Sink, Source, WriteContext, WriteOp, WriteOutcome,
+};
 pub use context::{IdempotencyKey, OrchestratorContext};
 pub use duration::{HumanDuration, ParseDurationError};
 pub use error::{Classified, ErrorClass};

@@ -1,1 +1,20 @@
 //! Database and file connectors: PostgreSQL, MySQL/MariaDB, SQLite and CSV.
+//!
+//! One module per connector, each implementing the traits of [`syncctl_core::connector`] and
+//! exporting a `FACTORY`; [`registry`] lists them. Adding a connector is one module here plus
+//! one line in [`registry::FACTORIES`]. Every connector passes [`conformance`].
+//!
+//! Shared pieces: [`settings`] (the settings every SQL connector takes), [`ident`]
+//! (identifier parsing and quoting per dialect) and `syncctl_validate::coerce` (value
+//! conversion, shared with pre-write validation so both agree on what fits a column).
+
+pub mod conformance;
+pub mod csv;
+pub mod ident;
+pub mod mysql;
+pub mod postgres;
+pub mod registry;
+pub mod settings;
+pub mod sqlite;
+
+pub use registry::{FACTORIES, build, factory};

@@ -1,0 +1,21 @@
+//! The MySQL/MariaDB connector: placeholder until its implementation lands (another engineer owns
+//! this module). It implements `syncctl_core::connector` over [`crate::settings::SqlSettings`]
+//! and must pass [`crate::conformance`].
+
+use syncctl_core::{BuildContext, BuildFuture, ConnectorError, ConnectorFactory};
+
+/// Registry entry.
+pub const FACTORY: ConnectorFactory = ConnectorFactory {
+    kind: "mysql",
+    summary: "MySQL/MariaDB table (url, object, key_column, updated_at_column)",
+    build,
+};
+
+fn build(_ctx: BuildContext, _settings: serde_json::Value) -> BuildFuture {
+    Box::pin(async {
+        Err(ConnectorError::config(
+            "mysql",
+            "the mysql connector is not built yet in this version",
+        ))
+    })
+}
