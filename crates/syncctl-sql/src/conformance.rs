@@ -681,7 +681,7 @@ async fn one_bad_record_does_not_lose_the_batch(
     if f.refused_age().is_some() {
         ck.that(
             got.get(&keys[1]).is_some_and(|r| field(r, "age").is_null()),
-            || "the refused age was stored".into(),
+            || format!("the refused age was stored: {:?}", got.get(&keys[1])),
         );
     }
     ck.done()
