@@ -15,11 +15,13 @@ pub struct ServiceEntry {
 /// Every fake service. Add one line per new fake.
 #[must_use]
 pub fn registry() -> Vec<ServiceEntry> {
-    vec![ServiceEntry {
+    let mut all = vec![ServiceEntry {
         name: "echo",
         about: "answers every request with what it received (for smoke tests)",
         router: echo_router,
-    }]
+    }];
+    all.extend(crate::fakes::databricks::services());
+    all
 }
 
 fn echo_router() -> Router {

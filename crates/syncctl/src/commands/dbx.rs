@@ -1,35 +1,779 @@
-//! `syncctl dbx`: not built yet (its issue owns this file).
+//! `syncctl dbx`: run Databricks jobs (`run-now`), report runs (`status`) and cancel them
+//! (`cancel`). The flows live in `syncctl-databricks`; this module turns flags into them and
+//! their endings into results and exit codes.
 
-use clap::Args;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use clap::{Args, Subcommand, ValueEnum};
+use serde_json::{Map, Value};
+use syncctl_core::{Classified, ErrorClass, HumanDuration, Metric};
+use syncctl_databricks::config::{self, Settings};
+use syncctl_databricks::{
+    ApiVersion, ClientOptions, DatabricksError, Ending, Flow, FlowFailure, FlowResult, JobRef,
+    JobsClient, OnKill, RunNowSpec, RunReport, WaitOptions,
+};
 
 use crate::context::AppContext;
 use crate::error::CliError;
+use crate::progress::Progress;
 
 use super::Outcome;
-use super::doctor::Probe;
-use super::not_built::NotBuiltArgs;
+use super::doctor::{Probe, ServiceReport};
+
+/// After SIGTERM, how long to watch a cancelled run stop (below the 28 s after which the
+/// binary reports regardless, and Kubernetes' 30 s grace).
+const SIGNAL_CANCEL_GRACE: Duration = Duration::from_secs(20);
+
+/// After the deadline, how long to watch a cancelled run stop.
+const DEADLINE_CANCEL_GRACE: Duration = Duration::from_secs(60);
 
 /// Arguments of `syncctl dbx`.
 #[derive(Debug, Args)]
 pub(crate) struct DbxArgs {
-    #[command(flatten)]
-    inner: NotBuiltArgs,
+    #[command(subcommand)]
+    command: DbxCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum DbxCommand {
+    /// Run a job (or attach to the run an earlier try started), wait, and report per-task results
+    RunNow(Box<RunNowArgs>),
+    /// Report a run and its tasks; with --wait, wait for it to end
+    Status(Box<StatusArgs>),
+    /// Cancel a run and wait until it has stopped
+    Cancel(Box<CancelArgs>),
 }
 
 impl DbxArgs {
     /// The command's name in results.
     pub(crate) fn name(&self) -> String {
-        self.inner.name("dbx")
+        match &self.command {
+            DbxCommand::RunNow(_) => "dbx run-now",
+            DbxCommand::Status(_) => "dbx status",
+            DbxCommand::Cancel(_) => "dbx cancel",
+        }
+        .to_owned()
     }
 }
 
-/// Runs the command.
-#[allow(clippy::unused_async)]
-pub(crate) async fn exec(args: DbxArgs, _ctx: &AppContext) -> Result<Outcome, CliError> {
-    super::not_built::exec("dbx", &args.inner)
+/// Jobs API version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ApiVersionArg {
+    /// Jobs API 2.2 (paged task lists; the default)
+    #[value(name = "2.2")]
+    V2_2,
+    /// Jobs API 2.1, for workspaces that do not have 2.2
+    #[value(name = "2.1")]
+    V2_1,
 }
+
+/// What a signal does to the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OnKillArg {
+    /// Cancel the run and wait briefly to see it stop
+    Cancel,
+    /// Leave the run going
+    Leave,
+}
+
+impl From<OnKillArg> for OnKill {
+    fn from(a: OnKillArg) -> Self {
+        match a {
+            OnKillArg::Cancel => Self::Cancel,
+            OnKillArg::Leave => Self::Leave,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct ConnArgs {
+    /// Profile in ~/.databrickscfg (or DATABRICKS_CONFIG_FILE) [env: DATABRICKS_CONFIG_PROFILE]
+    /// [default: DEFAULT, when the file has it]
+    #[arg(long, value_name = "NAME", help_heading = "Connection")]
+    profile: Option<String>,
+
+    /// Jobs API version
+    #[arg(
+        long,
+        value_enum,
+        value_name = "VERSION",
+        default_value = "2.2",
+        help_heading = "Connection"
+    )]
+    api_version: ApiVersionArg,
+}
+
+#[derive(Debug, Args)]
+struct WaitArgs {
+    /// Time between polls
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "10s",
+        help_heading = "Waiting"
+    )]
+    poll_interval: HumanDuration,
+
+    /// Stop waiting after this long and leave the run going (exit 5)
+    #[arg(long, value_name = "DURATION", help_heading = "Waiting")]
+    wait_timeout: Option<HumanDuration>,
+
+    /// Cancel the run after this long (exit 5)
+    #[arg(long, value_name = "DURATION", help_heading = "Waiting")]
+    deadline: Option<HumanDuration>,
+}
+
+#[derive(Debug, Args)]
+struct RunNowArgs {
+    /// The job to run
+    #[arg(long, value_name = "ID", conflicts_with = "job_name")]
+    job_id: Option<i64>,
+
+    /// The job to run, by exact name (looked up through every page of jobs/list; a name that
+    /// several jobs share is an error)
+    #[arg(long, value_name = "NAME")]
+    job_name: Option<String>,
+
+    /// Job parameter (job_parameters); repeatable
+    #[arg(
+        long = "job-param",
+        value_name = "KEY=VALUE",
+        help_heading = "Parameters"
+    )]
+    job_params: Vec<String>,
+
+    /// Notebook parameter (notebook_params); repeatable
+    #[arg(
+        long = "notebook-param",
+        value_name = "KEY=VALUE",
+        help_heading = "Parameters"
+    )]
+    notebook_params: Vec<String>,
+
+    /// Python script argument (python_params), in order; repeatable
+    #[arg(
+        long = "python-param",
+        value_name = "VALUE",
+        allow_hyphen_values = true,
+        help_heading = "Parameters"
+    )]
+    python_params: Vec<String>,
+
+    /// Python wheel named parameter (python_named_params); repeatable
+    #[arg(
+        long = "python-named-param",
+        value_name = "KEY=VALUE",
+        help_heading = "Parameters"
+    )]
+    python_named_params: Vec<String>,
+
+    /// JAR main-class argument (jar_params), in order; repeatable
+    #[arg(
+        long = "jar-param",
+        value_name = "VALUE",
+        allow_hyphen_values = true,
+        help_heading = "Parameters"
+    )]
+    jar_params: Vec<String>,
+
+    /// SQL task parameter (sql_params); repeatable
+    #[arg(
+        long = "sql-param",
+        value_name = "KEY=VALUE",
+        help_heading = "Parameters"
+    )]
+    sql_params: Vec<String>,
+
+    /// Raw run-now request body, as JSON text or @FILE; the flags above (and the job and
+    /// idempotency token) are merged over it
+    #[arg(long, value_name = "BODY|@FILE", help_heading = "Parameters")]
+    json: Option<String>,
+
+    /// Start the run (or attach) and report at once, without waiting
+    #[arg(long, conflicts_with_all = ["wait_timeout", "deadline"], help_heading = "Waiting")]
+    no_wait: bool,
+
+    #[command(flatten)]
+    wait: WaitArgs,
+
+    /// What SIGTERM or SIGINT does to the run
+    #[arg(
+        long,
+        value_enum,
+        value_name = "ACTION",
+        default_value = "cancel",
+        help_heading = "Waiting"
+    )]
+    on_kill: OnKillArg,
+
+    /// Count a SUCCESS_WITH_FAILURES run (leaf tasks succeeded, others failed) as success
+    #[arg(long, help_heading = "Outcome")]
+    allow_success_with_failures: bool,
+
+    /// When the idempotency token leads to a run that already failed, repair it
+    /// (runs/repair, all failed tasks) instead of reporting its failure
+    #[arg(long, help_heading = "Outcome")]
+    rerun_failed: bool,
+
+    /// Send no idempotency token: always start a new run (a lost response can then start
+    /// two runs)
+    #[arg(long, conflicts_with = "rerun_failed", help_heading = "Outcome")]
+    fresh_run: bool,
+
+    #[command(flatten)]
+    conn: ConnArgs,
+}
+
+#[derive(Debug, Args)]
+struct StatusArgs {
+    /// The run to report
+    #[arg(long, value_name = "ID")]
+    run_id: i64,
+
+    /// Wait for the run to end (exit 1 when it fails)
+    #[arg(long, help_heading = "Waiting")]
+    wait: bool,
+
+    #[command(flatten)]
+    wait_args: WaitArgs,
+
+    /// What SIGTERM or SIGINT does to the run while waiting
+    #[arg(
+        long,
+        value_enum,
+        value_name = "ACTION",
+        default_value = "leave",
+        help_heading = "Waiting"
+    )]
+    on_kill: OnKillArg,
+
+    /// Count a SUCCESS_WITH_FAILURES run as success
+    #[arg(long, help_heading = "Outcome")]
+    allow_success_with_failures: bool,
+
+    #[command(flatten)]
+    conn: ConnArgs,
+}
+
+#[derive(Debug, Args)]
+struct CancelArgs {
+    /// The run to cancel
+    #[arg(long, value_name = "ID")]
+    run_id: i64,
+
+    /// Return once the cancellation is requested
+    #[arg(long, conflicts_with = "wait_timeout", help_heading = "Waiting")]
+    no_wait: bool,
+
+    /// How long to wait for the run to stop (exit 5 if it has not)
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "5m",
+        help_heading = "Waiting"
+    )]
+    wait_timeout: HumanDuration,
+
+    /// Time between polls
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "5s",
+        help_heading = "Waiting"
+    )]
+    poll_interval: HumanDuration,
+
+    #[command(flatten)]
+    conn: ConnArgs,
+}
+
+/// Runs the command.
+pub(crate) async fn exec(args: DbxArgs, ctx: &AppContext) -> Result<Outcome, CliError> {
+    match args.command {
+        DbxCommand::RunNow(a) => run_now(*a, ctx).await,
+        DbxCommand::Status(a) => status(*a, ctx).await,
+        DbxCommand::Cancel(a) => cancel(*a, ctx).await,
+    }
+}
+
+fn api_version(a: ApiVersionArg) -> ApiVersion {
+    match a {
+        ApiVersionArg::V2_1 => ApiVersion::V2_1,
+        ApiVersionArg::V2_2 => ApiVersion::V2_2,
+    }
+}
+
+/// Resolves the workspace settings and registers secrets read from the config file.
+fn settings(ctx: &AppContext, profile: Option<&str>) -> Result<Settings, CliError> {
+    let s = config::resolve(|k| ctx.env.get(k), profile)?;
+    s.each_secret(|v| ctx.add_secret(v));
+    Ok(s)
+}
+
+fn connect(ctx: &AppContext, conn: &ConnArgs) -> Result<JobsClient, CliError> {
+    let s = settings(ctx, conn.profile.as_deref())?;
+    let opts = ClientOptions {
+        timeout: ctx.http_timeout()?,
+        retry: ctx.retry_policy()?,
+        sleeper: None,
+    };
+    let client = JobsClient::connect(&s, api_version(conn.api_version), &opts)?;
+    tracing::debug!(host = %s.host, auth = s.credentials.auth_type(), profile = ?s.profile, api = %client.api(), "Databricks workspace resolved.");
+    Ok(client)
+}
+
+fn positive(flag: &str, d: HumanDuration) -> Result<Duration, CliError> {
+    if d.get().is_zero() {
+        Err(CliError::usage(format!("{flag} must be longer than 0s")))
+    } else {
+        Ok(d.get())
+    }
+}
+
+fn wait_options(
+    w: &WaitArgs,
+    on_kill: OnKillArg,
+    allow_success_with_failures: bool,
+) -> Result<WaitOptions, CliError> {
+    Ok(WaitOptions {
+        poll_interval: positive("--poll-interval", w.poll_interval)?,
+        wait_timeout: w
+            .wait_timeout
+            .map(|d| positive("--wait-timeout", d))
+            .transpose()?,
+        deadline: w.deadline.map(|d| positive("--deadline", d)).transpose()?,
+        on_kill: on_kill.into(),
+        cancel_grace: SIGNAL_CANCEL_GRACE,
+        deadline_grace: DEADLINE_CANCEL_GRACE,
+        allow_success_with_failures,
+    })
+}
+
+/// `KEY=VALUE` flags into a JSON object; an empty key or a repeated key is a usage error.
+fn pairs(flag: &str, values: &[String]) -> Result<Option<Map<String, Value>>, CliError> {
+    if values.is_empty() {
+        return Ok(None);
+    }
+    let mut m = Map::new();
+    for v in values {
+        let Some((k, val)) = v.split_once('=').filter(|(k, _)| !k.trim().is_empty()) else {
+            return Err(CliError::usage(format!(
+                "{flag} takes KEY=VALUE, got {v:?}"
+            )));
+        };
+        if m.insert(k.to_owned(), Value::String(val.to_owned()))
+            .is_some()
+        {
+            return Err(CliError::usage(format!("{flag} {k} is given twice")));
+        }
+    }
+    Ok(Some(m))
+}
+
+/// The `--json` body: inline JSON or `@file`, which must hold a JSON object.
+fn json_body(raw: &str) -> Result<Map<String, Value>, CliError> {
+    let (text, source) = match raw.strip_prefix('@') {
+        Some(path) => (
+            std::fs::read_to_string(path).map_err(|e| {
+                CliError::config(format!("cannot read the --json file {path}: {e}"))
+            })?,
+            format!("the --json file {path}"),
+        ),
+        None => (raw.to_owned(), "--json".to_owned()),
+    };
+    match serde_json::from_str::<Value>(&text) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(CliError::usage(format!(
+            "{source} must be a JSON object (a run-now request body)"
+        ))),
+        Err(e) => Err(CliError::usage(format!("{source} is not valid JSON: {e}"))),
+    }
+}
+
+/// Merges the flags over the `--json` body: maps merge key by key (flags win), lists and
+/// scalars are replaced.
+fn merge_over(base: &mut Map<String, Value>, key: &str, value: Value) {
+    match (base.get_mut(key), value) {
+        (Some(Value::Object(existing)), Value::Object(over)) => {
+            for (k, v) in over {
+                existing.insert(k, v);
+            }
+        }
+        (_, v) => {
+            base.insert(key.to_owned(), v);
+        }
+    }
+}
+
+/// What the run-now flags ask for, checked before anything is sent.
+struct Plan {
+    spec: RunNowSpec,
+    token_source: Option<&'static str>,
+}
+
+fn plan(a: &RunNowArgs, ctx: &AppContext) -> Result<Plan, CliError> {
+    let mut body = match &a.json {
+        Some(raw) => json_body(raw)?,
+        None => Map::new(),
+    };
+    let json_job = body.remove("job_id");
+    let json_token = body.remove("idempotency_token");
+    let maps = [
+        ("--job-param", "job_parameters", &a.job_params),
+        ("--notebook-param", "notebook_params", &a.notebook_params),
+        (
+            "--python-named-param",
+            "python_named_params",
+            &a.python_named_params,
+        ),
+        ("--sql-param", "sql_params", &a.sql_params),
+    ];
+    for (flag, key, values) in maps {
+        if let Some(m) = pairs(flag, values)? {
+            merge_over(&mut body, key, Value::Object(m));
+        }
+    }
+    for (key, values) in [
+        ("python_params", &a.python_params),
+        ("jar_params", &a.jar_params),
+    ] {
+        if !values.is_empty() {
+            let list = values.iter().cloned().map(Value::String).collect();
+            merge_over(&mut body, key, Value::Array(list));
+        }
+    }
+    let job = match (&a.job_id, &a.job_name, json_job) {
+        (Some(id), _, _) => JobRef::Id(*id),
+        (None, Some(name), _) if name.trim().is_empty() => {
+            return Err(CliError::usage("--job-name must not be empty"));
+        }
+        (None, Some(name), _) => JobRef::Name(name.clone()),
+        (None, None, Some(v)) => JobRef::Id(v.as_i64().ok_or_else(|| {
+            CliError::usage(format!("job_id in --json must be an integer, got {v}"))
+        })?),
+        (None, None, None) => {
+            return Err(CliError::usage(
+                "say which job to run: --job-id ID, --job-name NAME, or job_id in --json",
+            ));
+        }
+    };
+    let (token, token_source) = if a.fresh_run {
+        (None, None)
+    } else if let Some(key) = &ctx.idempotency_key {
+        (Some(key.token64()), Some("idempotency key"))
+    } else {
+        match json_token {
+            None | Some(Value::Null) => (None, None),
+            Some(Value::String(t)) if !t.is_empty() && t.chars().count() <= 64 => {
+                (Some(t), Some("--json"))
+            }
+            Some(other) => {
+                return Err(CliError::usage(format!(
+                    "idempotency_token in --json must be a string of 1 to 64 characters, got {other}"
+                )));
+            }
+        }
+    };
+    Ok(Plan {
+        spec: RunNowSpec {
+            job,
+            params: body,
+            idempotency_token: token,
+            rerun_failed: a.rerun_failed,
+        },
+        token_source,
+    })
+}
+
+async fn run_now(a: RunNowArgs, ctx: &AppContext) -> Result<Outcome, CliError> {
+    let plan = plan(&a, ctx)?;
+    let wait = if a.no_wait {
+        None
+    } else {
+        Some(wait_options(
+            &a.wait,
+            a.on_kill,
+            a.allow_success_with_failures,
+        )?)
+    };
+    let client = connect(ctx, &a.conn)?;
+    let mut warnings = Vec::new();
+    if plan.spec.idempotency_token.is_none() && !a.fresh_run {
+        warnings.push("no idempotency key: a retried task will start a second run; pass --idempotency-key or run under Airflow or Kestra (or pass --fresh-run to say this is intended)".to_owned());
+    }
+    if let Some(t) = &plan.spec.idempotency_token {
+        tracing::debug!(token = %t, source = plan.token_source.unwrap_or("-"), "Sending an idempotency token with run-now.");
+    }
+    let mut progress = Progress::new(ctx.progress, "Starting the Databricks run");
+    let mut tell = |m: &str| progress.update(m);
+    let mut flow = Flow::new(&client, ctx.cancel.clone(), &mut tell);
+    let outcome = flow.run_now(&plan.spec, wait.as_ref()).await;
+    let keyed = plan.spec.idempotency_token.is_some();
+    let mut out = into_outcome(outcome, keyed, "run");
+    if plan.token_source == Some("--json") {
+        out.idempotency_key = plan.spec.idempotency_token.clone();
+    }
+    Ok(out.with_warnings(warnings))
+}
+
+async fn status(a: StatusArgs, ctx: &AppContext) -> Result<Outcome, CliError> {
+    let wait = if a.wait {
+        Some(wait_options(
+            &a.wait_args,
+            a.on_kill,
+            a.allow_success_with_failures,
+        )?)
+    } else {
+        if a.wait_args.wait_timeout.is_some() || a.wait_args.deadline.is_some() {
+            return Err(CliError::usage(
+                "--wait-timeout and --deadline only apply with --wait",
+            ));
+        }
+        None
+    };
+    let client = connect(ctx, &a.conn)?;
+    let mut progress = Progress::new(ctx.progress, "Reading the Databricks run");
+    let mut tell = |m: &str| progress.update(m);
+    let mut flow = Flow::new(&client, ctx.cancel.clone(), &mut tell);
+    let outcome = flow
+        .status(a.run_id, wait.as_ref(), a.allow_success_with_failures)
+        .await;
+    Ok(into_outcome(outcome, true, "status"))
+}
+
+async fn cancel(a: CancelArgs, ctx: &AppContext) -> Result<Outcome, CliError> {
+    let poll = positive("--poll-interval", a.poll_interval)?;
+    let wait = if a.no_wait {
+        None
+    } else {
+        Some(positive("--wait-timeout", a.wait_timeout)?)
+    };
+    let client = connect(ctx, &a.conn)?;
+    let mut progress = Progress::new(ctx.progress, "Cancelling the Databricks run");
+    let mut tell = |m: &str| progress.update(m);
+    let mut flow = Flow::new(&client, ctx.cancel.clone(), &mut tell);
+    let outcome = flow.cancel(a.run_id, wait, poll).await;
+    Ok(into_outcome(outcome, true, "cancel"))
+}
+
+fn metrics(report: &RunReport) -> Vec<Metric> {
+    if report.run_id.is_none() {
+        return Vec::new();
+    }
+    let failed = report
+        .tasks
+        .iter()
+        .filter(|t| t.result_state.as_deref().is_some_and(|r| r != "SUCCESS"))
+        .count();
+    vec![
+        Metric::counter("dbx_tasks", report.tasks.len() as f64),
+        Metric::counter("dbx_tasks_failed", failed as f64),
+    ]
+}
+
+fn fail(class: ErrorClass, message: String) -> CliError {
+    CliError::new(class, anyhow::anyhow!("{message}"))
+}
+
+/// Turns a flow's ending into the command's outcome (status, error class, exit code).
+fn into_outcome(r: Result<FlowResult, FlowFailure>, keyed: bool, command: &str) -> Outcome {
+    match r {
+        Ok(FlowResult {
+            report,
+            ending,
+            mut warnings,
+        }) => {
+            let data = report.to_json();
+            let m = metrics(&report);
+            let out = match ending {
+                Ending::Succeeded | Ending::NotWaited => Outcome::succeeded(data),
+                Ending::RemoteFailed { message } | Ending::AttachedToFailed { message } => {
+                    Outcome::failed(data, fail(ErrorClass::RemoteFailed, message))
+                }
+                Ending::WaitTimedOut { message } | Ending::DeadlineReached { message } => {
+                    Outcome::failed(data, fail(ErrorClass::Timeout, message))
+                }
+                Ending::Interrupted { message } => {
+                    Outcome::failed(data, fail(ErrorClass::Cancelled, message))
+                }
+                Ending::AlreadyEnded => {
+                    warnings.push(format!(
+                        "Databricks run {} had already ended ({}); there was nothing to cancel",
+                        report.run_id.unwrap_or_default(),
+                        report
+                            .result_state
+                            .as_deref()
+                            .or(report.life_cycle_state.as_deref())
+                            .unwrap_or("unknown state")
+                    ));
+                    Outcome::skipped(data)
+                }
+                Ending::CancelRequested { confirmed, message } => {
+                    if confirmed || message.is_empty() {
+                        Outcome::succeeded(data)
+                    } else {
+                        Outcome::failed(data, fail(ErrorClass::Timeout, message))
+                    }
+                }
+            };
+            out.with_warnings(warnings).with_metrics(m)
+        }
+        Err(FlowFailure {
+            error,
+            report,
+            mut warnings,
+        }) => {
+            let started = report.as_ref().is_some_and(|r| r.run_id.is_some());
+            if command == "run"
+                && !keyed
+                && !started
+                && error.class() == ErrorClass::Transient
+                && is_lost_answer(&error)
+            {
+                warnings.push("run-now got no answer, so a run may have started; without an idempotency token syncctl does not send it again (check the job's runs before retrying)".to_owned());
+            }
+            let data = report.unwrap_or_default().to_json();
+            Outcome::failed(data, CliError::from(error)).with_warnings(warnings)
+        }
+    }
+}
+
+/// Whether the request may have reached Databricks without us seeing the answer.
+fn is_lost_answer(e: &DatabricksError) -> bool {
+    matches!(
+        e,
+        DatabricksError::Http(syncctl_http::HttpError::Transport {
+            not_sent: false,
+            ..
+        })
+    )
+}
+
+type ProbeFuture<'a> = Pin<Box<dyn Future<Output = ServiceReport> + Send + 'a>>;
 
 /// `syncctl doctor` checks for this group's services.
 pub(crate) fn doctor_probes() -> Vec<Probe> {
-    Vec::new()
+    vec![Probe {
+        name: "databricks",
+        check: probe,
+    }]
+}
+
+fn probe(ctx: &AppContext, offline: bool) -> ProbeFuture<'_> {
+    Box::pin(async move {
+        let mut report = ServiceReport {
+            name: "databricks",
+            ..ServiceReport::default()
+        };
+        let s = match settings(ctx, None) {
+            Ok(s) => s,
+            Err(e) => {
+                let anything_set = config::ENV_VARS.iter().any(|v| ctx.env.contains(v))
+                    || ctx
+                        .env
+                        .get("HOME")
+                        .is_some_and(|h| std::path::Path::new(&h).join(".databrickscfg").is_file());
+                if anything_set {
+                    report.configured = true;
+                    report.ok = Some(false);
+                    report.message = Some(e.to_info().message);
+                    report.class = Some(e.class);
+                }
+                return report;
+            }
+        };
+        report.configured = true;
+        report.base_url = Some(s.host.clone());
+        let method = match s.credentials.auth_type() {
+            "pat" => "personal access token",
+            _ => "OAuth M2M client credentials",
+        };
+        report.auth = Some(match &s.profile {
+            Some(p) => format!("{method} (profile {p})"),
+            None => method.to_owned(),
+        });
+        if offline {
+            return report;
+        }
+        let opts = match (ctx.http_timeout(), ctx.retry_policy()) {
+            (Ok(timeout), Ok(retry)) => ClientOptions {
+                timeout,
+                retry,
+                sleeper: None,
+            },
+            (Err(e), _) | (_, Err(e)) => {
+                report.ok = Some(false);
+                report.message = Some(e.to_info().message);
+                report.class = Some(e.class);
+                return report;
+            }
+        };
+        let result = match JobsClient::connect(&s, ApiVersion::V2_2, &opts) {
+            Ok(c) => c.ping().await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => report.ok = Some(true),
+            Err(e) => {
+                report.ok = Some(false);
+                report.class = Some(e.class());
+                report.message = Some(e.to_string());
+            }
+        }
+        report
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_value_flags() {
+        let m = pairs("--job-param", &["a=1".into(), "b=x=y".into(), "c=".into()])
+            .unwrap()
+            .unwrap();
+        assert_eq!(m["a"], "1");
+        assert_eq!(m["b"], "x=y");
+        assert_eq!(m["c"], "");
+        for bad in [
+            vec!["nokey".to_owned()],
+            vec!["=v".to_owned()],
+            vec!["a=1".into(), "a=2".into()],
+        ] {
+            let e = pairs("--job-param", &bad).unwrap_err();
+            assert_eq!(e.class, ErrorClass::Usage);
+        }
+        assert!(pairs("--job-param", &[]).unwrap().is_none());
+    }
+
+    #[test]
+    fn flags_merge_over_the_json_body() {
+        let mut base = json_body(
+            r#"{"notebook_params":{"a":"json","b":"json"},"python_params":["x"],"queue":{"enabled":true}}"#,
+        )
+        .unwrap();
+        merge_over(
+            &mut base,
+            "notebook_params",
+            serde_json::json!({"b": "flag", "c": "flag"}),
+        );
+        merge_over(&mut base, "python_params", serde_json::json!(["y"]));
+        assert_eq!(
+            Value::Object(base),
+            serde_json::json!({
+                "notebook_params": {"a": "json", "b": "flag", "c": "flag"},
+                "python_params": ["y"],
+                "queue": {"enabled": true}
+            })
+        );
+        assert_eq!(json_body("[1]").unwrap_err().class, ErrorClass::Usage);
+        assert_eq!(json_body("{").unwrap_err().class, ErrorClass::Usage);
+        assert_eq!(
+            json_body("@/nonexistent/body.json").unwrap_err().class,
+            ErrorClass::Config
+        );
+    }
 }
