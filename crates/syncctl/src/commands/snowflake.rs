@@ -1,35 +1,613 @@
-//! `syncctl snowflake`: not built yet (its issue owns this file).
+//! `syncctl snowflake copy`: partitioned COPY INTO through the Snowflake SQL API v2.
 
-use clap::Args;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use secrecy::ExposeSecret;
+use syncctl_core::{ErrorClass, HumanDuration, Metric};
+use syncctl_http::HttpClient;
+use syncctl_snowflake::partition::{DEFAULT_TEMPLATE, parse_date};
+use syncctl_snowflake::quote::ObjectName;
+use syncctl_snowflake::result::{LOAD_FAILED, PARTIALLY_LOADED};
+use syncctl_snowflake::settings::{SessionContext, is_configured};
+use syncctl_snowflake::{
+    ConnectionSettings, CopyPlan, CopyReport, CopySpec, FileFormat, Interrupt, Location,
+    MatchByColumnName, MetadataColumn, OnError, Overrides, PartitionTemplate, PollSchedule, RunEnd,
+    RunOptions, SnowflakeError, SqlApi, StorageAccess, Totals,
+};
 
 use crate::context::AppContext;
 use crate::error::CliError;
+use crate::progress::Progress;
 
 use super::Outcome;
-use super::doctor::Probe;
-use super::not_built::NotBuiltArgs;
+use super::doctor::{Probe, ServiceReport};
 
 /// Arguments of `syncctl snowflake`.
 #[derive(Debug, Args)]
 pub(crate) struct SnowflakeArgs {
-    #[command(flatten)]
-    inner: NotBuiltArgs,
+    #[command(subcommand)]
+    command: SnowflakeCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum SnowflakeCommand {
+    /// Load date-partitioned files into a table with COPY INTO (SQL API v2)
+    #[command(
+        long_about = "Load date-partitioned files into a table with COPY INTO, through the Snowflake SQL API v2.\n\n\
+One COPY per partition (per 1000 files with --files); several run as one BEGIN … COMMIT request unless \
+--no-transaction. Identifiers are quoted and literals escaped; anything that looks like an injection is \
+refused before anything is sent. Connection: SNOWFLAKE_ACCOUNT, SNOWFLAKE_USER and \
+SNOWFLAKE_PRIVATE_KEY_PATH (or SNOWFLAKE_PRIVATE_KEY [+ SNOWFLAKE_PRIVATE_KEY_PASSPHRASE]) for key-pair \
+auth, or SNOWFLAKE_TOKEN with SNOWFLAKE_AUTHENTICATOR=oauth|programmatic_access_token; \
+SNOWFLAKE_WAREHOUSE/ROLE/DATABASE/SCHEMA; SNOWFLAKE_HOST overrides the URL; AIRFLOW_CONN_SNOWFLAKE \
+(URI or JSON) fills in whatever those leave unset.",
+        after_help = "Examples:\n  syncctl snowflake copy --table RAW.EVENTS.EVENTS --from s3://biz-datalake-dev/events/ \\\n      --date 2025-10-30 --file-format 'TYPE=JSON' --storage-integration DATALAKE_INT\n  syncctl snowflake copy --table RAW.EVENTS.EVENTS --from @RAW.EVENTS.LAKE/events/ \\\n      --from-date 2025-06-01 --to-date 2025-06-30 --file-format-name RAW.EVENTS.JSON_FMT --dry-run"
+    )]
+    Copy(Box<CopyArgs>),
+}
+
+/// `syncctl snowflake copy` flags.
+#[derive(Debug, Args)]
+#[allow(clippy::struct_excessive_bools)] // flags are booleans by nature
+struct CopyArgs {
+    /// Target table: DB.SCHEMA.TABLE, SCHEMA.TABLE or TABLE (quote parts with "…" to keep case)
+    #[arg(long, value_name = "NAME")]
+    table: String,
+
+    /// Where the partitions live: s3://bucket/path/, azure://ACCOUNT.blob.core.windows.net/CONTAINER/path/,
+    /// gcs://bucket/path/ or @DB.SCHEMA.STAGE/path/
+    #[arg(long = "from", value_name = "LOCATION")]
+    from: String,
+
+    /// Partition folder under --from; placeholders {date} {date_nodash} {yyyy} {mm} {dd}; '' for
+    /// the whole location
+    #[arg(long, value_name = "TEMPLATE", default_value = DEFAULT_TEMPLATE)]
+    partition: String,
+
+    /// The partition date (YYYY-MM-DD or YYYYMMDD; Airflow: {{ ds }})
+    #[arg(long, value_name = "DATE", conflicts_with_all = ["from_date", "to_date"])]
+    date: Option<String>,
+
+    /// First date of a range (inclusive; one partition per day)
+    #[arg(long, value_name = "DATE", requires = "to_date")]
+    from_date: Option<String>,
+
+    /// Last date of a range (inclusive)
+    #[arg(long, value_name = "DATE", requires = "from_date")]
+    to_date: Option<String>,
+
+    /// Inline file format options, e.g. 'TYPE=JSON STRIP_OUTER_ARRAY=TRUE'
+    #[arg(long, value_name = "OPTIONS", conflicts_with = "file_format_name")]
+    file_format: Option<String>,
+
+    /// A named file format object (DB.SCHEMA.FORMAT)
+    #[arg(long, value_name = "NAME")]
+    file_format_name: Option<String>,
+
+    /// Only files whose path matches this regular expression
+    #[arg(long, value_name = "REGEX", conflicts_with = "files")]
+    pattern: Option<String>,
+
+    /// Only these files, relative to each partition (comma-separated or repeated; sent in
+    /// chunks of 1000)
+    #[arg(long, value_name = "NAMES", value_delimiter = ',')]
+    files: Vec<String>,
+
+    /// ON_ERROR: CONTINUE, SKIP_FILE, SKIP_FILE_<n>, SKIP_FILE_<n>% or ABORT_STATEMENT
+    /// (Snowflake's default). Files that do not load completely fail the command unless CONTINUE
+    #[arg(long, value_name = "MODE")]
+    on_error: Option<String>,
+
+    /// MATCH_BY_COLUMN_NAME: CASE_SENSITIVE, CASE_INSENSITIVE or NONE
+    #[arg(long, value_name = "MODE")]
+    match_by_column_name: Option<String>,
+
+    /// Copy file metadata into a column, e.g. SOURCE_FILE=METADATA$FILENAME (repeatable; needs
+    /// --match-by-column-name)
+    #[arg(long, value_name = "COL=FIELD", value_delimiter = ',')]
+    include_metadata: Vec<String>,
+
+    /// Delete files from the location after they load
+    #[arg(long)]
+    purge: bool,
+
+    /// Reload files even if Snowflake's load metadata says they were loaded (duplicates rows)
+    #[arg(long)]
+    force: bool,
+
+    /// Do not add LOAD_UNCERTAIN_FILES = TRUE to partitions older than 64 days (Snowflake then
+    /// silently skips files whose load status it has forgotten)
+    #[arg(long)]
+    no_load_uncertain: bool,
+
+    /// STORAGE_INTEGRATION for an external location (else AWS_KEY_ID/AWS_SECRET_KEY or
+    /// AWS_KEY/AWS_SECRET [+ AWS_TOKEN] for s3://, the SAS token for azure://)
+    #[arg(long, value_name = "NAME")]
+    storage_integration: Option<String>,
+
+    /// Environment variable holding the Azure SAS token
+    #[arg(long, value_name = "VAR", default_value = "AZURE_SAS_TOKEN")]
+    azure_sas_token_env: String,
+
+    /// Print the exact SQL (secrets as ***) in the result; send nothing
+    #[arg(long)]
+    dry_run: bool,
+
+    /// VALIDATION_MODE = RETURN_ERRORS: report the errors the files would cause, load nothing
+    #[arg(long)]
+    validate: bool,
+
+    /// One request per statement instead of one BEGIN … COMMIT request for all
+    #[arg(long)]
+    no_transaction: bool,
+
+    /// Warehouse [env: SNOWFLAKE_WAREHOUSE]
+    #[arg(long, value_name = "NAME")]
+    warehouse: Option<String>,
+
+    /// Role [env: SNOWFLAKE_ROLE]
+    #[arg(long, value_name = "NAME")]
+    role: Option<String>,
+
+    /// Database for unqualified names [env: SNOWFLAKE_DATABASE]
+    #[arg(long, value_name = "NAME")]
+    database: Option<String>,
+
+    /// Schema for unqualified names [env: SNOWFLAKE_SCHEMA]
+    #[arg(long, value_name = "NAME")]
+    schema: Option<String>,
+
+    /// Airflow connection id to read settings from (AIRFLOW_CONN_<ID>)
+    #[arg(long, value_name = "ID", default_value = "snowflake")]
+    airflow_conn_id: String,
+
+    /// Longest wait between status checks (they start at 0.5 s and double)
+    #[arg(long, value_name = "DURATION", default_value = "5s")]
+    poll_interval: HumanDuration,
+
+    /// Cancel the statements and exit 5 when they run longer than this
+    #[arg(long, value_name = "DURATION")]
+    deadline: Option<HumanDuration>,
+
+    /// Snowflake's own statement timeout (the request's timeout field)
+    #[arg(long, value_name = "DURATION")]
+    statement_timeout: Option<HumanDuration>,
 }
 
 impl SnowflakeArgs {
     /// The command's name in results.
     pub(crate) fn name(&self) -> String {
-        self.inner.name("snowflake")
+        match self.command {
+            SnowflakeCommand::Copy(_) => "snowflake copy".to_owned(),
+        }
     }
 }
 
 /// Runs the command.
-#[allow(clippy::unused_async)]
-pub(crate) async fn exec(args: SnowflakeArgs, _ctx: &AppContext) -> Result<Outcome, CliError> {
-    super::not_built::exec("snowflake", &args.inner)
+pub(crate) async fn exec(args: SnowflakeArgs, ctx: &AppContext) -> Result<Outcome, CliError> {
+    match args.command {
+        SnowflakeCommand::Copy(a) => copy(*a, ctx).await,
+    }
+}
+
+fn usage(e: SnowflakeError) -> CliError {
+    CliError::from(e)
+}
+
+/// Builds the COPY spec from flags and the environment; every problem here is a usage or
+/// config error and nothing has been sent.
+fn build_spec(a: &CopyArgs, ctx: &AppContext) -> Result<CopySpec, CliError> {
+    let table = ObjectName::parse("--table", a.table.trim()).map_err(usage)?;
+    let location = Location::parse(&a.from).map_err(usage)?;
+    let template = PartitionTemplate::parse(&a.partition).map_err(usage)?;
+    let dates = match (&a.date, &a.from_date, &a.to_date) {
+        (Some(d), _, _) => {
+            let d = parse_date("--date", d).map_err(usage)?;
+            Some((d, d))
+        }
+        (None, Some(f), Some(t)) => Some((
+            parse_date("--from-date", f).map_err(usage)?,
+            parse_date("--to-date", t).map_err(usage)?,
+        )),
+        _ => None,
+    };
+    let partitions = template.expand(dates).map_err(usage)?;
+    let file_format = match (&a.file_format, &a.file_format_name) {
+        (Some(opts), _) => Some(FileFormat::parse_options(opts).map_err(usage)?),
+        (None, Some(name)) => Some(FileFormat::Named(
+            ObjectName::parse("--file-format-name", name.trim()).map_err(usage)?,
+        )),
+        (None, None) => None,
+    };
+    let mut files: Vec<String> = Vec::new();
+    for f in a.files.iter().map(|f| f.trim()).filter(|f| !f.is_empty()) {
+        if !files.iter().any(|x| x == f) {
+            files.push(f.to_owned());
+        }
+    }
+    let include_metadata = a
+        .include_metadata
+        .iter()
+        .filter(|m| !m.trim().is_empty())
+        .map(|m| m.parse::<MetadataColumn>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(usage)?;
+    let access = StorageAccess::resolve(
+        &location,
+        a.storage_integration.as_deref(),
+        &ctx.env,
+        &a.azure_sas_token_env,
+    )
+    .map_err(usage)?;
+    Ok(CopySpec {
+        table,
+        location,
+        partitions,
+        files,
+        pattern: a.pattern.clone(),
+        file_format,
+        on_error: a
+            .on_error
+            .as_deref()
+            .map(str::parse::<OnError>)
+            .transpose()
+            .map_err(usage)?,
+        match_by_column_name: a
+            .match_by_column_name
+            .as_deref()
+            .map(str::parse::<MatchByColumnName>)
+            .transpose()
+            .map_err(usage)?,
+        include_metadata,
+        purge: a.purge,
+        force: a.force,
+        load_uncertain: !a.no_load_uncertain,
+        validate: a.validate,
+        access,
+    })
+}
+
+async fn copy(a: CopyArgs, ctx: &AppContext) -> Result<Outcome, CliError> {
+    let spec = build_spec(&a, ctx)?;
+    let today = chrono::Utc::now().date_naive();
+    let plan = spec.plan(today).map_err(usage)?;
+    let transaction = !a.no_transaction;
+    let base = serde_json::json!({
+        "table": spec.table.to_string(),
+        "location": spec.location.to_string(),
+        "partitions": spec.partitions.iter().map(|p| p.path.clone()).collect::<Vec<_>>(),
+        "mode": if spec.validate { "validate" } else { "load" },
+        "access": spec.access.describe(),
+    });
+    for w in &plan.warnings {
+        tracing::warn!("{w}");
+    }
+    if a.dry_run {
+        return Ok(dry_run(base, &plan, transaction));
+    }
+
+    let overrides = Overrides {
+        context: SessionContext {
+            warehouse: a.warehouse.clone(),
+            role: a.role.clone(),
+            database: a.database.clone(),
+            schema: a.schema.clone(),
+        },
+        airflow_conn_id: Some(a.airflow_conn_id.clone()),
+    };
+    let settings = ConnectionSettings::resolve(&ctx.env, &overrides)?;
+    for s in &settings.secrets {
+        register_secret(ctx, s.expose_secret());
+    }
+    tracing::info!(
+        base_url = %settings.base_url,
+        auth = settings.credentials.describe(),
+        fingerprint = settings.credentials.fingerprint().unwrap_or("-"),
+        warehouse = settings.context.warehouse.as_deref().unwrap_or("(user default)"),
+        statements = plan.copies.len(),
+        "Loading {} partition(s) into {}.",
+        spec.partitions.len(),
+        spec.table
+    );
+    let api = sql_api(ctx, &settings)?;
+    let retry_first = ctx
+        .orchestrator
+        .airflow_try_number
+        .as_deref()
+        .and_then(|n| n.parse::<u32>().ok())
+        .is_some_and(|n| n > 1);
+    let opts = RunOptions {
+        transaction,
+        validate: spec.validate,
+        context: settings.context.clone(),
+        statement_timeout: a.statement_timeout.map(HumanDuration::get),
+        query_tag: Some(match &ctx.idempotency_key {
+            Some(k) => format!("syncctl snowflake copy {k}"),
+            None => "syncctl snowflake copy".to_owned(),
+        }),
+        idempotency_key: ctx.idempotency_key.clone(),
+        retry_first,
+        poll: PollSchedule::up_to(a.poll_interval.get().max(Duration::from_millis(1))),
+        deadline: a.deadline.map(|d| tokio::time::Instant::now() + d.get()),
+        cancel: ctx.cancel.clone(),
+    };
+    let mut progress = Progress::new(ctx.progress, "Waiting for Snowflake");
+    let mut on_progress = |m: &str| progress.update(m);
+    let report = syncctl_snowflake::run_copy(&api, &plan, &opts, &mut on_progress).await;
+    Ok(outcome(base, &spec, plan.warnings, report, a.deadline))
+}
+
+fn register_secret(ctx: &AppContext, value: &str) {
+    ctx.add_secret(value);
+    for line in value.lines() {
+        ctx.add_secret(line);
+    }
+}
+
+fn sql_api(ctx: &AppContext, settings: &ConnectionSettings) -> Result<SqlApi, CliError> {
+    let policy = ctx.retry_policy()?;
+    let http = HttpClient::builder("snowflake", &settings.base_url)
+        .timeout(ctx.http_timeout()?)
+        .retry(policy)
+        .auth(settings.credentials.provider())
+        .build()?;
+    Ok(SqlApi::new(http, policy.base_delay))
+}
+
+fn dry_run(mut data: serde_json::Value, plan: &CopyPlan, transaction: bool) -> Outcome {
+    let statements: Vec<serde_json::Value> = plan
+        .copies
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "handle": null,
+                "sql": c.redacted_sql,
+                "partition": c.partition,
+                "load_uncertain": c.load_uncertain,
+            })
+        })
+        .collect();
+    let batches: Vec<&[syncctl_snowflake::PlannedCopy]> = if transaction {
+        vec![&plan.copies[..]]
+    } else {
+        plan.copies.chunks(1).collect()
+    };
+    let requests: Vec<serde_json::Value> = batches
+        .into_iter()
+        .map(|b| {
+            let t = CopyPlan::request_text(b, transaction);
+            serde_json::json!({"statement": t.redacted, "statement_count": t.count, "transaction": transaction && b.len() > 1})
+        })
+        .collect();
+    data["statements"] = serde_json::json!(statements);
+    data["requests"] = serde_json::json!(requests);
+    data["files"] = serde_json::json!([]);
+    data["totals"] = serde_json::json!(Totals::default());
+    Outcome::planned(data).with_warnings(plan.warnings.clone())
+}
+
+fn outcome(
+    mut data: serde_json::Value,
+    spec: &CopySpec,
+    mut warnings: Vec<String>,
+    report: CopyReport,
+    deadline: Option<HumanDuration>,
+) -> Outcome {
+    let totals = Totals::of(&report.files);
+    data["statements"] = serde_json::json!(report.statements);
+    data["requests"] = serde_json::json!(report.requests);
+    data["files"] = serde_json::json!(report.files);
+    data["totals"] = serde_json::json!(totals);
+    if spec.validate {
+        data["validation_errors"] = serde_json::json!(report.validation_errors);
+    }
+    let metrics = vec![
+        Metric::counter("files_loaded", totals.files_loaded as f64),
+        Metric::counter(
+            "files_partially_loaded",
+            totals.files_partially_loaded as f64,
+        ),
+        Metric::counter("files_failed", totals.files_failed as f64),
+        Metric::counter("rows_parsed", totals.rows_parsed as f64),
+        Metric::counter("rows_loaded", totals.rows_loaded as f64),
+    ];
+    let handles = || {
+        report
+            .requests
+            .iter()
+            .filter_map(|r| r.handle.clone())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match report.end {
+        RunEnd::Failed(e) => {
+            let details = e.details();
+            let mut err = CliError::from(e);
+            if let Some(d) = details {
+                err = err.with_details(d);
+            }
+            Outcome::failed(data, err)
+                .with_warnings(warnings)
+                .with_metrics(metrics)
+        }
+        RunEnd::Interrupted {
+            why,
+            cancelled,
+            cancel_error,
+        } => {
+            data["cancelled"] = serde_json::json!(cancelled);
+            let what = match (&cancelled[..], &cancel_error) {
+                ([], _) => "nothing was running yet to cancel".to_owned(),
+                (hs, None) => format!("cancelled statement {}", hs.join(", ")),
+                (hs, Some(e)) => format!("tried to cancel statement {} ({e})", hs.join(", ")),
+            };
+            if let Some(e) = &cancel_error {
+                warnings.push(format!("cancel not confirmed: {e}"));
+            }
+            let err = match why {
+                Interrupt::Signal => CliError::new(
+                    ErrorClass::Cancelled,
+                    anyhow::anyhow!("interrupted; {what}"),
+                ),
+                Interrupt::Deadline => CliError::new(
+                    ErrorClass::Timeout,
+                    anyhow::anyhow!(
+                        "deadline {} reached; {what}",
+                        deadline.map(|d| d.to_string()).unwrap_or_default()
+                    ),
+                ),
+            };
+            Outcome::failed(data, err)
+                .with_warnings(warnings)
+                .with_metrics(metrics)
+        }
+        RunEnd::Completed if spec.validate => {
+            let n = report.validation_errors.len();
+            if n == 0 {
+                Outcome::succeeded(data)
+                    .with_warnings(warnings)
+                    .with_metrics(metrics)
+            } else {
+                let mut files: Vec<&str> = report
+                    .validation_errors
+                    .iter()
+                    .filter_map(|e| e.file.as_deref())
+                    .collect();
+                files.sort_unstable();
+                files.dedup();
+                let first = &report.validation_errors[0];
+                let err = CliError::new(
+                    ErrorClass::RemoteFailed,
+                    anyhow::anyhow!(
+                        "validation found {n} error(s) in {} file(s); nothing was loaded. First: {}{}",
+                        files.len(),
+                        first
+                            .file
+                            .as_deref()
+                            .map(|f| format!("{f}: "))
+                            .unwrap_or_default(),
+                        first.error
+                    ),
+                );
+                Outcome::failed(data, err)
+                    .with_warnings(warnings)
+                    .with_metrics(metrics)
+            }
+        }
+        RunEnd::Completed => {
+            let incomplete: Vec<&syncctl_snowflake::FileResult> = report
+                .files
+                .iter()
+                .filter(|f| f.status == LOAD_FAILED || f.status == PARTIALLY_LOADED)
+                .collect();
+            if report.files.is_empty() {
+                data["message"] = serde_json::json!("Copy executed with 0 files processed.");
+                tracing::info!("Nothing new to load (handles {}).", handles());
+                return Outcome::skipped(data)
+                    .with_warnings(warnings)
+                    .with_metrics(metrics);
+            }
+            if incomplete.is_empty() {
+                return Outcome::succeeded(data)
+                    .with_warnings(warnings)
+                    .with_metrics(metrics);
+            }
+            let describe = |f: &syncctl_snowflake::FileResult| {
+                format!(
+                    "{} {}: {} of {} rows loaded{}",
+                    f.file,
+                    f.status,
+                    f.rows_loaded,
+                    f.rows_parsed,
+                    f.first_error
+                        .as_deref()
+                        .map(|e| format!(" (first error: {e})"))
+                        .unwrap_or_default()
+                )
+            };
+            if spec.on_error == Some(OnError::Continue) {
+                warnings.extend(incomplete.iter().take(20).map(|f| describe(f)));
+                if incomplete.len() > 20 {
+                    warnings.push(format!(
+                        "… and {} more files that did not load completely",
+                        incomplete.len() - 20
+                    ));
+                }
+                return Outcome::succeeded(data)
+                    .with_warnings(warnings)
+                    .with_metrics(metrics);
+            }
+            let err = CliError::new(
+                ErrorClass::RemoteFailed,
+                anyhow::anyhow!(
+                    "{} file(s) did not load completely (pass --on-error CONTINUE to accept that); first: {}",
+                    incomplete.len(),
+                    describe(incomplete[0])
+                ),
+            );
+            Outcome::failed(data, err)
+                .with_warnings(warnings)
+                .with_metrics(metrics)
+        }
+    }
 }
 
 /// `syncctl doctor` checks for this group's services.
 pub(crate) fn doctor_probes() -> Vec<Probe> {
-    Vec::new()
+    vec![Probe {
+        name: "snowflake",
+        check: |ctx, offline| Box::pin(probe(ctx, offline)),
+    }]
+}
+
+async fn probe(ctx: &AppContext, offline: bool) -> ServiceReport {
+    let mut r = ServiceReport {
+        name: "snowflake",
+        ..ServiceReport::default()
+    };
+    if !is_configured(&ctx.env, None) {
+        return r;
+    }
+    r.configured = true;
+    let settings = match ConnectionSettings::resolve(&ctx.env, &Overrides::default()) {
+        Ok(s) => s,
+        Err(e) => {
+            r.ok = Some(false);
+            r.message = Some(e.to_string());
+            r.class = Some(ErrorClass::Config);
+            return r;
+        }
+    };
+    for s in &settings.secrets {
+        register_secret(ctx, s.expose_secret());
+    }
+    r.base_url = Some(settings.base_url.clone());
+    r.auth = Some(match settings.credentials.fingerprint() {
+        Some(fp) => format!("{} ({fp})", settings.credentials.describe()),
+        None => settings.credentials.describe().to_owned(),
+    });
+    if offline {
+        return r;
+    }
+    let result = async {
+        let api = sql_api(ctx, &settings)?;
+        api.probe(&settings.context).await.map_err(CliError::from)
+    }
+    .await;
+    match result {
+        Ok(version) => {
+            r.ok = Some(true);
+            r.message = Some(match version {
+                Some(v) => format!("authenticated; Snowflake {v}"),
+                None => "authenticated".to_owned(),
+            });
+        }
+        Err(e) => {
+            r.ok = Some(false);
+            r.class = Some(e.class);
+            r.message = Some(e.to_info().message);
+        }
+    }
+    r
 }
