@@ -273,14 +273,19 @@ impl<'a> Flow<'a> {
 
     fn note_unknown(&mut self, r: &StateReading) {
         for u in &r.unknown {
-            let treatment = if u.starts_with("result_state") || u.starts_with("termination") {
-                "counted as a failure"
-            } else {
-                "treated as still running"
+            let warning = match u
+                .strip_prefix("life_cycle_state=")
+                .or_else(|| u.strip_prefix("status.state="))
+            {
+                // The legacy and newer fields usually carry the same new name: warn once.
+                Some(name) => format!(
+                    "Databricks reported a life-cycle state syncctl does not know ({name}); treated as still running"
+                ),
+                None => format!(
+                    "Databricks reported a result syncctl does not know ({u}); counted as a failure"
+                ),
             };
-            self.warn(format!(
-                "Databricks reported a state syncctl does not know ({u}); {treatment}"
-            ));
+            self.warn(warning);
         }
     }
 
