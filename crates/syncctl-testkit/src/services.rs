@@ -20,7 +20,9 @@ pub fn registry() -> Vec<ServiceEntry> {
         about: "answers every request with what it received (for smoke tests)",
         router: echo_router,
     }];
+    all.extend(crate::fakes::airbyte::services());
     all.extend(crate::fakes::databricks::services());
+    all.extend(crate::fakes::snowflake::services());
     all
 }
 

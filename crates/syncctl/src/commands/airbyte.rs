@@ -534,7 +534,10 @@ fn summarize(
         "succeeded": count(&[Verdict::Succeeded]),
         "failed": count(&[Verdict::Failed, Verdict::Cancelled, Verdict::Error, Verdict::Conflict]),
         "skipped": count(&[Verdict::Skipped]),
-        "running": count(&[Verdict::Triggered, Verdict::LeftRunning, Verdict::TimedOut]),
+        "running": reports
+            .iter()
+            .filter(|r| r.job.as_ref().is_some_and(|j| !j.phase().is_terminal()))
+            .count(),
     });
     let mut warnings: Vec<String> = reports.iter().flat_map(|r| r.warnings.clone()).collect();
     let mut metrics = Vec::new();
