@@ -59,6 +59,9 @@ pub struct RunNowSpec {
     pub idempotency_token: Option<String>,
     /// Repair an attached run that already failed instead of reporting its failure.
     pub rerun_failed: bool,
+    /// Accept `SUCCESS_WITH_FAILURES` when the run has already ended at the first look
+    /// (attached or not waited for); while waiting, [`WaitOptions`] decides.
+    pub allow_success_with_failures: bool,
 }
 
 /// What to do with the run when we are interrupted.
@@ -358,7 +361,7 @@ impl<'a> Flow<'a> {
         }
         let mut repair_id = None;
         if attached && reading.terminal {
-            let allow = wait.is_some_and(|w| w.allow_success_with_failures);
+            let allow = spec.allow_success_with_failures;
             match reading.verdict {
                 Some(Verdict::Success) => {
                     let report = self.report(&run, true, None, false).await;
@@ -389,8 +392,9 @@ impl<'a> Flow<'a> {
                 return Ok(self.interrupted(run, attached, repair_id, None).await);
             }
             if reading.terminal && repair_id.is_none() {
-                let allow = false;
-                return Ok(self.conclude(run, attached, None, allow).await);
+                return Ok(self
+                    .conclude(run, attached, None, spec.allow_success_with_failures)
+                    .await);
             }
             let report = self.report(&run, attached, repair_id, true).await;
             return Ok(self.done(report, Ending::NotWaited));

@@ -99,6 +99,7 @@ async fn exercise(client: &JobsClient, fake: &DatabricksFake) {
         params,
         idempotency_token: Some("airflow:contract:run:task".into()),
         rerun_failed: false,
+        allow_success_with_failures: false,
     };
     let r = flow.run_now(&spec, Some(&fast())).await.unwrap();
     let Ending::RemoteFailed { message } = &r.ending else {
@@ -124,6 +125,7 @@ async fn exercise(client: &JobsClient, fake: &DatabricksFake) {
         params: serde_json::Map::new(),
         idempotency_token: None,
         rerun_failed: false,
+        allow_success_with_failures: false,
     };
     let started = flow.run_now(&long, None).await.unwrap();
     assert_eq!(started.ending, Ending::NotWaited);

@@ -59,6 +59,7 @@ fn spec(job: JobRef, token: Option<&str>) -> RunNowSpec {
         params: serde_json::Map::new(),
         idempotency_token: token.map(str::to_owned),
         rerun_failed: false,
+        allow_success_with_failures: false,
     }
 }
 

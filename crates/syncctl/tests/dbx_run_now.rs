@@ -623,3 +623,48 @@ async fn rate_limits_and_unknown_states_do_not_fail_the_run() {
     snap("dbx_run_now_unknown_state", &r.result);
     assert!(r.stderr.contains("Retrying request"), "{}", r.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_idempotency_key_beats_a_token_in_the_json_body() {
+    let (_fake, server) = workspace().await;
+    let json_body = r#"{"idempotency_token":"from-json"}"#;
+    let mut cmd = syncctl(&server.url());
+    cmd.args([
+        "dbx",
+        "run-now",
+        "--job-id",
+        "44",
+        "--no-wait",
+        "--json",
+        json_body,
+    ]);
+    let r = run(cmd).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.result["idempotency_key"], "from-json");
+    assert!(r.result["warnings"].as_array().unwrap().is_empty());
+    let mut cmd = syncctl(&server.url());
+    cmd.args([
+        "dbx",
+        "run-now",
+        "--job-id",
+        "44",
+        "--no-wait",
+        "--json",
+        json_body,
+    ])
+    .args(["--idempotency-key", "from-key"]);
+    let r = run(cmd).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.result["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("was replaced")
+    );
+    let tokens: Vec<_> = server
+        .requests_to(&Method::POST, "/run-now")
+        .iter()
+        .map(|r| r.json()["idempotency_token"].clone())
+        .collect();
+    assert_eq!(tokens, vec![json!("from-json"), json!("from-key")]);
+}

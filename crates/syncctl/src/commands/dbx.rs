@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Map, Value};
-use syncctl_core::{Classified, ErrorClass, HumanDuration, Metric};
+use syncctl_core::{Classified, ErrorClass, HumanDuration, IdempotencyKey, Metric};
 use syncctl_databricks::config::{self, Settings};
 use syncctl_databricks::{
     ApiVersion, ClientOptions, DatabricksError, Ending, Flow, FlowFailure, FlowResult, JobRef,
@@ -411,6 +411,7 @@ fn merge_over(base: &mut Map<String, Value>, key: &str, value: Value) {
 struct Plan {
     spec: RunNowSpec,
     token_source: Option<&'static str>,
+    warnings: Vec<String>,
 }
 
 fn plan(a: &RunNowArgs, ctx: &AppContext) -> Result<Plan, CliError> {
@@ -459,10 +460,25 @@ fn plan(a: &RunNowArgs, ctx: &AppContext) -> Result<Plan, CliError> {
             ));
         }
     };
+    let mut warnings = Vec::new();
+    let key_token = ctx
+        .idempotency_key
+        .as_ref()
+        .map(IdempotencyKey::token64)
+        .filter(|t| !t.is_empty());
     let (token, token_source) = if a.fresh_run {
         (None, None)
-    } else if let Some(key) = &ctx.idempotency_key {
-        (Some(key.token64()), Some("idempotency key"))
+    } else if let Some(t) = key_token {
+        if json_token
+            .as_ref()
+            .is_some_and(|j| j.as_str() != Some(t.as_str()))
+        {
+            warnings.push(
+                "idempotency_token in --json was replaced by the token from the idempotency key"
+                    .to_owned(),
+            );
+        }
+        (Some(t), Some("idempotency key"))
     } else {
         match json_token {
             None | Some(Value::Null) => (None, None),
@@ -482,8 +498,10 @@ fn plan(a: &RunNowArgs, ctx: &AppContext) -> Result<Plan, CliError> {
             params: body,
             idempotency_token: token,
             rerun_failed: a.rerun_failed,
+            allow_success_with_failures: a.allow_success_with_failures,
         },
         token_source,
+        warnings,
     })
 }
 
@@ -499,7 +517,7 @@ async fn run_now(a: RunNowArgs, ctx: &AppContext) -> Result<Outcome, CliError> {
         )?)
     };
     let client = connect(ctx, &a.conn)?;
-    let mut warnings = Vec::new();
+    let mut warnings = plan.warnings.clone();
     if plan.spec.idempotency_token.is_none() && !a.fresh_run {
         warnings.push("no idempotency key: a retried task will start a second run; pass --idempotency-key or run under Airflow or Kestra (or pass --fresh-run to say this is intended)".to_owned());
     }
