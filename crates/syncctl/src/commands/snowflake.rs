@@ -508,6 +508,15 @@ fn outcome(
                     .with_warnings(warnings)
                     .with_metrics(metrics);
             }
+            tracing::info!(
+                files_loaded = totals.files_loaded,
+                files_partially_loaded = totals.files_partially_loaded,
+                files_failed = totals.files_failed,
+                "Loaded {} row(s) from {} file(s) into {}.",
+                totals.rows_loaded,
+                report.files.len(),
+                spec.table
+            );
             if incomplete.is_empty() {
                 return Outcome::succeeded(data)
                     .with_warnings(warnings)
