@@ -658,3 +658,54 @@ async fn wrong_client_secret_is_an_auth_error() {
     let bad_pat = pat_client(&server.url(), ApiVersion::V2_2, &sleeper);
     assert_eq!(bad_pat.ping().await.unwrap_err().class(), ErrorClass::Auth);
 }
+
+#[tokio::test]
+async fn the_fake_answers_unknown_routes_and_versions_with_404_never_501() {
+    let fake = DatabricksFake::new().with_pat(PAT);
+    let (server, _sleeper) = start(&fake).await;
+    let http = syncctl_http::HttpClient::builder("probe", server.url())
+        .auth(Arc::new(BearerToken::new(
+            "databricks",
+            SecretString::from(PAT),
+        )))
+        .retry(RetryPolicy::none())
+        .build()
+        .unwrap();
+    for path in ["/api/2.2/jobs/nope", "/api/3.0/jobs/list", "/nothing/here"] {
+        let resp = http
+            .send_raw(syncctl_http::Request::get(path))
+            .await
+            .unwrap();
+        assert_eq!(resp.status.as_u16(), 404, "{path}");
+        assert!(resp.text().contains("ENDPOINT_NOT_FOUND"), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn json_files_and_bodies_with_every_parameter_reach_the_fake_unchanged() {
+    let fake = DatabricksFake::new()
+        .with_pat(PAT)
+        .job(FakeJob::new(5, "etl"));
+    let (server, sleeper) = start(&fake).await;
+    let c = pat_client(&server.url(), ApiVersion::V2_1, &sleeper);
+    let mut s = spec(JobRef::Id(5), Some("t"));
+    s.params.insert("jar_params".into(), json!(["a", "b"]));
+    s.params.insert("job_parameters".into(), json!({"k": "v"}));
+    run_now(&c, &s, None).await.unwrap();
+    assert_eq!(
+        fake.runs()[0].body,
+        json!({"job_id": 5, "idempotency_token": "t", "jar_params": ["a", "b"], "job_parameters": {"k": "v"}})
+    );
+    // The fake enforces the API's parameter types.
+    s.params.remove("jar_params");
+    s.params.insert("notebook_params".into(), json!({"n": 1}));
+    let e = run_now(&c, &s, None).await.unwrap_err();
+    assert_eq!(e.error.class(), ErrorClass::Config);
+    assert!(
+        e.error
+            .to_string()
+            .contains("notebook_params must be a map from strings to strings"),
+        "{}",
+        e.error
+    );
+}
