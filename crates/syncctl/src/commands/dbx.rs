@@ -528,8 +528,8 @@ async fn run_now(a: RunNowArgs, ctx: &AppContext) -> Result<Outcome, CliError> {
     let mut tell = |m: &str| progress.update(m);
     let mut flow = Flow::new(&client, ctx.cancel.clone(), &mut tell);
     let outcome = flow.run_now(&plan.spec, wait.as_ref()).await;
-    let keyed = plan.spec.idempotency_token.is_some();
-    let mut out = into_outcome(outcome, keyed, "run");
+    let unkeyed_trigger = plan.spec.idempotency_token.is_none();
+    let mut out = into_outcome(outcome, unkeyed_trigger);
     if plan.token_source == Some("--json") {
         out.idempotency_key = plan.spec.idempotency_token.clone();
     }
@@ -558,7 +558,7 @@ async fn status(a: StatusArgs, ctx: &AppContext) -> Result<Outcome, CliError> {
     let outcome = flow
         .status(a.run_id, wait.as_ref(), a.allow_success_with_failures)
         .await;
-    Ok(into_outcome(outcome, true, "status"))
+    Ok(into_outcome(outcome, false))
 }
 
 async fn cancel(a: CancelArgs, ctx: &AppContext) -> Result<Outcome, CliError> {
@@ -573,7 +573,7 @@ async fn cancel(a: CancelArgs, ctx: &AppContext) -> Result<Outcome, CliError> {
     let mut tell = |m: &str| progress.update(m);
     let mut flow = Flow::new(&client, ctx.cancel.clone(), &mut tell);
     let outcome = flow.cancel(a.run_id, wait, poll).await;
-    Ok(into_outcome(outcome, true, "cancel"))
+    Ok(into_outcome(outcome, false))
 }
 
 fn metrics(report: &RunReport) -> Vec<Metric> {
@@ -596,7 +596,8 @@ fn fail(class: ErrorClass, message: String) -> CliError {
 }
 
 /// Turns a flow's ending into the command's outcome (status, error class, exit code).
-fn into_outcome(r: Result<FlowResult, FlowFailure>, keyed: bool, command: &str) -> Outcome {
+/// `unkeyed_trigger`: the flow sent run-now without an idempotency token.
+fn into_outcome(r: Result<FlowResult, FlowFailure>, unkeyed_trigger: bool) -> Outcome {
     match r {
         Ok(FlowResult {
             report,
@@ -644,8 +645,7 @@ fn into_outcome(r: Result<FlowResult, FlowFailure>, keyed: bool, command: &str) 
             mut warnings,
         }) => {
             let started = report.as_ref().is_some_and(|r| r.run_id.is_some());
-            if command == "run"
-                && !keyed
+            if unkeyed_trigger
                 && !started
                 && error.class() == ErrorClass::Transient
                 && is_lost_answer(&error)
