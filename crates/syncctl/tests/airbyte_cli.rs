@@ -526,6 +526,10 @@ async fn bad_input_is_refused_before_anything_is_sent() {
             vec!["airbyte", "status", "--job-id", "0"],
             "0 is not in 1..",
         ),
+        (
+            vec!["airbyte", "status", "--job-id", "7", "--deadline", "1m"],
+            "need --wait",
+        ),
     ];
     for (args, needle) in cases {
         let r = env.run(&args).await;

@@ -33,6 +33,10 @@ fn fake() -> FakeAirbyte {
 }
 
 fn spawn(server: &FakeServer, extra: &[&str]) -> Child {
+    spawn_cmd(server, "trigger", extra)
+}
+
+fn spawn_cmd(server: &FakeServer, sub: &str, extra: &[&str]) -> Child {
     Command::new(assert_cmd::cargo::cargo_bin("syncctl"))
         .env_clear()
         .env("AIRBYTE_API_URL", server.url())
@@ -40,7 +44,7 @@ fn spawn(server: &FakeServer, extra: &[&str]) -> Child {
         .env("AIRBYTE_API_PASSWORD", "password")
         .args([
             "airbyte",
-            "trigger",
+            sub,
             "--poll-interval",
             "50ms",
             "--no-progress",
@@ -163,4 +167,18 @@ async fn an_unconfirmed_cancel_is_bounded_by_kill_grace() {
         r.result
     );
     assert_eq!(fake.jobs_for(STRIPE)[0].cancels, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_watcher_leaves_the_job_alone_by_default() {
+    let fake = fake();
+    let server = FakeServer::start(fake.router()).await;
+    let id = fake.start_job(STRIPE, JobScript::new().running_forever());
+    let child = spawn_cmd(&server, "status", &["--job-id", &id.to_string(), "--wait"]);
+    wait_until_polled(&server, &fake, &[STRIPE]).await;
+    signal(&child, "-TERM");
+    let r = finish(child).await;
+    assert_eq!((r.code, r.status()), (143, "cancelled"), "{}", r.stderr);
+    assert_eq!(r.result["data"]["jobs"][0]["outcome"], "left_running");
+    assert_eq!(fake.job(id).unwrap().cancels, 0);
 }

@@ -117,9 +117,9 @@ struct WaitArgs {
     #[arg(long, value_name = "DUR")]
     deadline: Option<HumanDuration>,
 
-    /// What SIGTERM/SIGINT does to the job
-    #[arg(long, value_enum, value_name = "ACTION", default_value = "cancel")]
-    on_kill: OnKillFlag,
+    /// What SIGTERM/SIGINT does to the job [default: cancel for trigger, leave for status]
+    #[arg(long, value_enum, value_name = "ACTION")]
+    on_kill: Option<OnKillFlag>,
 
     /// How long to wait for Airbyte to confirm a cancellation (keep it below Kubernetes' 30 s)
     #[arg(long, value_name = "DUR", default_value = "20s")]
@@ -267,7 +267,9 @@ impl WaitArgs {
         Ok(())
     }
 
-    fn options(&self, started: Instant) -> WaitOptions {
+    /// `on_kill_default` applies when `--on-kill` is not given: a trigger cancels the job it
+    /// started, a status watcher leaves alone a job it did not start.
+    fn options(&self, started: Instant, on_kill_default: OnKill) -> WaitOptions {
         WaitOptions {
             poll_interval: self.poll_interval.get(),
             max_poll_interval: self.max_poll_interval.get().max(self.poll_interval.get()),
@@ -275,8 +277,9 @@ impl WaitArgs {
             deadline: self.deadline.map(|d| started + d.get()),
             kill_grace: self.kill_grace.get(),
             on_kill: match self.on_kill {
-                OnKillFlag::Cancel => OnKill::Cancel,
-                OnKillFlag::Leave => OnKill::Leave,
+                Some(OnKillFlag::Cancel) => OnKill::Cancel,
+                Some(OnKillFlag::Leave) => OnKill::Leave,
+                None => on_kill_default,
             },
         }
     }
@@ -424,7 +427,7 @@ async fn trigger(a: TriggerArgs, ctx: &AppContext) -> Result<Outcome, CliError> 
             IfRunningFlag::Skip => IfRunning::Skip,
             IfRunningFlag::Fail => IfRunning::Fail,
         },
-        wait: (!a.no_wait).then(|| a.wait.options(started)),
+        wait: (!a.no_wait).then(|| a.wait.options(started, OnKill::Cancel)),
         force: a.force,
     };
     let labels: BTreeMap<String, String> = targets
@@ -630,8 +633,11 @@ fn summarize(
 async fn status(a: StatusArgs, ctx: &AppContext) -> Result<Outcome, CliError> {
     let started = Instant::now();
     a.waiting.validate()?;
+    if !a.wait && (a.waiting.wait_timeout.is_some() || a.waiting.deadline.is_some()) {
+        return Err(CliError::usage("--wait-timeout and --deadline need --wait"));
+    }
     let (client, _) = client(ctx, &a.api)?;
-    let wait = a.wait.then(|| a.waiting.options(started));
+    let wait = a.wait.then(|| a.waiting.options(started, OnKill::Leave));
     let board = Board::new(ctx, "Waiting for Airbyte", BTreeMap::new());
     let mut report = watch_job(&client, a.job_id, wait.as_ref(), &ctx.cancel, &board).await;
     if report.verdict == Verdict::Error
