@@ -13,7 +13,7 @@ use syncctl_snowflake::settings::{SessionContext, is_configured};
 use syncctl_snowflake::{
     ConnectionSettings, CopyPlan, CopyReport, CopySpec, FileFormat, Interrupt, Location,
     MatchByColumnName, MetadataColumn, OnError, Overrides, PartitionTemplate, PollSchedule, RunEnd,
-    RunOptions, SnowflakeError, SqlApi, StorageAccess, Totals,
+    RunOptions, SqlApi, StorageAccess, Totals,
 };
 
 use crate::context::AppContext;
@@ -191,32 +191,28 @@ pub(crate) async fn exec(args: SnowflakeArgs, ctx: &AppContext) -> Result<Outcom
     }
 }
 
-fn usage(e: SnowflakeError) -> CliError {
-    CliError::from(e)
-}
-
 /// Builds the COPY spec from flags and the environment; every problem here is a usage or
 /// config error and nothing has been sent.
 fn build_spec(a: &CopyArgs, ctx: &AppContext) -> Result<CopySpec, CliError> {
-    let table = ObjectName::parse("--table", a.table.trim()).map_err(usage)?;
-    let location = Location::parse(&a.from).map_err(usage)?;
-    let template = PartitionTemplate::parse(&a.partition).map_err(usage)?;
+    let table = ObjectName::parse("--table", a.table.trim()).map_err(CliError::from)?;
+    let location = Location::parse(&a.from).map_err(CliError::from)?;
+    let template = PartitionTemplate::parse(&a.partition).map_err(CliError::from)?;
     let dates = match (&a.date, &a.from_date, &a.to_date) {
         (Some(d), _, _) => {
-            let d = parse_date("--date", d).map_err(usage)?;
+            let d = parse_date("--date", d).map_err(CliError::from)?;
             Some((d, d))
         }
         (None, Some(f), Some(t)) => Some((
-            parse_date("--from-date", f).map_err(usage)?,
-            parse_date("--to-date", t).map_err(usage)?,
+            parse_date("--from-date", f).map_err(CliError::from)?,
+            parse_date("--to-date", t).map_err(CliError::from)?,
         )),
         _ => None,
     };
-    let partitions = template.expand(dates).map_err(usage)?;
+    let partitions = template.expand(dates).map_err(CliError::from)?;
     let file_format = match (&a.file_format, &a.file_format_name) {
-        (Some(opts), _) => Some(FileFormat::parse_options(opts).map_err(usage)?),
+        (Some(opts), _) => Some(FileFormat::parse_options(opts).map_err(CliError::from)?),
         (None, Some(name)) => Some(FileFormat::Named(
-            ObjectName::parse("--file-format-name", name.trim()).map_err(usage)?,
+            ObjectName::parse("--file-format-name", name.trim()).map_err(CliError::from)?,
         )),
         (None, None) => None,
     };
@@ -232,14 +228,14 @@ fn build_spec(a: &CopyArgs, ctx: &AppContext) -> Result<CopySpec, CliError> {
         .filter(|m| !m.trim().is_empty())
         .map(|m| m.parse::<MetadataColumn>())
         .collect::<Result<Vec<_>, _>>()
-        .map_err(usage)?;
+        .map_err(CliError::from)?;
     let access = StorageAccess::resolve(
         &location,
         a.storage_integration.as_deref(),
         &ctx.env,
         &a.azure_sas_token_env,
     )
-    .map_err(usage)?;
+    .map_err(CliError::from)?;
     Ok(CopySpec {
         table,
         location,
@@ -252,13 +248,13 @@ fn build_spec(a: &CopyArgs, ctx: &AppContext) -> Result<CopySpec, CliError> {
             .as_deref()
             .map(str::parse::<OnError>)
             .transpose()
-            .map_err(usage)?,
+            .map_err(CliError::from)?,
         match_by_column_name: a
             .match_by_column_name
             .as_deref()
             .map(str::parse::<MatchByColumnName>)
             .transpose()
-            .map_err(usage)?,
+            .map_err(CliError::from)?,
         include_metadata,
         purge: a.purge,
         force: a.force,
@@ -271,7 +267,7 @@ fn build_spec(a: &CopyArgs, ctx: &AppContext) -> Result<CopySpec, CliError> {
 async fn copy(a: CopyArgs, ctx: &AppContext) -> Result<Outcome, CliError> {
     let spec = build_spec(&a, ctx)?;
     let today = chrono::Utc::now().date_naive();
-    let plan = spec.plan(today).map_err(usage)?;
+    let plan = spec.plan(today).map_err(CliError::from)?;
     let transaction = !a.no_transaction;
     let base = serde_json::json!({
         "table": spec.table.to_string(),
@@ -303,6 +299,7 @@ async fn copy(a: CopyArgs, ctx: &AppContext) -> Result<Outcome, CliError> {
     tracing::info!(
         base_url = %settings.base_url,
         auth = settings.credentials.describe(),
+        sources = %settings.sources.join(", "),
         fingerprint = settings.credentials.fingerprint().unwrap_or("-"),
         warehouse = settings.context.warehouse.as_deref().unwrap_or("(user default)"),
         statements = plan.copies.len(),
