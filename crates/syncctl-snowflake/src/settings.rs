@@ -228,7 +228,13 @@ impl ConnectionSettings {
             env.get(var).map(|v| v.trim().to_owned()).or(fallback)
         };
 
-        let account = pick("SNOWFLAKE_ACCOUNT", conn.extra_text("account"));
+        // People often paste the host (`myorg-acct.snowflakecomputing.com`) as the account.
+        let account = pick("SNOWFLAKE_ACCOUNT", conn.extra_text("account")).map(|a| {
+            let a = a.trim_start_matches("https://").trim_end_matches('/');
+            a.strip_suffix(".snowflakecomputing.com")
+                .unwrap_or(a)
+                .to_owned()
+        });
         let region = pick("SNOWFLAKE_REGION", conn.extra_text("region"));
         let user = pick("SNOWFLAKE_USER", conn.login.clone());
         let base_url = match env.get("SNOWFLAKE_HOST") {
@@ -429,6 +435,20 @@ mod tests {
             "https://xy12345.us-east-2.aws.snowflakecomputing.com"
         );
         assert!(account_url("evil.com/x?", None).is_err());
+        let s = ConnectionSettings::resolve(
+            &env(&[
+                (
+                    "SNOWFLAKE_ACCOUNT",
+                    "https://MyOrg-Acct.snowflakecomputing.com/",
+                ),
+                ("SNOWFLAKE_TOKEN", "tok-123456"),
+                ("SNOWFLAKE_AUTHENTICATOR", "oauth"),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(s.base_url, "https://myorg-acct.snowflakecomputing.com");
+        assert_eq!(s.account.as_deref(), Some("MyOrg-Acct"));
     }
 
     #[test]
