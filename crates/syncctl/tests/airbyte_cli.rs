@@ -163,6 +163,9 @@ async fn three_connections_run_in_parallel_and_one_failure_fails_the_task() {
             HUBSPOT,
             "--connection-id",
             SALESFORCE,
+            // Long enough that every trigger has answered before the first poll.
+            "--poll-interval",
+            "300ms",
         ])
         .await;
     assert_eq!(r.code, 1, "{}", r.stderr);

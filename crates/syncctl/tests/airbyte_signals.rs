@@ -42,13 +42,7 @@ fn spawn_cmd(server: &FakeServer, sub: &str, extra: &[&str]) -> Child {
         .env("AIRBYTE_API_URL", server.url())
         .env("AIRBYTE_API_USERNAME", "airbyte")
         .env("AIRBYTE_API_PASSWORD", "password")
-        .args([
-            "airbyte",
-            sub,
-            "--poll-interval",
-            "50ms",
-            "--no-progress",
-        ])
+        .args(["airbyte", sub, "--poll-interval", "50ms", "--no-progress"])
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -493,6 +493,7 @@ fn describe(r: &JobReport, label: Option<&str>) -> String {
                 "was asked to cancel; Airbyte had not confirmed it within --kill-grace"
             }
         ),
+        (Verdict::Cancelled, None) => "interrupted before a sync was started".to_owned(),
         (Verdict::LeftRunning, Some(j)) => format!("job {} was left running", j.id),
         (Verdict::TimedOut, Some(j)) if r.cancel_requested => format!(
             "job {} reached --deadline and was {}",
