@@ -673,6 +673,24 @@ async fn status_and_cancel_commands() {
         .await;
     assert_eq!((r.code, r.status()), (0, "skipped"), "already cancelled");
     assert_eq!(env.fake.job(forever).unwrap().cancels, 1);
+
+    // --no-wait only sends the cancel.
+    let other = env
+        .fake
+        .start_job(STRIPE, JobScript::new().running_forever());
+    let r = env
+        .run(&[
+            "airbyte",
+            "cancel",
+            "--job-id",
+            &other.to_string(),
+            "--no-wait",
+        ])
+        .await;
+    assert_eq!((r.code, r.status()), (0, "succeeded"), "{}", r.stderr);
+    assert_eq!(r.result["data"]["jobs"][0]["cancel_requested"], true);
+    assert_eq!(r.result["data"]["jobs"][0]["status"], "running");
+    assert_eq!(env.fake.job(other).unwrap().cancels, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -363,11 +363,11 @@ impl Board {
 
 impl WaitObserver for Board {
     fn on_update(&self, job: &Job) {
-        let label = self
-            .labels
-            .get(&job.connection_id)
-            .cloned()
-            .unwrap_or_else(|| format!("job {}", job.id));
+        let label = match self.labels.get(&job.connection_id) {
+            Some(l) => l.clone(),
+            None if job.connection_id.is_empty() => "Airbyte".to_owned(),
+            None => format!("connection {}", job.connection_id),
+        };
         let Ok(mut states) = self.states.lock() else {
             return;
         };
