@@ -1,1 +1,30 @@
 //! The bidirectional sync engine, its state store and audit trail.
+//!
+//! * [`config`]: the `sync.yaml` model and the built-in default mappings.
+//! * [`mapping`]: the canonical view both sides are compared in.
+//! * [`merge`]: the pure three-way, per-field merge of one pair.
+//! * [`engine`]: a run: pages, pairing, validation, batches, read-back, deletes, cursors.
+//! * [`store`]: the SQLite/PostgreSQL state store (links, audit, conflicts, cursors, breakers,
+//!   lock).
+//! * [`report`]: the result data of a run.
+//!
+//! This crate never names a concrete connector; it works through `syncctl_core::connector`.
+
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod mapping;
+pub mod merge;
+pub mod report;
+pub mod store;
+
+pub use config::{ConflictStrategy, DeletePolicy, Direction, SyncConfig, parse_config};
+pub use engine::{RunOutcome, RunSettings, run};
+pub use error::SyncError;
+pub use report::RunReport;
+pub use store::{Side, StateStore};
+
+#[cfg(test)]
+mod engine_tests;
+#[cfg(test)]
+mod testing;

@@ -1,0 +1,1571 @@
+//! The state store: links and their base values, the per-record audit, conflicts, cursors,
+//! breaker state and the run lock, in SQLite (default) or PostgreSQL.
+//!
+//! Both backends run the same SQL (`$1` parameters, `ON CONFLICT … DO UPDATE`, `RETURNING`)
+//! through one macro; only the migrations and the lock differ. The schema is embedded with
+//! `sqlx::migrate!` and applied when a store is opened for writing.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use sqlx::types::Json;
+use sqlx::{AssertSqlSafe, Connection, FromRow};
+use syncctl_core::RecordKey;
+use syncctl_http::BreakerState;
+
+use crate::error::SyncError;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Keys per `IN (…)` list.
+const CHUNK: usize = 500;
+
+enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$p` bound to whichever pool the store has.
+macro_rules! with_pool {
+    ($store:expr, $p:ident => $body:expr) => {
+        match &$store.db {
+            Db::Sqlite($p) => $body,
+            Db::Postgres($p) => $body,
+        }
+    };
+}
+
+/// Which side of a sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    /// The `source` connector.
+    Source,
+    /// The `target` connector.
+    Target,
+}
+
+impl Side {
+    /// `source` or `target`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Source => "source",
+            Self::Target => "target",
+        }
+    }
+
+    /// The other side.
+    #[must_use]
+    pub fn other(self) -> Self {
+        match self {
+            Self::Source => Self::Target,
+            Self::Target => Self::Source,
+        }
+    }
+
+    fn key_column(self) -> &'static str {
+        match self {
+            Self::Source => "source_key",
+            Self::Target => "target_key",
+        }
+    }
+}
+
+/// Where the store lives, parsed from a state URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateLocation {
+    /// A SQLite file (created with its directory when opened for writing).
+    SqliteFile(PathBuf),
+    /// An in-memory SQLite database (tests).
+    SqliteMemory,
+    /// A PostgreSQL database; `schema` (from `?schema=`) holds the tables.
+    Postgres {
+        /// The URL without the `schema` parameter.
+        url: String,
+        /// The schema for syncctl's tables, created if missing.
+        schema: Option<String>,
+    },
+}
+
+/// Parses `sqlite://rel.db`, `sqlite:///abs.db`, `sqlite::memory:` or
+/// `postgres://…[?schema=name]`; relative SQLite paths are taken from `base`.
+///
+/// # Errors
+/// Any other scheme, or an empty path.
+pub fn parse_state_url(url: &str, base: &Path) -> Result<StateLocation, SyncError> {
+    let url = url.trim();
+    if let Some(rest) = url.strip_prefix("sqlite:") {
+        if rest == ":memory:" || rest == "//:memory:" {
+            return Ok(StateLocation::SqliteMemory);
+        }
+        let path = rest.strip_prefix("//").unwrap_or(rest);
+        if path.is_empty() || path.contains('?') {
+            return Err(SyncError::StoreConfig(format!(
+                "{url:?}: write sqlite://relative/state.db or sqlite:///absolute/state.db"
+            )));
+        }
+        let p = Path::new(path);
+        return Ok(StateLocation::SqliteFile(if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base.join(p)
+        }));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let (head, query) = url.split_once('?').unwrap_or((url, ""));
+        let mut schema = None;
+        let mut rest = Vec::new();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some(("schema", v)) if !v.is_empty() => schema = Some(v.to_owned()),
+                _ => rest.push(pair),
+            }
+        }
+        let url = if rest.is_empty() {
+            head.to_owned()
+        } else {
+            format!("{head}?{}", rest.join("&"))
+        };
+        return Ok(StateLocation::Postgres { url, schema });
+    }
+    Err(SyncError::StoreConfig(format!(
+        "{:?} is not a state URL; use sqlite:///path/state.db or postgres://…",
+        syncctl_config_free_redact(url)
+    )))
+}
+
+/// Hides `user:password@` before a URL goes into a message.
+fn syncctl_config_free_redact(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        let end = rest.find('/').unwrap_or(rest.len());
+        if let Some(at) = rest[..end].rfind('@') {
+            return format!("{scheme}://***@{}", &rest[at + 1..]);
+        }
+    }
+    url.to_owned()
+}
+
+/// The sync state store.
+pub struct StateStore {
+    db: Db,
+    display: String,
+    read_only: bool,
+}
+
+/// A linked pair.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Link {
+    /// Store id.
+    pub id: i64,
+    /// Key in the source.
+    pub source_key: RecordKey,
+    /// Key in the target.
+    pub target_key: RecordKey,
+    /// The natural key value the pair was matched or created on.
+    pub natural_key: Option<String>,
+    /// Canonical field values as last synced.
+    pub base: BTreeMap<String, Value>,
+    /// The source record is gone and deletes were not propagated.
+    pub source_deleted: bool,
+    /// The target record is gone and deletes were not propagated.
+    pub target_deleted: bool,
+}
+
+impl Link {
+    /// The key on `side`.
+    #[must_use]
+    pub fn key(&self, side: Side) -> &RecordKey {
+        match side {
+            Side::Source => &self.source_key,
+            Side::Target => &self.target_key,
+        }
+    }
+}
+
+#[derive(FromRow)]
+struct LinkRow {
+    link_id: i64,
+    source_key: String,
+    target_key: String,
+    natural_key: Option<String>,
+    base: Json<BTreeMap<String, Value>>,
+    source_deleted: bool,
+    target_deleted: bool,
+}
+
+impl From<LinkRow> for Link {
+    fn from(r: LinkRow) -> Self {
+        Self {
+            id: r.link_id,
+            source_key: RecordKey(r.source_key),
+            target_key: RecordKey(r.target_key),
+            natural_key: r.natural_key,
+            base: r.base.0,
+            source_deleted: r.source_deleted,
+            target_deleted: r.target_deleted,
+        }
+    }
+}
+
+/// One audit row as planned.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChangeRow {
+    /// Plan order.
+    pub seq: i64,
+    /// The pair's link, if it has one yet.
+    pub link_id: Option<i64>,
+    /// Which system is written.
+    pub side: Side,
+    /// The record's key there (absent for creates until done).
+    pub record_key: Option<String>,
+    /// `create`, `update`, `delete`, `archive`, `link`, `conflict`, `reject`.
+    pub action: String,
+    /// That side's mapped values before.
+    pub before: Option<Value>,
+    /// The values written (or conflicting).
+    pub after: Option<Value>,
+    /// `planned`, or a final status for rows that need no write.
+    pub status: String,
+    /// Why (rejections, failures).
+    pub error: Option<String>,
+}
+
+/// One audit row as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, FromRow)]
+pub struct StoredChange {
+    /// Store id.
+    pub change_id: i64,
+    /// Plan order.
+    pub seq: i32,
+    /// The pair's link.
+    pub link_id: Option<i64>,
+    /// `source` or `target`.
+    pub side: String,
+    /// The record's key.
+    pub record_key: Option<String>,
+    /// What was done.
+    pub action: String,
+    /// Values before.
+    pub before: Option<Json<Value>>,
+    /// Values after.
+    pub after: Option<Json<Value>>,
+    /// Outcome.
+    pub status: String,
+    /// Why it failed or was rejected.
+    pub error: Option<String>,
+}
+
+/// A run as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, FromRow)]
+pub struct RunRow {
+    /// The run id.
+    pub run_id: String,
+    /// The sync.
+    pub sync_name: String,
+    /// Direction.
+    pub direction: String,
+    /// `running`, `succeeded`, `failed`, `interrupted`.
+    pub status: String,
+    /// Start.
+    pub started_at: DateTime<Utc>,
+    /// End.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Who ran it.
+    pub invoked_by: String,
+    /// Effective settings.
+    pub args: Json<Value>,
+    /// Counts.
+    pub counts: Option<Json<Value>>,
+    /// The error message.
+    pub error: Option<String>,
+}
+
+/// A conflict as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, FromRow)]
+pub struct ConflictRow {
+    /// Id for `sync conflicts resolve`.
+    pub conflict_id: i64,
+    /// The sync.
+    pub sync_name: String,
+    /// The pair.
+    pub link_id: i64,
+    /// Source record.
+    pub source_key: String,
+    /// Target record.
+    pub target_key: String,
+    /// `{field: {base, source, target}}`.
+    pub fields: Json<Value>,
+    /// The strategy in force when detected.
+    pub strategy: String,
+    /// `open`, `resolved`, `applied`, `auto_resolved`, `superseded`.
+    pub status: String,
+    /// How it was resolved.
+    pub resolution: Option<Json<Value>>,
+    /// Run that found it.
+    pub detected_run: String,
+    /// When.
+    pub detected_at: DateTime<Utc>,
+    /// Who resolved it.
+    pub resolved_by: Option<String>,
+    /// When.
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// Run that applied the resolution.
+    pub applied_run: Option<String>,
+}
+
+/// How a run started.
+#[derive(Debug, Clone)]
+pub struct RunStart {
+    /// New run id.
+    pub run_id: String,
+    /// The sync.
+    pub sync_name: String,
+    /// Direction.
+    pub direction: String,
+    /// Start time.
+    pub started_at: DateTime<Utc>,
+    /// Who.
+    pub invoked_by: String,
+    /// Effective settings.
+    pub args: Value,
+}
+
+/// What to do with a pair's link when committing.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LinkWrite {
+    /// Leave it.
+    Keep,
+    /// Create or update it (by id when it exists).
+    Upsert {
+        /// Existing id.
+        id: Option<i64>,
+        /// Source key.
+        source_key: RecordKey,
+        /// Target key.
+        target_key: RecordKey,
+        /// Natural key.
+        natural_key: Option<String>,
+        /// New base.
+        base: BTreeMap<String, Value>,
+        /// Source's modified time.
+        source_updated_at: Option<DateTime<Utc>>,
+        /// Target's modified time.
+        target_updated_at: Option<DateTime<Utc>>,
+        /// Tombstones.
+        source_deleted: bool,
+        /// Tombstones.
+        target_deleted: bool,
+    },
+    /// Forget it (both records gone).
+    Remove(i64),
+}
+
+/// What to do with a pair's conflict when committing.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConflictWrite {
+    /// Nothing.
+    None,
+    /// Queue a new conflict (an open one for the link is updated instead).
+    Open {
+        /// `{field: {base, source, target}}`.
+        fields: Value,
+        /// Strategy name.
+        strategy: String,
+        /// Source record.
+        source_key: String,
+        /// Target record.
+        target_key: String,
+    },
+    /// Close the open/resolved conflict of this link.
+    Close {
+        /// Final status: `applied`, `auto_resolved` or `superseded`.
+        status: &'static str,
+    },
+}
+
+/// Everything to store for one pair after its writes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PairCommit {
+    /// The pair's existing link, if any.
+    pub link_id: Option<i64>,
+    /// The link.
+    pub link: LinkWrite,
+    /// The conflict.
+    pub conflict: ConflictWrite,
+    /// Audit rows to finish: `(change_id, status, error, record_key)`.
+    pub changes: Vec<(i64, String, Option<String>, Option<String>)>,
+    /// Records to re-read next run.
+    pub pending_add: Vec<(Side, RecordKey, String)>,
+    /// Records no longer pending.
+    pub pending_remove: Vec<(Side, RecordKey)>,
+}
+
+/// What a commit produced per pair: `(link id, conflict id)`.
+pub type CommitIds = Vec<(Option<i64>, Option<i64>)>;
+
+impl StateStore {
+    /// Opens the store for a run: creates the SQLite file (and its directory) if needed and
+    /// applies pending migrations.
+    ///
+    /// # Errors
+    /// Bad URL, unreachable database, failed migration.
+    pub async fn open(url: &str, base: &Path) -> Result<Self, SyncError> {
+        let loc = parse_state_url(url, base)?;
+        let store = match &loc {
+            StateLocation::SqliteMemory => Self::sqlite_memory().await?,
+            StateLocation::SqliteFile(p) => {
+                if let Some(dir) = p.parent()
+                    && !dir.as_os_str().is_empty()
+                {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        SyncError::StoreConfig(format!("cannot create {}: {e}", dir.display()))
+                    })?;
+                }
+                let opts = SqliteConnectOptions::new()
+                    .filename(p)
+                    .create_if_missing(true)
+                    .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                    .busy_timeout(Duration::from_secs(30));
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(4)
+                    .connect_with(opts)
+                    .await
+                    .map_err(|e| SyncError::StoreConfig(format!("{}: {e}", p.display())))?;
+                Self {
+                    db: Db::Sqlite(pool),
+                    display: format!("sqlite://{}", p.display()),
+                    read_only: false,
+                }
+            }
+            StateLocation::Postgres { url, schema } => {
+                Self::postgres(url, schema.as_deref(), false).await?
+            }
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Opens the store without writing anything (dry runs, `plan`, listings): an existing store
+    /// read-only, or an empty in-memory store when none exists yet.
+    ///
+    /// # Errors
+    /// Bad URL, unreachable database, or a store from an older syncctl that needs migrating.
+    pub async fn open_read_only(url: &str, base: &Path) -> Result<Self, SyncError> {
+        let loc = parse_state_url(url, base)?;
+        match &loc {
+            StateLocation::SqliteMemory => Self::memory().await,
+            StateLocation::SqliteFile(p) => {
+                if !p.exists() {
+                    return Self::memory().await;
+                }
+                let opts = SqliteConnectOptions::new()
+                    .filename(p)
+                    .read_only(true)
+                    .busy_timeout(Duration::from_secs(30));
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(2)
+                    .connect_with(opts)
+                    .await
+                    .map_err(|e| SyncError::StoreConfig(format!("{}: {e}", p.display())))?;
+                let store = Self {
+                    db: Db::Sqlite(pool),
+                    display: format!("sqlite://{}", p.display()),
+                    read_only: true,
+                };
+                store.check_migrated().await?;
+                Ok(store)
+            }
+            StateLocation::Postgres { url, schema } => {
+                let store = Self::postgres(url, schema.as_deref(), true).await?;
+                if !store.pg_has_tables().await? {
+                    return Self::memory().await;
+                }
+                store.check_migrated().await?;
+                Ok(store)
+            }
+        }
+    }
+
+    /// An empty, migrated in-memory store.
+    ///
+    /// # Errors
+    /// SQLite failed.
+    pub async fn memory() -> Result<Self, SyncError> {
+        let s = Self::sqlite_memory().await?;
+        s.migrate().await?;
+        Ok(s)
+    }
+
+    async fn sqlite_memory() -> Result<Self, SyncError> {
+        let opts = SqliteConnectOptions::from_str("sqlite::memory:")
+            .map_err(|e| SyncError::StoreConfig(e.to_string()))?;
+        // One connection: every connection to :memory: is its own database.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(opts)
+            .await?;
+        Ok(Self {
+            db: Db::Sqlite(pool),
+            display: "sqlite::memory:".to_owned(),
+            read_only: false,
+        })
+    }
+
+    async fn postgres(url: &str, schema: Option<&str>, read_only: bool) -> Result<Self, SyncError> {
+        let mut opts = PgConnectOptions::from_str(url).map_err(|e| {
+            SyncError::StoreConfig(format!("{}: {e}", syncctl_config_free_redact(url)))
+        })?;
+        let mut settings = vec![("application_name", "syncctl".to_owned())];
+        if let Some(s) = schema {
+            settings.push(("search_path", format!("\"{}\"", s.replace('"', "\"\""))));
+        }
+        if read_only {
+            settings.push(("default_transaction_read_only", "on".to_owned()));
+        }
+        opts = opts.options(settings);
+        let display = format!(
+            "postgres://{}:{}/{}{}",
+            opts.get_host(),
+            opts.get_port(),
+            opts.get_database().unwrap_or(""),
+            schema.map(|s| format!("?schema={s}")).unwrap_or_default()
+        );
+        let pool = PgPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(opts)
+            .await
+            .map_err(|e| SyncError::Store(format!("{display}: {e}")))?;
+        if let (Some(s), false) = (schema, read_only) {
+            let sql = format!("CREATE SCHEMA IF NOT EXISTS \"{}\"", s.replace('"', "\"\""));
+            sqlx::query(AssertSqlSafe(sql)).execute(&pool).await?;
+        }
+        Ok(Self {
+            db: Db::Postgres(pool),
+            display,
+            read_only,
+        })
+    }
+
+    async fn pg_has_tables(&self) -> Result<bool, SyncError> {
+        match &self.db {
+            Db::Postgres(p) => {
+                let found: Option<String> =
+                    sqlx::query_scalar("SELECT to_regclass('sync_link')::text")
+                        .fetch_one(p)
+                        .await?;
+                Ok(found.is_some())
+            }
+            Db::Sqlite(_) => Ok(true),
+        }
+    }
+
+    async fn migrate(&self) -> Result<(), SyncError> {
+        match &self.db {
+            Db::Sqlite(p) => SQLITE_MIGRATIONS.run(p).await?,
+            Db::Postgres(p) => POSTGRES_MIGRATIONS.run(p).await?,
+        }
+        Ok(())
+    }
+
+    async fn check_migrated(&self) -> Result<(), SyncError> {
+        let (latest, applied): (i64, Option<i64>) = match &self.db {
+            Db::Sqlite(p) => (
+                SQLITE_MIGRATIONS
+                    .iter()
+                    .map(|m| m.version)
+                    .max()
+                    .unwrap_or(0),
+                sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
+                    .fetch_one(p)
+                    .await
+                    .ok()
+                    .flatten(),
+            ),
+            Db::Postgres(p) => (
+                POSTGRES_MIGRATIONS
+                    .iter()
+                    .map(|m| m.version)
+                    .max()
+                    .unwrap_or(0),
+                sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
+                    .fetch_one(p)
+                    .await
+                    .ok()
+                    .flatten(),
+            ),
+        };
+        if applied.unwrap_or(0) < latest {
+            return Err(SyncError::StoreConfig(format!(
+                "{} was created by an older syncctl; a real `sync run` upgrades it",
+                self.display
+            )));
+        }
+        Ok(())
+    }
+
+    /// Where the store is, safe to print.
+    #[must_use]
+    pub fn display(&self) -> &str {
+        &self.display
+    }
+
+    /// Whether the store refuses writes (dry runs).
+    #[must_use]
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// Whether this is PostgreSQL.
+    #[must_use]
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.db, Db::Postgres(_))
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        with_pool!(self, p => p.close().await);
+    }
+
+    // ---------------------------------------------------------------- runs
+
+    /// Records a run as `running`.
+    ///
+    /// # Errors
+    /// Database failure.
+    pub async fn begin_run(&self, r: &RunStart) -> Result<(), SyncError> {
+        with_pool!(self, p => {
+            sqlx::query(
+                "INSERT INTO sync_run (run_id, sync_name, direction, status, started_at, invoked_by, args) \
+                 VALUES ($1, $2, $3, 'running', $4, $5, $6)",
+            )
+            .bind(&r.run_id)
+            .bind(&r.sync_name)
+            .bind(&r.direction)
+            .bind(r.started_at)
+            .bind(&r.invoked_by)
+            .bind(Json(&r.args))
+            .execute(p)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Records how a run ended.
+    ///
+    /// # Errors
+    /// Database failure.
+    pub async fn finish_run(
+        &self,
+        run_id: &str,
+        status: &str,
+        counts: &Value,
+        error: Option<&str>,
+    ) -> Result<(), SyncError> {
+        with_pool!(self, p => {
+            sqlx::query(
+                "UPDATE sync_run SET status = $2, finished_at = $3, counts = $4, error = $5 WHERE run_id = $1",
+            )
+            .bind(run_id)
+            .bind(status)
+            .bind(Utc::now())
+            .bind(Json(counts))
+            .bind(error)
+            .execute(p)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Marks runs of `sync` still `running` (killed: the caller holds the lock, so they are
+    /// dead) as `interrupted`, and their planned changes too. Returns their ids.
+    ///
+    /// # Errors
+    /// Database failure.
+    pub async fn mark_interrupted(&self, sync: &str) -> Result<Vec<String>, SyncError> {
+        let ids: Vec<String> = with_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            let ids: Vec<String> = sqlx::query_scalar(
+                "UPDATE sync_run SET status = 'interrupted', finished_at = $2, \
+                 error = 'the process stopped before the run finished (killed or crashed)' \
+                 WHERE sync_name = $1 AND status = 'running' RETURNING run_id",
+            )
+            .bind(sync)
+            .bind(Utc::now())
+            .fetch_all(&mut *tx)
+            .await?;
+            for id in &ids {
+                sqlx::query(
+                    "UPDATE sync_change SET status = 'interrupted', finished_at = $2 \
+                     WHERE run_id = $1 AND status = 'planned'",
+                )
+                .bind(id)
+                .bind(Utc::now())
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            ids
+        });
+        Ok(ids)
+    }
+
+    /// Recent runs, newest first.
+    ///
+    /// # Errors
+    /// Database failure.
+    pub async fn history(&self, sync: Option<&str>, limit: i64) -> Result<Vec<RunRow>, SyncError> {
+        let rows = with_pool!(self, p => {
+            sqlx::query_as::<_, RunRow>(
+                "SELECT run_id, sync_name, direction, status, started_at, finished_at, invoked_by, args, counts, error \
+                 FROM sync_run WHERE ($1 IS NULL OR sync_name = $1) ORDER BY started_at DESC, run_id LIMIT $2",
+            )
+            .bind(sync)
+            .bind(limit)
+            .fetch_all(p)
+            .await?
+        });
+        Ok(rows)
+    }
+
+    /// One run.
+    ///
+    /// # Errors
+    /// Database failure.
+    pub async fn run(&self, run_id: &str) -> Result<Option<RunRow>, SyncError> {
+        let row = with_pool!(self, p => {
+            sqlx::query_as::<_, RunRow>(
+                "SELECT run_id, sync_name, direction, status, started_at, finished_at, invoked_by, args, counts, error \
+                 FROM sync_run WHERE run_id = $1",
+            )
+            .bind(run_id)
+            .fetch_optional(p)
+            .await?
+        });
+        Ok(row)
+    }
+
+    /// A run's audit rows in plan order.
+    ///
+    /// # Errors
+    /// Database failure.
+    pub async fn changes(&self, run_id: &str) -> Result<Vec<StoredChange>, SyncError> {
+        let rows = with_pool!(self, p => {
+            sqlx::query_as::<_, StoredChange>(
+                "SELECT change_id, seq, link_id, side, record_key, action, before, after, status, error \
+                 FROM sync_change WHERE run_id = $1 ORDER BY seq, change_id",
+            )
+            .bind(run_id)
+            .fetch_all(p)
+            .await?
+        });
+        Ok(rows)
+    }
+
+    /// Inserts planned audit rows; returns their ids in order.
+    ///
+    /// # Errors
+    /// Database failure.
+    pub async fn insert_changes(
+        &self,
+        run_id: &str,
+        rows: &[ChangeRow],
+    ) -> Result<Vec<i64>, SyncError> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = Utc::now();
+        let ids = with_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            let mut ids = Vec::with_capacity(rows.len());
+            for r in rows {
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO sync_change (run_id, seq, link_id, side, record_key, action, before, after, status, error, created_at, finished_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING change_id",
+                )
+                .bind(run_id)
+                .bind(i32::try_from(r.seq).unwrap_or(i32::MAX))
+                .bind(r.link_id)
+                .bind(r.side.as_str())
+                .bind(&r.record_key)
+                .bind(&r.action)
+                .bind(r.before.as_ref().map(Json))
+                .bind(r.after.as_ref().map(Json))
+                .bind(&r.status)
+                .bind(&r.error)
+                .bind(now)
+                .bind((r.status != "planned").then_some(now))
+                .fetch_one(&mut *tx)
+                .await?;
+                ids.push(id);
+            }
+            tx.commit().await?;
+            ids
+        });
+        Ok(ids)
+    }
+
+    // ---------------------------------------------------------------- links
+
+    /// Links of `sync` whose key on `side` is one of `keys`.
+    ///
+    /// # Errors
+    /// Database failure.
+    pub async fn links_for(
+        &self,
+        sync: &str,
+        side: Side,
+        keys: &[RecordKey],
+    ) -> Result<HashMap<RecordKey, Link>, SyncError> {
+        let mut out = HashMap::new();
+        for chunk in keys.chunks(CHUNK) {
+            let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+            let sql = format!(
+                "SELECT link_id, source_key, target_key, natural_key, base, source_deleted, target_deleted \
+                 FROM sync_link WHERE sync_name = $1 AND {} IN ({})",
+                side.key_column(),
+                marks.join(",")
+            );
+            let rows: Vec<LinkRow> = with_pool!(self, p => {
+                let mut q = sqlx::query_as::<_, LinkRow>(AssertSqlSafe(sql.clone())).bind(sync);
+                for k in chunk {
+                    q = q.bind(k.as_str());
+                }
+                q.fetch_all(p).await?
+            });
+            for r in rows {
+                let l = Link::from(r);
+                out.insert(l.key(side).clone(), l);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Links by id.
+    ///
+    /// # Errors
+    /// Database failure.
+    pub async fn links_by_id(&self, sync: &str, ids: &[i64]) -> Result<Vec<Link>, SyncError> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(CHUNK) {
+            let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+            let sql = format!(
+                "SELECT link_id, source_key, target_key, natural_key, base, source_deleted, target_deleted \
+                 FROM sync_link WHERE sync_name = $1 AND link_id IN ({})",
+                marks.join(",")
+            );
+            let rows: Vec<LinkRow> = with_pool!(self, p => {
+                let mut q = sqlx::query_as::<_, LinkRow>(AssertSqlSafe(sql.clone())).bind(sync);
+                for id in chunk {
+                    q = q.bind(*id);
+                }
+                q.fetch_all(p).await?
+            });
+            out.extend(rows.into_iter().map(Link::from));
+        }
+        Ok(out)
+    }
+
+    /// Every live (not tombstoned on `side`) link's key on `side`, with its id.
+    ///
+    /// # Errors
+    /// Database failure.
+    pub async fn linked_keys(
+        &self,
+        sync: &str,
+        side: Side,
+    ) -> Result<HashMap<RecordKey, i64>, SyncError> {
+        let deleted = match side {
+            Side::Source => "source_deleted",
+            Side::Target => "target_deleted",
+        };
+        let sql = format!(
+            "SELECT {}, link_id FROM sync_link WHERE sync_name = $1 AND NOT {deleted}",
+            side.key_column()
+        );
+        let rows: Vec<(String, i64)> = with_pool!(self, p => {
+            sqlx::query_as(AssertSqlSafe(sql)).bind(sync).fetch_all(p).await?
+        });
+        Ok(rows.into_iter().map(|(k, id)| (RecordKey(k), id)).collect())
+    }
+
+    /// Number of links of `sync`.
+    ///
+    /// # Errors
+    /// Database failure.
+    pub async fn count_links(&self, sync: &str) -> Result<i64, SyncError> {
+        let n = with_pool!(self, p => {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM sync_link WHERE sync_name = $1")
+                .bind(sync)
+                .fetch_one(p)
+                .await?
+        });
+        Ok(n)
+    }
+
+    /// Applies the results of a batch of pairs in one transaction; returns each pair's link id
+    /// and (when one was opened) conflict id.
+    ///
+    /// # Errors
+    /// Database failure (nothing of the batch is stored then).
+    pub async fn commit(
+        &self,
+        sync: &str,
+        run_id: &str,
+        pairs: &[PairCommit],
+    ) -> Result<CommitIds, SyncError> {
+        let now = Utc::now();
+        let ids = with_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            let mut ids = Vec::with_capacity(pairs.len());
+            for pc in pairs {
+                let mut link_id = pc.link_id;
+                match &pc.link {
+                    LinkWrite::Keep => {}
+                    LinkWrite::Remove(id) => {
+                        sqlx::query("DELETE FROM sync_link WHERE link_id = $1")
+                            .bind(*id)
+                            .execute(&mut *tx)
+                            .await?;
+                        link_id = Some(*id);
+                    }
+                    LinkWrite::Upsert {
+                        id,
+                        source_key,
+                        target_key,
+                        natural_key,
+                        base,
+                        source_updated_at,
+                        target_updated_at,
+                        source_deleted,
+                        target_deleted,
+                    } => {
+                        let new_id: i64 = match id {
+                            Some(id) => {
+                                sqlx::query(
+                                    "UPDATE sync_link SET source_key = $2, target_key = $3, natural_key = COALESCE($4, natural_key), base = $5, \
+                                     source_updated_at = COALESCE($6, source_updated_at), target_updated_at = COALESCE($7, target_updated_at), \
+                                     source_deleted = $8, target_deleted = $9, updated_run = $10, updated_at = $11 WHERE link_id = $1",
+                                )
+                                .bind(*id)
+                                .bind(source_key.as_str())
+                                .bind(target_key.as_str())
+                                .bind(natural_key)
+                                .bind(Json(base))
+                                .bind(*source_updated_at)
+                                .bind(*target_updated_at)
+                                .bind(*source_deleted)
+                                .bind(*target_deleted)
+                                .bind(run_id)
+                                .bind(now)
+                                .execute(&mut *tx)
+                                .await?;
+                                *id
+                            }
+                            None => {
+                                sqlx::query_scalar(
+                                    "INSERT INTO sync_link (sync_name, source_key, target_key, natural_key, base, source_updated_at, target_updated_at, \
+                                     source_deleted, target_deleted, created_run, updated_run, updated_at) \
+                                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11) RETURNING link_id",
+                                )
+                                .bind(sync)
+                                .bind(source_key.as_str())
+                                .bind(target_key.as_str())
+                                .bind(natural_key)
+                                .bind(Json(base))
+                                .bind(*source_updated_at)
+                                .bind(*target_updated_at)
+                                .bind(*source_deleted)
+                                .bind(*target_deleted)
+                                .bind(run_id)
+                                .bind(now)
+                                .fetch_one(&mut *tx)
+                                .await?
+                            }
+                        };
+                        link_id = Some(new_id);
+                    }
+                }
+                let mut conflict_id = None;
+                match (&pc.conflict, link_id) {
+                    (ConflictWrite::Open { fields, strategy, source_key: sk, target_key: tk }, Some(lid)) => {
+                        let existing: Option<i64> = sqlx::query_scalar(
+                            "SELECT conflict_id FROM sync_conflict WHERE link_id = $1 AND status IN ('open', 'resolved')",
+                        )
+                        .bind(lid)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                        conflict_id = Some(match existing {
+                            Some(cid) => {
+                                sqlx::query(
+                                    "UPDATE sync_conflict SET fields = $2, source_key = $3, target_key = $4 WHERE conflict_id = $1",
+                                )
+                                .bind(cid)
+                                .bind(Json(fields))
+                                .bind(sk)
+                                .bind(tk)
+                                .execute(&mut *tx)
+                                .await?;
+                                cid
+                            }
+                            None => {
+                                sqlx::query_scalar(
+                                    "INSERT INTO sync_conflict (sync_name, link_id, source_key, target_key, fields, strategy, status, detected_run, detected_at) \
+                                     VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $8) RETURNING conflict_id",
+                                )
+                                .bind(sync)
+                                .bind(lid)
+                                .bind(sk)
+                                .bind(tk)
+                                .bind(Json(fields))
+                                .bind(strategy)
+                                .bind(run_id)
+                                .bind(now)
+                                .fetch_one(&mut *tx)
+                                .await?
+                            }
+                        });
+                    }
+                    (ConflictWrite::Close { status }, Some(lid)) => {
+                        sqlx::query(
+                            "UPDATE sync_conflict SET status = $2, applied_run = $3, applied_at = $4 \
+                             WHERE link_id = $1 AND status IN ('open', 'resolved')",
+                        )
+                        .bind(lid)
+                        .bind(*status)
+                        .bind(run_id)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    _ => {}
+                }
+                for (cid, status, error, key) in &pc.changes {
+                    sqlx::query(
+                        "UPDATE sync_change SET status = $2, error = $3, record_key = COALESCE($4, record_key), \
+                         link_id = COALESCE(link_id, $5), finished_at = $6 WHERE change_id = $1",
+                    )
+                    .bind(*cid)
+                    .bind(status)
+                    .bind(error)
+                    .bind(key)
+                    .bind(link_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                for (side, key, reason) in &pc.pending_add {
+                    sqlx::query(
+                        "INSERT INTO sync_pending (sync_name, side, record_key, reason, run_id, attempts) VALUES ($1, $2, $3, $4, $5, 1) \
+                         ON CONFLICT (sync_name, side, record_key) DO UPDATE SET reason = excluded.reason, run_id = excluded.run_id, \
+                         attempts = sync_pending.attempts + 1",
+                    )
+                    .bind(sync)
+                    .bind(side.as_str())
+                    .bind(key.as_str())
+                    .bind(reason)
+                    .bind(run_id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                for (side, key) in &pc.pending_remove {
+                    sqlx::query("DELETE FROM sync_pending WHERE sync_name = $1 AND side = $2 AND record_key = $3")
+                        .bind(sync)
+                        .bind(side.as_str())
+                        .bind(key.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                ids.push((link_id, conflict_id));
+            }
+            tx.commit().await?;
+            ids
+        });
+        Ok(ids)
+    }
+
+    // ---------------------------------------------------------------- pending, cursors
+
+    /// Keys to re-read on `side`.
+    ///
+    /// # Errors
+    /// Database failure.
+    pub async fn pending(&self, sync: &str, side: Side) -> Result<Vec<RecordKey>, SyncError> {
+        let keys: Vec<String> = with_pool!(self, p => {
+            sqlx::query_scalar(
+                "SELECT record_key FROM sync_pending WHERE sync_name = $1 AND side = $2 ORDER BY record_key",
+            )
+            .bind(sync)
+            .bind(side.as_str())
+            .fetch_all(p)
+            .await?
+        });
+        Ok(keys.into_iter().map(RecordKey).collect())
+    }
+
+    /// The incremental cursor of `side`.
+    ///
+    /// # Errors
+    /// Database failure.
+    pub async fn cursor(&self, sync: &str, side: Side) -> Result<Option<DateTime<Utc>>, SyncError> {
+        let v = with_pool!(self, p => {
+            sqlx::query_scalar::<_, DateTime<Utc>>(
+                "SELECT value FROM sync_cursor WHERE sync_name = $1 AND side = $2",
+            )
+            .bind(sync)
+            .bind(side.as_str())
+            .fetch_optional(p)
+            .await?
+        });
+        Ok(v)
+    }
+
+    /// Stores the incremental cursor of `side`.
+    ///
+    /// # Errors
+    /// Database failure.
+    pub async fn set_cursor(
+        &self,
+        sync: &str,
+        side: Side,
+        value: DateTime<Utc>,
+        run_id: &str,
+    ) -> Result<(), SyncError> {
+        with_pool!(self, p => {
+            sqlx::query(
+                "INSERT INTO sync_cursor (sync_name, side, value, run_id, updated_at) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (sync_name, side) DO UPDATE SET value = excluded.value, run_id = excluded.run_id, updated_at = excluded.updated_at",
+            )
+            .bind(sync)
+            .bind(side.as_str())
+            .bind(value)
+            .bind(run_id)
+            .bind(Utc::now())
+            .execute(p)
+            .await?;
+        });
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- conflicts
+
+    /// Conflicts, newest first; `statuses` empty means all.
+    ///
+    /// # Errors
+    /// Database failure.
+    pub async fn conflicts(
+        &self,
+        sync: Option<&str>,
+        statuses: &[&str],
+        limit: i64,
+    ) -> Result<Vec<ConflictRow>, SyncError> {
+        let all = statuses.is_empty();
+        let list = statuses.join(",");
+        let rows = with_pool!(self, p => {
+            sqlx::query_as::<_, ConflictRow>(
+                "SELECT conflict_id, sync_name, link_id, source_key, target_key, fields, strategy, status, resolution, \
+                 detected_run, detected_at, resolved_by, resolved_at, applied_run FROM sync_conflict \
+                 WHERE ($1 IS NULL OR sync_name = $1) ORDER BY conflict_id DESC",
+            )
+            .bind(sync)
+            .fetch_all(p)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .filter(|r| all || list.split(',').any(|s| s == r.status))
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .collect())
+    }
+
+    /// One conflict.
+    ///
+    /// # Errors
+    /// Database failure.
+    pub async fn conflict(&self, id: i64) -> Result<Option<ConflictRow>, SyncError> {
+        let row = with_pool!(self, p => {
+            sqlx::query_as::<_, ConflictRow>(
+                "SELECT conflict_id, sync_name, link_id, source_key, target_key, fields, strategy, status, resolution, \
+                 detected_run, detected_at, resolved_by, resolved_at, applied_run FROM sync_conflict WHERE conflict_id = $1",
+            )
+            .bind(id)
+            .fetch_optional(p)
+            .await?
+        });
+        Ok(row)
+    }
+
+    /// Records a resolution for an open (or re-resolves a resolved) conflict.
+    ///
+    /// # Errors
+    /// Unknown id, a conflict already applied, or a database failure.
+    pub async fn resolve_conflict(
+        &self,
+        id: i64,
+        resolution: &Value,
+        by: &str,
+    ) -> Result<ConflictRow, SyncError> {
+        let done = with_pool!(self, p => {
+            sqlx::query(
+                "UPDATE sync_conflict SET status = 'resolved', resolution = $2, resolved_by = $3, resolved_at = $4 \
+                 WHERE conflict_id = $1 AND status IN ('open', 'resolved')",
+            )
+            .bind(id)
+            .bind(Json(resolution))
+            .bind(by)
+            .bind(Utc::now())
+            .execute(p)
+            .await?
+            .rows_affected()
+        });
+        let row = self.conflict(id).await?;
+        match row {
+            Some(r) if done == 1 => Ok(r),
+            Some(r) => Err(SyncError::NotFound(format!(
+                "conflict {id} is {} and can no longer be resolved",
+                r.status
+            ))),
+            None => Err(SyncError::NotFound(format!("no conflict with id {id}"))),
+        }
+    }
+
+    // ---------------------------------------------------------------- breakers
+
+    /// The stored breaker state of a connector endpoint.
+    ///
+    /// # Errors
+    /// Database failure.
+    pub async fn breaker(&self, endpoint: &str) -> Result<Option<BreakerState>, SyncError> {
+        let v: Option<Json<BreakerState>> = with_pool!(self, p => {
+            sqlx::query_scalar("SELECT state FROM sync_breaker WHERE endpoint = $1")
+                .bind(endpoint)
+                .fetch_optional(p)
+                .await?
+        });
+        Ok(v.map(|j| j.0))
+    }
+
+    /// Stores a breaker state.
+    ///
+    /// # Errors
+    /// Database failure.
+    pub async fn save_breaker(
+        &self,
+        endpoint: &str,
+        state: &BreakerState,
+    ) -> Result<(), SyncError> {
+        with_pool!(self, p => {
+            sqlx::query(
+                "INSERT INTO sync_breaker (endpoint, state, updated_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (endpoint) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+            )
+            .bind(endpoint)
+            .bind(Json(state))
+            .bind(Utc::now())
+            .execute(p)
+            .await?;
+        });
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- lock
+
+    /// Takes the run lock of `sync`, or fails with [`SyncError::Locked`] naming the holder.
+    ///
+    /// PostgreSQL: `pg_try_advisory_lock` on a connection held until release (the server frees
+    /// it if the process dies) plus a `sync_lock` row saying who. SQLite: a lease row renewed
+    /// every `lease / 3`; an expired lease, or one held by a process of this host that no
+    /// longer exists, is taken over.
+    ///
+    /// # Errors
+    /// Held by someone else, or a database failure.
+    pub async fn lock(
+        &self,
+        sync: &str,
+        run_id: &str,
+        lease: Duration,
+    ) -> Result<RunLock, SyncError> {
+        let me = Holder::current(run_id);
+        match &self.db {
+            Db::Postgres(pool) => {
+                let mut conn = pool.acquire().await?.detach();
+                let key = advisory_key(sync);
+                let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+                    .bind(key)
+                    .fetch_one(&mut conn)
+                    .await?;
+                if !got {
+                    let holder = self
+                        .lock_holder(sync)
+                        .await?
+                        .unwrap_or_else(|| "another process".to_owned());
+                    let _ = conn.close().await;
+                    return Err(SyncError::Locked {
+                        sync: sync.to_owned(),
+                        holder,
+                    });
+                }
+                self.write_lock_row(sync, &me, lease, true).await?;
+                Ok(RunLock {
+                    sync: sync.to_owned(),
+                    owner: me.owner,
+                    inner: LockInner::Postgres { conn, key },
+                })
+            }
+            Db::Sqlite(pool) => {
+                // A holder on this host whose process is gone can never renew: take over now
+                // instead of waiting for its lease to expire.
+                let row: Option<(String, String, i64)> =
+                    sqlx::query_as("SELECT owner, host, pid FROM sync_lock WHERE sync_name = $1")
+                        .bind(sync)
+                        .fetch_optional(pool)
+                        .await?;
+                if let Some((owner, host, pid)) = row
+                    && host == me.host
+                    && !process_alive(pid)
+                {
+                    sqlx::query("DELETE FROM sync_lock WHERE sync_name = $1 AND owner = $2")
+                        .bind(sync)
+                        .bind(&owner)
+                        .execute(pool)
+                        .await?;
+                }
+                self.write_lock_row(sync, &me, lease, false).await?;
+                let owner: Option<String> =
+                    sqlx::query_scalar("SELECT owner FROM sync_lock WHERE sync_name = $1")
+                        .bind(sync)
+                        .fetch_optional(pool)
+                        .await?;
+                if owner.as_deref() != Some(me.owner.as_str()) {
+                    let holder = self
+                        .lock_holder(sync)
+                        .await?
+                        .unwrap_or_else(|| "another process".to_owned());
+                    return Err(SyncError::Locked {
+                        sync: sync.to_owned(),
+                        holder,
+                    });
+                }
+                let pool = pool.clone();
+                let (sync_s, owner_s) = (sync.to_owned(), me.owner.clone());
+                let heartbeat = tokio::spawn(async move {
+                    let every = lease / 3;
+                    loop {
+                        tokio::time::sleep(every).await;
+                        let until = Utc::now()
+                            + chrono::Duration::from_std(lease)
+                                .unwrap_or(chrono::Duration::minutes(1));
+                        let renewed = sqlx::query(
+                            "UPDATE sync_lock SET expires_at = $3 WHERE sync_name = $1 AND owner = $2",
+                        )
+                        .bind(&sync_s)
+                        .bind(&owner_s)
+                        .bind(until)
+                        .execute(&pool)
+                        .await;
+                        if let Err(e) = renewed {
+                            tracing::warn!(error = %e, "Could not renew the sync lock lease.");
+                        }
+                    }
+                });
+                Ok(RunLock {
+                    sync: sync.to_owned(),
+                    owner: me.owner,
+                    inner: LockInner::Sqlite { heartbeat },
+                })
+            }
+        }
+    }
+
+    async fn write_lock_row(
+        &self,
+        sync: &str,
+        me: &Holder,
+        lease: Duration,
+        force: bool,
+    ) -> Result<(), SyncError> {
+        let now = Utc::now();
+        let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(1));
+        let sql = if force {
+            "INSERT INTO sync_lock (sync_name, owner, host, pid, acquired_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (sync_name) DO UPDATE SET owner = excluded.owner, host = excluded.host, pid = excluded.pid, \
+             acquired_at = excluded.acquired_at, expires_at = excluded.expires_at"
+        } else {
+            "INSERT INTO sync_lock (sync_name, owner, host, pid, acquired_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (sync_name) DO UPDATE SET owner = excluded.owner, host = excluded.host, pid = excluded.pid, \
+             acquired_at = excluded.acquired_at, expires_at = excluded.expires_at WHERE sync_lock.expires_at < excluded.acquired_at"
+        };
+        with_pool!(self, p => {
+            sqlx::query(sql)
+                .bind(sync)
+                .bind(&me.owner)
+                .bind(&me.host)
+                .bind(i32::try_from(me.pid).unwrap_or(0))
+                .bind(now)
+                .bind(until)
+                .execute(p)
+                .await?;
+        });
+        Ok(())
+    }
+
+    async fn lock_holder(&self, sync: &str) -> Result<Option<String>, SyncError> {
+        let row: Option<(String, String, i32, DateTime<Utc>)> = with_pool!(self, p => {
+            sqlx::query_as("SELECT owner, host, pid, acquired_at FROM sync_lock WHERE sync_name = $1")
+                .bind(sync)
+                .fetch_optional(p)
+                .await?
+        });
+        Ok(row.map(|(owner, host, pid, at)| {
+            format!(
+                "run {owner}, pid {pid} on {host}, since {}",
+                at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            )
+        }))
+    }
+
+    /// Releases a lock taken with [`StateStore::lock`].
+    ///
+    /// # Errors
+    /// Database failure (the lock still ends with the process or its lease).
+    pub async fn unlock(&self, lock: RunLock) -> Result<(), SyncError> {
+        with_pool!(self, p => {
+            sqlx::query("DELETE FROM sync_lock WHERE sync_name = $1 AND owner = $2")
+                .bind(&lock.sync)
+                .bind(&lock.owner)
+                .execute(p)
+                .await?;
+        });
+        match lock.inner {
+            LockInner::Sqlite { heartbeat } => heartbeat.abort(),
+            LockInner::Postgres { mut conn, key } => {
+                sqlx::query("SELECT pg_advisory_unlock($1)")
+                    .bind(key)
+                    .execute(&mut conn)
+                    .await?;
+                let _ = conn.close().await;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A held run lock; pass it back to [`StateStore::unlock`].
+pub struct RunLock {
+    sync: String,
+    owner: String,
+    inner: LockInner,
+}
+
+enum LockInner {
+    Sqlite {
+        heartbeat: tokio::task::JoinHandle<()>,
+    },
+    Postgres {
+        conn: PgConnection,
+        key: i64,
+    },
+}
+
+struct Holder {
+    owner: String,
+    host: String,
+    pid: u32,
+}
+
+impl Holder {
+    fn current(run_id: &str) -> Self {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "unknown-host".to_owned());
+        Self {
+            owner: run_id.to_owned(),
+            host,
+            pid: std::process::id(),
+        }
+    }
+}
+
+/// Whether a process of this host is alive (Linux `/proc`; elsewhere assume it is, so only
+/// the lease expiry frees the lock).
+fn process_alive(pid: i64) -> bool {
+    let proc_root = Path::new("/proc");
+    if !proc_root.join("self").exists() {
+        return true;
+    }
+    let Ok(pid) = u32::try_from(pid) else {
+        return false;
+    };
+    if pid == std::process::id() {
+        return true;
+    }
+    // A zombie (killed, not yet reaped by its parent) still has a /proc entry.
+    match std::fs::read_to_string(proc_root.join(pid.to_string()).join("stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// The advisory-lock key of a sync: the first 8 bytes of SHA-256("syncctl:sync:" + name).
+fn advisory_key(sync: &str) -> i64 {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(format!("syncctl:sync:{sync}").as_bytes());
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&d[..8]);
+    i64::from_be_bytes(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_urls() {
+        let base = Path::new("/cfg");
+        assert_eq!(
+            parse_state_url("sqlite://.syncctl/state.db", base).unwrap(),
+            StateLocation::SqliteFile("/cfg/.syncctl/state.db".into())
+        );
+        assert_eq!(
+            parse_state_url("sqlite:///abs/state.db", base).unwrap(),
+            StateLocation::SqliteFile("/abs/state.db".into())
+        );
+        assert_eq!(
+            parse_state_url("postgres://u:p@h/db?schema=s1&sslmode=disable", base).unwrap(),
+            StateLocation::Postgres {
+                url: "postgres://u:p@h/db?sslmode=disable".into(),
+                schema: Some("s1".into())
+            }
+        );
+        let e = parse_state_url("mysql://u:secret@h/db", base)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("***@h/db") && !e.contains("secret"), "{e}");
+    }
+
+    #[test]
+    fn advisory_keys_are_stable_and_distinct() {
+        assert_eq!(advisory_key("a"), advisory_key("a"));
+        assert_ne!(advisory_key("a"), advisory_key("b"));
+    }
+
+    #[test]
+    fn this_process_is_alive_and_a_huge_pid_is_not() {
+        assert!(process_alive(i64::from(std::process::id())));
+        assert!(!process_alive(4_000_000_000));
+    }
+}
