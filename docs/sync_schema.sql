@@ -1,0 +1,127 @@
+-- syncctl sync state store: the PostgreSQL schema, for DBAs.
+--
+-- syncctl applies it itself (embedded migrations, tracked in _sqlx_migrations) the first time
+-- `syncctl sync run` opens a postgres:// state store; with `?schema=NAME` in the state URL the
+-- tables live in that schema (created if missing). To provision by hand instead, run the
+-- statements below as the owner of that schema. Everything after this header is
+-- crates/syncctl-sync/migrations/postgres/0001_init.sql, verbatim (a test keeps it so).
+
+-- syncctl sync state store, PostgreSQL. Embedded in the binary (sqlx::migrate!) and applied
+-- by `syncctl sync run`; docs/sync_schema.sql is a copy for DBAs (a test keeps them equal).
+
+-- One row per run of a sync (dry runs are never recorded).
+CREATE TABLE sync_run (
+    run_id      text PRIMARY KEY,
+    sync_name   text NOT NULL,
+    direction   text NOT NULL,
+    status      text NOT NULL,            -- running | succeeded | failed | interrupted
+    started_at  timestamptz NOT NULL,
+    finished_at timestamptz,
+    invoked_by  text NOT NULL,            -- user@host and orchestrator context
+    args        jsonb NOT NULL,           -- effective settings (never secrets)
+    counts      jsonb,                    -- the result's source/target/conflicts counts
+    error       text
+);
+CREATE INDEX sync_run_by_sync ON sync_run (sync_name, started_at DESC);
+
+-- A matched pair of records and the field values both sides had when last synced (the base
+-- of the three-way merge).
+CREATE TABLE sync_link (
+    link_id           bigserial PRIMARY KEY,
+    sync_name         text NOT NULL,
+    source_key        text NOT NULL,
+    target_key        text NOT NULL,
+    natural_key       text,
+    base              jsonb NOT NULL,
+    source_updated_at timestamptz,
+    target_updated_at timestamptz,
+    source_deleted    boolean NOT NULL DEFAULT false,
+    target_deleted    boolean NOT NULL DEFAULT false,
+    created_run       text NOT NULL,
+    updated_run       text NOT NULL,
+    updated_at        timestamptz NOT NULL,
+    UNIQUE (sync_name, source_key),
+    UNIQUE (sync_name, target_key)
+);
+
+-- The per-record audit. Rows are written as `planned` before anything is sent, then updated
+-- with the outcome; a run killed in between leaves them `planned` and the next run marks
+-- them `interrupted`.
+CREATE TABLE sync_change (
+    change_id   bigserial PRIMARY KEY,
+    run_id      text NOT NULL REFERENCES sync_run (run_id),
+    seq         integer NOT NULL,
+    link_id     bigint,
+    side        text NOT NULL,            -- source | target
+    record_key  text,
+    action      text NOT NULL,            -- create | update | delete | archive | link | conflict | reject
+    before      jsonb,
+    after       jsonb,
+    status      text NOT NULL,            -- planned | applied | failed | rejected | queued | stale | not_found | skipped | interrupted
+    error       text,
+    created_at  timestamptz NOT NULL,
+    finished_at timestamptz
+);
+CREATE INDEX sync_change_by_run ON sync_change (run_id, seq);
+CREATE INDEX sync_change_by_link ON sync_change (link_id);
+
+-- Fields changed to different values on both sides since the base.
+CREATE TABLE sync_conflict (
+    conflict_id  bigserial PRIMARY KEY,
+    sync_name    text NOT NULL,
+    link_id      bigint NOT NULL,
+    source_key   text NOT NULL,
+    target_key   text NOT NULL,
+    fields       jsonb NOT NULL,          -- {"field": {"base": …, "source": …, "target": …}}
+    strategy     text NOT NULL,
+    status       text NOT NULL,           -- open | resolved | applied | auto_resolved | superseded
+    resolution   jsonb,                   -- {"keep": "source"} | {"keep": "target"} | {"values": {…}}
+    detected_run text NOT NULL,
+    detected_at  timestamptz NOT NULL,
+    resolved_by  text,
+    resolved_at  timestamptz,
+    applied_run  text,
+    applied_at   timestamptz
+);
+CREATE INDEX sync_conflict_by_sync ON sync_conflict (sync_name, status);
+CREATE UNIQUE INDEX sync_conflict_one_open_per_link ON sync_conflict (link_id)
+    WHERE status IN ('open', 'resolved');
+
+-- Incremental read positions (the last modified time seen), per side.
+CREATE TABLE sync_cursor (
+    sync_name  text NOT NULL,
+    side       text NOT NULL,
+    value      timestamptz NOT NULL,
+    run_id     text NOT NULL,
+    updated_at timestamptz NOT NULL,
+    PRIMARY KEY (sync_name, side)
+);
+
+-- Records to read again on the next run whatever their cursor says (failed, rejected, stale,
+-- skipped because a breaker opened).
+CREATE TABLE sync_pending (
+    sync_name  text NOT NULL,
+    side       text NOT NULL,
+    record_key text NOT NULL,
+    reason     text NOT NULL,
+    run_id     text NOT NULL,
+    attempts   integer NOT NULL,
+    PRIMARY KEY (sync_name, side, record_key)
+);
+
+-- Circuit-breaker state per connector endpoint, shared by every run and pod.
+CREATE TABLE sync_breaker (
+    endpoint   text PRIMARY KEY,
+    state      jsonb NOT NULL,
+    updated_at timestamptz NOT NULL
+);
+
+-- Who holds a sync. On PostgreSQL the lock itself is pg_try_advisory_lock; this row says who.
+CREATE TABLE sync_lock (
+    sync_name   text PRIMARY KEY,
+    owner       text NOT NULL,
+    host        text NOT NULL,
+    pid         integer NOT NULL,
+    acquired_at timestamptz NOT NULL,
+    expires_at  timestamptz NOT NULL
+);
