@@ -145,6 +145,88 @@ pub async fn run(
     }
 }
 
+/// Every problem of a config against the two connectors and their discovered schemas (fields
+/// that do not exist, written fields that cannot be written, deletes a side cannot do,
+/// required columns no mapped field fills); the mapping when there are none of the first kind.
+#[must_use]
+pub fn config_problems(
+    cfg: &SyncConfig,
+    source: &dyn Connector,
+    target: &dyn Connector,
+    ss: &ObjectSchema,
+    ts: &ObjectSchema,
+) -> (Option<Mapping>, Vec<String>) {
+    let (mapping, mut problems) = match Mapping::build(cfg, ss, ts) {
+        Ok(m) => (Some(m), Vec::new()),
+        Err(p) => (None, p),
+    };
+    for (side, c, sc) in [(Side::Source, source, ss), (Side::Target, target, ts)] {
+        let writes = match side {
+            Side::Source => cfg.direction.to_source(),
+            Side::Target => cfg.direction.to_target(),
+        };
+        if c.source().is_none() {
+            problems.push(format!(
+                "{} connector {} cannot read",
+                side.as_str(),
+                c.kind()
+            ));
+        }
+        if writes && c.sink().is_none() {
+            problems.push(format!(
+                "{} connector {} cannot write, but the direction {} writes to it",
+                side.as_str(),
+                c.kind(),
+                cfg.direction.as_str()
+            ));
+        }
+        if writes && cfg.deletes == DeletePolicy::Archive && !sc.capabilities.archive {
+            problems.push(format!(
+                "deletes: archive needs a deleted_column on the {} ({})",
+                side.as_str(),
+                c.kind()
+            ));
+        }
+        if writes && cfg.deletes == DeletePolicy::Propagate && !sc.capabilities.delete {
+            problems.push(format!(
+                "deletes: propagate, but the {} connector cannot delete",
+                side.as_str()
+            ));
+        }
+        if writes && sc.capabilities.create {
+            let mapped: HashSet<&str> = cfg
+                .fields
+                .iter()
+                .map(|f| match side {
+                    Side::Source => f.source.as_str(),
+                    Side::Target => f.target.as_str(),
+                })
+                .collect();
+            for f in &sc.fields {
+                let generated = f.name == sc.key && sc.capabilities.generated_keys;
+                let managed = [&sc.updated_at, &sc.origin, &sc.deleted]
+                    .iter()
+                    .any(|c| c.as_deref() == Some(f.name.as_str()));
+                let keyed_by_token = f.name == sc.key;
+                if !f.nullable
+                    && !f.has_default
+                    && !generated
+                    && !managed
+                    && !keyed_by_token
+                    && !mapped.contains(f.name.as_str())
+                {
+                    problems.push(format!(
+                        "{} column {:?} is NOT NULL without a default and no mapped field fills it, so every record created there would be rejected",
+                        side.as_str(),
+                        f.name
+                    ));
+                }
+            }
+        }
+    }
+    (mapping, problems)
+}
+
 fn report_side(r: &mut RunReport, side: Side) -> &mut SideReport {
     match side {
         Side::Source => &mut r.source,
@@ -338,44 +420,7 @@ impl<'a> Engine<'a> {
             }
         }
         let (ss, ts) = (schemas.remove(0), schemas.remove(0));
-        let (mapping, mut problems) = match Mapping::build(cfg, &ss, &ts) {
-            Ok(m) => (Some(m), Vec::new()),
-            Err(p) => (None, p),
-        };
-        for (side, c, sc) in [(Side::Source, source, &ss), (Side::Target, target, &ts)] {
-            let writes = match side {
-                Side::Source => cfg.direction.to_source(),
-                Side::Target => cfg.direction.to_target(),
-            };
-            if c.source().is_none() {
-                problems.push(format!(
-                    "{} connector {} cannot read",
-                    side.as_str(),
-                    c.kind()
-                ));
-            }
-            if writes && c.sink().is_none() {
-                problems.push(format!(
-                    "{} connector {} cannot write, but the direction {} writes to it",
-                    side.as_str(),
-                    c.kind(),
-                    cfg.direction.as_str()
-                ));
-            }
-            if writes && cfg.deletes == DeletePolicy::Archive && !sc.capabilities.archive {
-                problems.push(format!(
-                    "deletes: archive needs a deleted_column on the {} ({})",
-                    side.as_str(),
-                    c.kind()
-                ));
-            }
-            if writes && cfg.deletes == DeletePolicy::Propagate && !sc.capabilities.delete {
-                problems.push(format!(
-                    "deletes: propagate, but the {} connector cannot delete",
-                    side.as_str()
-                ));
-            }
-        }
+        let (mapping, problems) = config_problems(cfg, source, target, &ss, &ts);
         let mapping = match mapping {
             Some(m) if problems.is_empty() => m,
             _ => return fail(report, SyncError::Config { problems }),
@@ -1545,6 +1590,13 @@ impl<'a> Engine<'a> {
             pc.pending_remove.clear();
         } else if let Some(status) = w.close_conflict {
             pc.conflict = ConflictWrite::Close { status };
+        } else if !w.conflict.is_empty() {
+            pc.conflict = ConflictWrite::Settled {
+                fields: json!(w.conflict),
+                strategy: self.cfg.conflict_strategy.as_str().to_owned(),
+                source_key: key_of(Side::Source).map(|k| k.0).unwrap_or_default(),
+                target_key: key_of(Side::Target).map(|k| k.0).unwrap_or_default(),
+            };
         }
         pc
     }
@@ -1874,13 +1926,15 @@ impl<'a> Engine<'a> {
         let rejected = self.sides[0].counts.rejected + self.sides[1].counts.rejected;
         if rejected > 0 {
             self.warnings.push(format!(
-                "{rejected} records were rejected by validation and not written; see data.rejected"
+                "{rejected} record{} rejected by validation and not written; see data.rejected",
+                if rejected == 1 { " was" } else { "s were" }
             ));
         }
-        if self.report.conflicts.queued > 0 {
+        let queued = self.report.conflicts.queued;
+        if queued > 0 {
             self.warnings.push(format!(
-                "{} conflicts are queued for review: syncctl sync conflicts list --sync {}",
-                self.report.conflicts.queued, self.cfg.name
+                "{queued} conflict{} queued for review (see data.conflicts); list and resolve them with `syncctl sync conflicts list` and the same --config or --state-url",
+                if queued == 1 { " is" } else { "s are" },
             ));
         }
         let real = !self.s.dry_run;
@@ -1913,7 +1967,8 @@ impl<'a> Engine<'a> {
             }
             let counts = s.counts.clone();
             let before = s.cursor_before;
-            let max_seen = s.max_seen;
+            // Only a side read incrementally has a cursor worth keeping.
+            let max_seen = s.max_seen.filter(|_| s.schema.capabilities.incremental);
             let mut after = before;
             if real
                 && scanned

@@ -19,7 +19,7 @@ pub mod report;
 pub mod store;
 
 pub use config::{ConflictStrategy, DeletePolicy, Direction, SyncConfig, parse_config};
-pub use engine::{RunOutcome, RunSettings, run};
+pub use engine::{RunOutcome, RunSettings, config_problems, run};
 pub use error::SyncError;
 pub use report::RunReport;
 pub use store::{Side, StateStore};

@@ -385,6 +385,17 @@ pub enum ConflictWrite {
         /// Target record.
         target_key: String,
     },
+    /// Record a conflict the strategy settled (status `auto_resolved`), for the audit.
+    Settled {
+        /// `{field: {base, source, target, winner}}`.
+        fields: Value,
+        /// Strategy name.
+        strategy: String,
+        /// Source record.
+        source_key: String,
+        /// Target record.
+        target_key: String,
+    },
     /// Close the open/resolved conflict of this link.
     Close {
         /// Final status: `applied`, `auto_resolved` or `superseded`.
@@ -1036,6 +1047,33 @@ impl StateStore {
                                 .await?
                             }
                         });
+                    }
+                    (
+                        ConflictWrite::Settled {
+                            fields,
+                            strategy,
+                            source_key: sk,
+                            target_key: tk,
+                        },
+                        Some(lid),
+                    ) => {
+                        let cid: i64 = sqlx::query_scalar(
+                            "INSERT INTO sync_conflict (sync_name, link_id, source_key, target_key, fields, strategy, status, resolution, \
+                             detected_run, detected_at, resolved_by, resolved_at, applied_run, applied_at) \
+                             VALUES ($1, $2, $3, $4, $5, $6, 'auto_resolved', $7, $8, $9, $6, $9, $8, $9) RETURNING conflict_id",
+                        )
+                        .bind(sync)
+                        .bind(lid)
+                        .bind(sk)
+                        .bind(tk)
+                        .bind(Json(fields))
+                        .bind(strategy)
+                        .bind(Json(serde_json::json!({"strategy": strategy})))
+                        .bind(run_id)
+                        .bind(now)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                        conflict_id = Some(cid);
                     }
                     (ConflictWrite::Close { status }, Some(lid)) => {
                         sqlx::query(

@@ -160,6 +160,7 @@ fn run(
         signals: signal_state.clone(),
         redactor: redactor.clone(),
         progress: bars,
+        verbosity,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

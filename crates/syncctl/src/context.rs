@@ -30,6 +30,8 @@ pub(crate) struct AppContext {
     pub(crate) redactor: Arc<RwLock<Redactor>>,
     /// Whether progress bars may be drawn.
     pub(crate) progress: bool,
+    /// `-v` count minus `-q` count (commands that print more detail in results with `-v`).
+    pub(crate) verbosity: i8,
 }
 
 impl AppContext {

@@ -1,0 +1,193 @@
+//! `sync run`, `sync plan` and `sync check`.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use syncctl_core::{Classified, Metric};
+use syncctl_sync::{RunOutcome, RunSettings, Side, StateStore, SyncError, config_problems};
+
+use crate::context::AppContext;
+use crate::error::CliError;
+
+use super::super::Outcome;
+use super::RunArgs;
+use super::settings::{self, Resolved};
+
+/// How long a SQLite lease lasts without renewal (renewed every third of it).
+const LOCK_LEASE: Duration = Duration::from_secs(60);
+
+/// Opens the state store: read-only for dry runs (nothing is created), else for writing.
+pub(super) async fn open_store(r: &Resolved, dry_run: bool) -> Result<StateStore, CliError> {
+    let store = if dry_run {
+        StateStore::open_read_only(&r.state_url, &r.state_base).await
+    } else {
+        StateStore::open(&r.state_url, &r.state_base).await
+    };
+    Ok(store?)
+}
+
+/// `sync run` (and `sync plan` = `run --dry-run`).
+pub(super) async fn run(a: RunArgs, dry_run: bool, ctx: &AppContext) -> Result<Outcome, CliError> {
+    let r = settings::resolve_run(&a, ctx)?;
+    let source = settings::build_connector(Side::Source, &r.config, &r.base_dir).await?;
+    let target = settings::build_connector(Side::Target, &r.config, &r.base_dir).await?;
+    let store = open_store(&r, dry_run).await?;
+    let run_settings = RunSettings {
+        config: r.config.clone(),
+        dry_run,
+        full_refresh: a.full_refresh,
+        include_plan: a.show_plan || ctx.verbosity > 0,
+        only_links: None,
+        invoked_by: settings::invoked_by(ctx),
+        args: settings::recorded_args(&r, &a, dry_run),
+        lock_lease: LOCK_LEASE,
+    };
+    tracing::info!(
+        sync = %r.config.name,
+        source = %source.endpoint(),
+        target = %target.endpoint(),
+        state = %store.display(),
+        dry_run,
+        "Starting sync."
+    );
+    let outcome = syncctl_sync::run(
+        &run_settings,
+        source.as_ref(),
+        target.as_ref(),
+        &store,
+        &ctx.cancel,
+    )
+    .await;
+    store.close().await;
+    Ok(into_outcome(outcome, dry_run))
+}
+
+/// A run's outcome as the command's result.
+pub(super) fn into_outcome(o: RunOutcome, dry_run: bool) -> Outcome {
+    let report = &o.report;
+    tracing::info!(
+        sync = %report.sync,
+        run = %report.run,
+        source_created = report.source.counts.created,
+        source_updated = report.source.counts.updated,
+        target_created = report.target.counts.created,
+        target_updated = report.target.counts.updated,
+        conflicts = report.conflicts.detected,
+        rejected = report.source.counts.rejected + report.target.counts.rejected,
+        failed = report.source.counts.failed + report.target.counts.failed,
+        "Sync finished."
+    );
+    let mut metrics = Vec::new();
+    for (side, c) in [
+        ("source", &report.source.counts),
+        ("target", &report.target.counts),
+    ] {
+        for (name, v) in [
+            ("read", c.read),
+            ("created", c.created),
+            ("updated", c.updated),
+            ("deleted", c.deleted),
+            ("rejected", c.rejected),
+            ("failed", c.failed),
+        ] {
+            let mut m = Metric::counter(format!("sync_records_{name}"), v as f64);
+            m.tags.insert("side".into(), side.into());
+            metrics.push(m);
+        }
+    }
+    for (name, v) in [
+        ("detected", report.conflicts.detected),
+        ("resolved", report.conflicts.resolved),
+        ("queued", report.conflicts.queued),
+    ] {
+        metrics.push(Metric::counter(format!("sync_conflicts_{name}"), v as f64));
+    }
+    let data = serde_json::to_value(&o.report).unwrap_or(Value::Null);
+    let outcome = match o.error {
+        None if dry_run => Outcome::planned(data),
+        None => Outcome::succeeded(data),
+        Some(e) => Outcome::failed(data, e.into()),
+    };
+    outcome.with_warnings(o.warnings).with_metrics(metrics)
+}
+
+/// `sync check`: every problem with the config, the connectors and the state store at once.
+pub(super) async fn check(a: RunArgs, ctx: &AppContext) -> Result<Outcome, CliError> {
+    let r = settings::resolve_run(&a, ctx)?;
+    let mut problems: Vec<String> = Vec::new();
+    let mut sides = serde_json::Map::new();
+    let mut connectors = Vec::new();
+    for side in [Side::Source, Side::Target] {
+        match settings::build_connector(side, &r.config, &r.base_dir).await {
+            Ok(c) => connectors.push((side, c)),
+            Err(e) => problems.push(crate::error::chain_message(&e.error)),
+        }
+    }
+    let mut schemas = Vec::new();
+    for (side, c) in &connectors {
+        let mut info = json!({
+            "connector": c.kind(),
+            "object": c.object(),
+            "endpoint": c.endpoint(),
+        });
+        if let Err(e) = c.check().await {
+            problems.push(format!("{} connector: {e}", side.as_str()));
+            sides.insert(side.as_str().into(), info);
+            continue;
+        }
+        match c.describe().await {
+            Ok(s) => {
+                info["key"] = json!(s.key);
+                info["updated_at"] = json!(s.updated_at);
+                info["fields"] = json!(s.fields.iter().map(|f| &f.name).collect::<Vec<_>>());
+                info["max_batch"] = json!(s.max_batch);
+                info["capabilities"] = json!(s.capabilities);
+                schemas.push(s);
+            }
+            Err(e) => problems.push(format!("{} connector: {e}", side.as_str())),
+        }
+        sides.insert(side.as_str().into(), info);
+    }
+    if let ([(_, sc), (_, tc)], [ss, ts]) = (connectors.as_slice(), schemas.as_slice()) {
+        let (_, p) = config_problems(&r.config, sc.as_ref(), tc.as_ref(), ss, ts);
+        problems.extend(p);
+    }
+    let state = match StateStore::open_read_only(&r.state_url, &r.state_base).await {
+        Ok(s) => {
+            let d = s.display().to_owned();
+            s.close().await;
+            json!(d)
+        }
+        Err(e) => {
+            problems.push(e.to_string());
+            Value::Null
+        }
+    };
+    let mut data = json!({
+        "sync": r.config.name,
+        "direction": r.config.direction.as_str(),
+        "conflict_strategy": r.config.conflict_strategy.as_str(),
+        "state": state,
+        "problems": problems,
+    });
+    if let Some(m) = data.as_object_mut() {
+        m.extend(sides);
+    }
+    if problems.is_empty() {
+        Ok(Outcome::succeeded(data))
+    } else {
+        let n = problems.len();
+        let err = SyncError::Config { problems };
+        let class = err.class();
+        Ok(Outcome::failed(
+            data,
+            CliError::new(
+                class,
+                anyhow::Error::new(err).context(format!(
+                    "{n} problem{} found",
+                    if n == 1 { "" } else { "s" }
+                )),
+            ),
+        ))
+    }
+}

@@ -1,0 +1,314 @@
+//! Settings for `syncctl sync`: the config file (interpolated, validated), the command-line
+//! overrides on top of it, the state store URL and the connectors built from the registry.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use syncctl_core::{BuildContext, Classified, Connector, ConnectorFactory, ErrorClass};
+use syncctl_sync::config::{ConflictStrategy, Direction, SyncConfig, builtin, parse_config};
+use syncctl_sync::{Side, SyncError};
+
+use crate::context::AppContext;
+use crate::error::CliError;
+
+use super::{DirectionArg, RunArgs, StoreArgs, StrategyArg};
+
+/// The state store used when neither flag, environment nor config names one.
+pub(super) const DEFAULT_STATE: &str = "sqlite://.syncctl/state.db";
+
+/// Connector kinds that are planned but not in this build.
+const LATER: &[(&str, &str)] = &[
+    ("hubspot", "HubSpot"),
+    ("quickbooks", "QuickBooks Online"),
+    ("google_sheets", "Google Sheets"),
+    ("gsheets", "Google Sheets"),
+];
+
+/// Every connector this binary has: one list per connector crate.
+fn factories() -> impl Iterator<Item = &'static ConnectorFactory> {
+    syncctl_sql::FACTORIES.iter()
+}
+
+/// A config ready to run, and where its relative paths and state live.
+pub(super) struct Resolved {
+    pub(super) config: SyncConfig,
+    pub(super) config_path: Option<PathBuf>,
+    /// Relative connector paths are taken from here (the config's directory, else the cwd).
+    pub(super) base_dir: PathBuf,
+    pub(super) state_url: String,
+    /// Relative state paths are taken from here.
+    pub(super) state_base: PathBuf,
+}
+
+fn cwd() -> Result<PathBuf, CliError> {
+    std::env::current_dir().map_err(|e| CliError::new(ErrorClass::Internal, e))
+}
+
+/// Reads, interpolates (`${VAR}` from the environment) and validates a config file.
+pub(super) fn load_config(
+    path: &Path,
+    ctx: &AppContext,
+) -> Result<(SyncConfig, PathBuf), CliError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        CliError::config(format!("cannot read sync config {}: {e}", path.display()))
+    })?;
+    let text = syncctl_config::interpolate(&text, |k| ctx.env.get(k))
+        .map_err(syncctl_config::ConfigError::from)?;
+    let origin = path.display().to_string();
+    let config = parse_config(&origin, &text)?;
+    register_secrets(&config.source, ctx);
+    register_secrets(&config.target, ctx);
+    if let Some(s) = &config.state {
+        register_secrets(&Value::String(s.clone()), ctx);
+    }
+    // Absolute, so connector endpoints (which name breakers) do not depend on the cwd.
+    let base = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(cwd, |p| {
+            std::path::absolute(p).map_err(|e| CliError::new(ErrorClass::Internal, e))
+        })?;
+    Ok((config, base))
+}
+
+/// Registers every password-like value of a connector block with the redactor.
+fn register_secrets(v: &Value, ctx: &AppContext) {
+    match v {
+        Value::String(s) => {
+            if let Some(pw) = url_password(s) {
+                ctx.add_secret(pw);
+            }
+        }
+        Value::Object(m) => {
+            for (k, v) in m {
+                let secretish = syncctl_core::Redactor::is_secret_name(k);
+                if let (true, Value::String(s)) = (secretish, v) {
+                    ctx.add_secret(s);
+                }
+                register_secrets(v, ctx);
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|v| register_secrets(v, ctx)),
+        _ => {}
+    }
+}
+
+fn url_password(value: &str) -> Option<&str> {
+    let (_, rest) = value.split_once("://")?;
+    let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
+    let userinfo = &authority[..authority.rfind('@')?];
+    let (_, pw) = userinfo.split_once(':')?;
+    (!pw.is_empty()).then_some(pw)
+}
+
+/// The state URL and the directory its relative path is taken from: `--state-url`, then
+/// `SYNCCTL_STATE_URL` (both relative to the working directory), then the config's `state`
+/// (relative to the config), then the default next to the config (or in the cwd).
+pub(super) fn state_url(
+    store: &StoreArgs,
+    config: Option<(&SyncConfig, &Path)>,
+    ctx: &AppContext,
+) -> Result<(String, PathBuf), CliError> {
+    if let Some(u) = &store.state_url {
+        register_secrets(&Value::String(u.clone()), ctx);
+        return Ok((u.clone(), cwd()?));
+    }
+    if let Some(u) = ctx
+        .env
+        .get("SYNCCTL_STATE_URL")
+        .filter(|u| !u.trim().is_empty())
+    {
+        return Ok((u, cwd()?));
+    }
+    match config {
+        Some((c, base)) => Ok((
+            c.state.clone().unwrap_or_else(|| DEFAULT_STATE.to_owned()),
+            base.to_path_buf(),
+        )),
+        None => Ok((DEFAULT_STATE.to_owned(), cwd()?)),
+    }
+}
+
+/// Resolves the config and the overrides of `run`/`plan`/`check`.
+pub(super) fn resolve_run(a: &RunArgs, ctx: &AppContext) -> Result<Resolved, CliError> {
+    let (mut config, base_dir, config_path) = match &a.store.config {
+        Some(p) => {
+            let (c, base) = load_config(p, ctx)?;
+            (c, base, Some(p.clone()))
+        }
+        None => {
+            let (Some(s), Some(t)) = (&a.source, &a.target) else {
+                return Err(CliError::usage(
+                    "pass --config sync.yaml, or --source and --target for a pair with a built-in mapping (hubspot → quickbooks)",
+                ));
+            };
+            let Some(c) = builtin(s, t) else {
+                return Err(CliError::usage(format!(
+                    "there is no built-in mapping for {s} → {t}; write a sync.yaml (see docs/sync.md) and pass --config"
+                )));
+            };
+            (c, cwd()?, None)
+        }
+    };
+    for (side, want) in [(Side::Source, &a.source), (Side::Target, &a.target)] {
+        if let Some(w) = want
+            && config.kind(side) != w
+        {
+            return Err(CliError::usage(format!(
+                "--{} {w} does not match the config's {} connector {}",
+                side.as_str(),
+                side.as_str(),
+                config.kind(side)
+            )));
+        }
+    }
+    if let Some(o) = &a.object {
+        let Some((s, t)) = o
+            .split_once(':')
+            .filter(|(s, t)| !s.is_empty() && !t.is_empty())
+        else {
+            return Err(CliError::usage(format!(
+                "--object takes SOURCE:TARGET, got {o:?}"
+            )));
+        };
+        for (block, v) in [(&mut config.source, s), (&mut config.target, t)] {
+            if let Some(m) = block.as_object_mut() {
+                m.insert("object".into(), Value::String(v.to_owned()));
+            }
+        }
+    }
+    if let Some(d) = a.direction {
+        config.direction = match d {
+            DirectionArg::SourceToTarget => Direction::SourceToTarget,
+            DirectionArg::TargetToSource => Direction::TargetToSource,
+            DirectionArg::Bidirectional => Direction::Bidirectional,
+        };
+    }
+    if let Some(s) = a.conflict_strategy {
+        config.conflict_strategy = match s {
+            StrategyArg::SourceWins => ConflictStrategy::SourceWins,
+            StrategyArg::TargetWins => ConflictStrategy::TargetWins,
+            StrategyArg::Latest => ConflictStrategy::Latest,
+            StrategyArg::Manual => ConflictStrategy::Manual,
+        };
+    }
+    if let Some(n) = a.batch_size {
+        config.batch_size = n;
+    }
+    if let Some(n) = a.max_failures {
+        config.max_failures = n;
+    }
+    if let Some(f) = a.max_delete_fraction {
+        config.max_delete_fraction = f;
+    }
+    let problems = config.problems();
+    if !problems.is_empty() {
+        return Err(SyncError::Config { problems }.into());
+    }
+    let (state_url, state_base) = state_url(&a.store, Some((&config, &base_dir)), ctx)?;
+    Ok(Resolved {
+        config,
+        config_path,
+        base_dir,
+        state_url,
+        state_base,
+    })
+}
+
+/// Builds one side's connector from the registry.
+pub(super) async fn build_connector(
+    side: Side,
+    config: &SyncConfig,
+    base_dir: &Path,
+) -> Result<Box<dyn Connector>, CliError> {
+    let kind = config.kind(side);
+    let block = match side {
+        Side::Source => config.source.clone(),
+        Side::Target => config.target.clone(),
+    };
+    let Some(f) = factories().find(|f| f.kind == kind) else {
+        let available: Vec<&str> = factories().map(|f| f.kind).collect();
+        let msg = match LATER.iter().find(|(k, _)| *k == kind) {
+            Some((_, product)) => format!(
+                "{} connector `{kind}` ({product}) is not available in this version of syncctl; the HubSpot, QuickBooks and Google Sheets connectors come in a later release (available: {})",
+                side.as_str(),
+                available.join(", ")
+            ),
+            None => format!(
+                "{} connector `{kind}` is unknown (available: {})",
+                side.as_str(),
+                available.join(", ")
+            ),
+        };
+        return Err(CliError::config(msg));
+    };
+    (f.build)(
+        BuildContext {
+            base_dir: base_dir.to_path_buf(),
+        },
+        block,
+    )
+    .await
+    .map_err(|e| connector_error(side, e))
+}
+
+/// A connector error with the side it happened on.
+pub(super) fn connector_error(side: Side, e: syncctl_core::ConnectorError) -> CliError {
+    let class = e.class();
+    CliError::new(
+        class,
+        anyhow::Error::new(e).context(format!("{} connector", side.as_str())),
+    )
+}
+
+/// Who runs the sync, for the run row.
+pub(super) fn invoked_by(ctx: &AppContext) -> String {
+    let user = ctx
+        .env
+        .get("USER")
+        .or_else(|| ctx.env.get("USERNAME"))
+        .unwrap_or_else(|| "unknown".to_owned());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "unknown-host".to_owned());
+    match ctx.orchestrator.idempotency_key() {
+        Some(k) => format!("{user}@{host} ({k})"),
+        None => format!("{user}@{host}"),
+    }
+}
+
+/// The settings recorded in the run row (never URLs or secrets).
+pub(super) fn recorded_args(r: &Resolved, a: &RunArgs, dry_run: bool) -> Value {
+    let c = &r.config;
+    let side = |b: &Value| {
+        serde_json::json!({
+            "connector": b.get("connector"),
+            "object": b.get("object"),
+        })
+    };
+    serde_json::json!({
+        "config": r.config_path.as_ref().map(|p| p.display().to_string()),
+        "source": side(&c.source),
+        "target": side(&c.target),
+        "direction": c.direction.as_str(),
+        "conflict_strategy": c.conflict_strategy.as_str(),
+        "batch_size": c.batch_size,
+        "deletes": c.deletes.as_str(),
+        "max_delete_fraction": c.max_delete_fraction,
+        "max_failures": c.max_failures,
+        "full_refresh": a.full_refresh,
+        "dry_run": dry_run,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_passwords() {
+        assert_eq!(url_password("postgres://u:pw1@h/db"), Some("pw1"));
+        assert_eq!(url_password("sqlite://crm.db"), None);
+    }
+}
