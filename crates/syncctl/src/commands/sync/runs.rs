@@ -142,15 +142,34 @@ pub(super) async fn check(a: RunArgs, ctx: &AppContext) -> Result<Outcome, CliEr
                 info["fields"] = json!(s.fields.iter().map(|f| &f.name).collect::<Vec<_>>());
                 info["max_batch"] = json!(s.max_batch);
                 info["capabilities"] = json!(s.capabilities);
-                schemas.push(s);
+                schemas.push((*side, s));
             }
             Err(e) => problems.push(format!("{} connector: {e}", side.as_str())),
         }
         sides.insert(side.as_str().into(), info);
     }
-    if let ([(_, sc), (_, tc)], [ss, ts]) = (connectors.as_slice(), schemas.as_slice()) {
+    if let ([(_, sc), (_, tc)], [(_, ss), (_, ts)]) = (connectors.as_slice(), schemas.as_slice()) {
         let (_, p) = config_problems(&r.config, sc.as_ref(), tc.as_ref(), ss, ts);
         problems.extend(p);
+    } else {
+        // One side could not be described: still check the other side's fields.
+        for (side, s) in &schemas {
+            for f in &r.config.fields {
+                let name = match side {
+                    Side::Source => &f.source,
+                    Side::Target => &f.target,
+                };
+                if s.field(name).is_none() {
+                    let names: Vec<&str> = s.fields.iter().map(|f| f.name.as_str()).collect();
+                    problems.push(format!(
+                        "{} field {name:?} is not a field of {}; it has: {}",
+                        side.as_str(),
+                        s.object,
+                        names.join(", ")
+                    ));
+                }
+            }
+        }
     }
     let state = match StateStore::open_read_only(&r.state_url, &r.state_base).await {
         Ok(s) => {
