@@ -137,13 +137,13 @@ pub(crate) enum LogFormat {
 /// The command groups.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Trigger Airbyte connection syncs, wait, attach, cancel (not built yet)
+    /// Trigger Airbyte connection syncs (one or many), wait, attach, cancel
     Airbyte(commands::airbyte::AirbyteArgs),
-    /// Run Databricks jobs and report per-task results (not built yet)
+    /// Run Databricks jobs, wait, and report per-task results
     Dbx(commands::dbx::DbxArgs),
-    /// Load date-partitioned files into Snowflake with COPY INTO (not built yet)
+    /// Load date-partitioned data-lake files into Snowflake with COPY INTO
     Snowflake(commands::snowflake::SnowflakeArgs),
-    /// Two-way record sync between CRMs, ERPs, sheets and databases (not built yet)
+    /// Two-way record sync between CRMs, ERPs, sheets and databases, with audit and conflicts
     Sync(commands::sync::SyncArgs),
     /// Send Slack and email alerts about results (not built yet)
     Notify(commands::not_built::NotBuiltArgs),
