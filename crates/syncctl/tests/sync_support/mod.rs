@@ -109,7 +109,9 @@ pub(crate) fn read_csv(p: &Path) -> BTreeMap<String, BTreeMap<String, String>> {
 }
 
 pub(crate) async fn sqlite(p: &Path) -> sqlx::SqlitePool {
-    let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(p);
+    let opts = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(p)
+        .create_if_missing(true);
     sqlx::SqlitePool::connect_with(opts).await.unwrap()
 }
 
@@ -147,6 +149,45 @@ pub(crate) async fn crm_rows(p: &Path) -> BTreeMap<String, BTreeMap<String, Stri
         assert!(
             out.insert(row["email"].clone(), row.clone()).is_none(),
             "duplicate email in the CRM: {row:?}"
+        );
+    }
+    out
+}
+
+/// Rows of a `customers` table keyed by email, with the given columns as text; fails on a
+/// duplicate email.
+pub(crate) async fn crm_rows_of(
+    p: &Path,
+    columns: &[&str],
+) -> BTreeMap<String, BTreeMap<String, String>> {
+    use sqlx::Row;
+    let pool = sqlite(p).await;
+    let list: Vec<String> = columns
+        .iter()
+        .map(|c| format!("CAST({c} AS TEXT)"))
+        .collect();
+    let sql = format!("SELECT {} FROM customers", list.join(", "));
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let mut out = BTreeMap::new();
+    for r in rows {
+        let row: BTreeMap<String, String> = columns
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                (
+                    (*n).to_owned(),
+                    r.get::<Option<String>, _>(i).unwrap_or_default(),
+                )
+            })
+            .collect();
+        let email = row["email"].clone();
+        assert!(
+            out.insert(email, row.clone()).is_none(),
+            "duplicate email: {row:?}"
         );
     }
     out
