@@ -15,6 +15,7 @@ pub mod mysql;
 pub mod postgres;
 pub mod registry;
 pub mod settings;
+pub mod sql_rows;
 pub mod sqlite;
 
 pub use registry::{FACTORIES, build, factory};

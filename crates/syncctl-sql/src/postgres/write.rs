@@ -1,0 +1,1010 @@
+//! The PostgreSQL sink: a batch in one transaction, bulk statements per group of like ops,
+//! and a replay one record per savepoint when a bulk statement fails because of a record.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde_json::Value;
+use sqlx::postgres::PgConnection;
+use sqlx::{Acquire, AssertSqlSafe, Row};
+use syncctl_core::{
+    ConnectorError, ObjectSchema, RecordError, RecordKey, Sink, WriteContext, WriteOp, WriteOutcome,
+};
+use syncctl_validate::coerce::canonical_text;
+
+use super::{D, KIND, PgConnector, PgTable, record_error};
+use crate::ident::quote;
+use crate::sql_rows::{
+    CreateOp, Managed, Prepared, UpdateOp, identity_text, managed, prepare, value_from_text,
+};
+
+/// Groups smaller than this are sent one statement per record inside the batch transaction:
+/// the bulk path costs three statements (staging table, `COPY`, apply) whatever its size.
+const BULK_MIN: usize = 4;
+
+/// What a group of like ops becomes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum GroupKind {
+    /// Creates whose natural key has a unique index: `INSERT … ON CONFLICT (nk) DO UPDATE`.
+    Upsert(String),
+    /// Creates that carry their key and no natural key: a plain `INSERT`.
+    Insert,
+    /// Updates setting the same columns: `UPDATE … FROM staging`.
+    Update,
+}
+
+/// How a batch is sent.
+#[derive(Debug, Default)]
+struct Plan {
+    /// (kind, columns set) → op indexes, in batch order.
+    groups: BTreeMap<(GroupKind, Vec<String>), Vec<usize>>,
+    /// Hard deletes, sent as one statement.
+    deletes: Vec<usize>,
+    /// Ops sent one statement each inside the batch transaction.
+    singles: Vec<usize>,
+}
+
+/// Why the bulk attempt stopped.
+enum BulkError {
+    /// A record's data was refused: replay the batch record by record.
+    Record(RecordError),
+    /// The batch as a whole failed.
+    Batch(ConnectorError),
+}
+
+fn columns(fields: &[(String, Value)]) -> Vec<String> {
+    fields.iter().map(|(n, _)| n.clone()).collect()
+}
+
+/// Groups the batch, or `None` when two ops touch the same record (their order matters, so
+/// they are applied one by one).
+fn plan(t: &PgTable, prepared: &[Prepared], decided: &[Option<WriteOutcome>]) -> Option<Plan> {
+    let mut seen = HashSet::new();
+    let mut p = Plan::default();
+    let key = &t.schema.key;
+    for (i, op) in prepared.iter().enumerate() {
+        if decided[i].is_some() {
+            continue;
+        }
+        let mut ids = Vec::new();
+        match op {
+            Prepared::Refused(_) | Prepared::Missing(_) => continue,
+            Prepared::Create(c) => {
+                if let Some((_, k)) = c.fields.iter().find(|(n, _)| n == key) {
+                    ids.push(format!("k:{}", identity_text(k)));
+                }
+                if let Some((f, v)) = &c.natural_key {
+                    ids.push(format!("n:{f}:{}", identity_text(v)));
+                }
+                let has_key = c.fields.iter().any(|(n, v)| n == key && !v.is_null());
+                match &c.natural_key {
+                    Some((f, _)) if t.unique.contains(f) => p
+                        .groups
+                        .entry((GroupKind::Upsert(f.clone()), columns(&c.fields)))
+                        .or_default()
+                        .push(i),
+                    None if has_key => p
+                        .groups
+                        .entry((GroupKind::Insert, columns(&c.fields)))
+                        .or_default()
+                        .push(i),
+                    _ => p.singles.push(i),
+                }
+            }
+            Prepared::Update(u) => {
+                ids.push(format!("k:{}", identity_text(&u.key)));
+                if u.fields.is_empty() {
+                    p.singles.push(i);
+                } else {
+                    p.groups
+                        .entry((GroupKind::Update, columns(&u.fields)))
+                        .or_default()
+                        .push(i);
+                }
+            }
+            Prepared::Delete { key, .. } => {
+                ids.push(format!("k:{}", identity_text(key)));
+                p.deletes.push(i);
+            }
+        }
+        for id in ids {
+            if !seen.insert(id) {
+                return None;
+            }
+        }
+    }
+    let small: Vec<_> = p
+        .groups
+        .iter()
+        .filter(|(_, ops)| ops.len() < BULK_MIN)
+        .map(|(k, _)| k.clone())
+        .collect();
+    for k in small {
+        if let Some(ops) = p.groups.remove(&k) {
+            p.singles.extend(ops);
+        }
+    }
+    p.singles.sort_unstable();
+    Some(p)
+}
+
+/// Appends one value in `COPY … FROM STDIN` text format.
+fn copy_value(buf: &mut String, v: Option<&str>) {
+    let Some(s) = v else {
+        buf.push_str("\\N");
+        return;
+    };
+    for c in s.chars() {
+        match c {
+            '\\' => buf.push_str("\\\\"),
+            '\n' => buf.push_str("\\n"),
+            '\r' => buf.push_str("\\r"),
+            '\t' => buf.push_str("\\t"),
+            c => buf.push(c),
+        }
+    }
+}
+
+fn key_text(t: &PgTable, v: &Value) -> Option<String> {
+    canonical_text(&value_from_text(
+        &t.field_type(&t.schema.key),
+        t.text_of(&t.schema.key, v),
+    ))
+}
+
+impl PgConnector {
+    fn note(&self, n: u64) {
+        self.stats.statements(n);
+    }
+
+    /// Marks the transaction as syncctl's (read by capture triggers).
+    async fn mark(&self, conn: &mut PgConnection, ctx: &WriteContext) -> Result<(), sqlx::Error> {
+        self.note(1);
+        sqlx::query(
+            "SELECT set_config('syncctl.origin', $1, true), \
+                    set_config('application_name', 'syncctl', true)",
+        )
+        .bind(&ctx.origin)
+        .execute(conn)
+        .await
+        .map(|_| ())
+    }
+
+    /// `(columns, values, binds)` of an insert of `fields` plus the managed columns.
+    fn insert_parts(
+        t: &PgTable,
+        fields: &[(String, Value)],
+        m: Managed<'_>,
+        ctx: &WriteContext,
+    ) -> (Vec<String>, Vec<String>, Vec<Option<String>>) {
+        let mut cols = Vec::new();
+        let mut vals = Vec::new();
+        let mut binds = Vec::new();
+        for (n, v) in fields {
+            cols.push(quote(n, D));
+            binds.push(t.text_of(n, v));
+            vals.push(format!("CAST(${} AS {})", binds.len(), t.ty(n)));
+        }
+        if let Some(c) = m.cursor {
+            cols.push(quote(c, D));
+            vals.push(t.now_expr().to_owned());
+        }
+        if let Some(o) = m.origin {
+            cols.push(quote(o, D));
+            binds.push(Some(ctx.origin.clone()));
+            vals.push(format!("CAST(${} AS {})", binds.len(), t.ty(o)));
+        }
+        (cols, vals, binds)
+    }
+
+    /// `SET` items of a natural-key match: every written column but the natural key and the
+    /// key, taking the value the insert would have stored.
+    fn conflict_sets(t: &PgTable, cols: &[String], nk: &str) -> String {
+        let skip = [quote(nk, D), quote(&t.schema.key, D)];
+        let sets: Vec<String> = cols
+            .iter()
+            .filter(|c| !skip.contains(c))
+            .map(|c| format!("{c} = EXCLUDED.{c}"))
+            .collect();
+        if sets.is_empty() {
+            // Still an update, so that RETURNING reports the matched row.
+            format!("{0} = EXCLUDED.{0}", quote(nk, D))
+        } else {
+            sets.join(", ")
+        }
+    }
+
+    /// One create, one statement (plus a lookup for a natural key without a unique index).
+    async fn create_row(
+        &self,
+        conn: &mut PgConnection,
+        t: &PgTable,
+        c: &CreateOp,
+        ctx: &WriteContext,
+    ) -> Result<WriteOutcome, sqlx::Error> {
+        if let Some((nk, v)) = c
+            .natural_key
+            .as_ref()
+            .filter(|(f, _)| !t.unique.contains(f))
+        {
+            let sql = format!(
+                "SELECT x.{key}::text FROM {q} AS x WHERE x.{f} = CAST($1 AS {ty}) LIMIT 2 FOR UPDATE",
+                key = quote(&t.schema.key, D),
+                q = t.qtable,
+                f = quote(nk, D),
+                ty = t.ty(nk)
+            );
+            self.note(1);
+            let found = sqlx::query(AssertSqlSafe(sql))
+                .bind(t.text_of(nk, v))
+                .fetch_all(&mut *conn)
+                .await?;
+            if found.len() > 1 {
+                return Ok(WriteOutcome::Failed(RecordError::invalid(
+                    format!("natural key {nk} matches several records"),
+                    Some(nk),
+                )));
+            }
+            if let Some(row) = found.first() {
+                let text: Option<String> = row.try_get(0)?;
+                let key = value_from_text(&t.field_type(&t.schema.key), text);
+                let u = UpdateOp {
+                    record_key: RecordKey(canonical_text(&key).unwrap_or_default()),
+                    key,
+                    fields: c
+                        .fields
+                        .iter()
+                        .filter(|(n, _)| *n != t.schema.key)
+                        .cloned()
+                        .collect(),
+                    expected: None,
+                };
+                return Ok(match self.update_row(conn, t, &u, ctx).await? {
+                    WriteOutcome::Applied { key, stored, .. } => WriteOutcome::Applied {
+                        key,
+                        created: false,
+                        stored,
+                    },
+                    other => other,
+                });
+            }
+        }
+        let m = managed(&t.schema, &c.fields);
+        let (cols, vals, binds) = Self::insert_parts(t, &c.fields, m, ctx);
+        let (created, conflict) = match c.natural_key.as_ref().filter(|(f, _)| t.unique.contains(f))
+        {
+            Some((nk, _)) => (
+                "(x.xmax = 0)",
+                format!(
+                    " ON CONFLICT ({}) DO UPDATE SET {}",
+                    quote(nk, D),
+                    Self::conflict_sets(t, &cols, nk)
+                ),
+            ),
+            None => ("true", String::new()),
+        };
+        let sql = if cols.is_empty() {
+            format!(
+                "INSERT INTO {} AS x DEFAULT VALUES RETURNING true, {}",
+                t.qtable, t.select
+            )
+        } else {
+            format!(
+                "INSERT INTO {} AS x ({}) VALUES ({}){conflict} RETURNING {created}, {}",
+                t.qtable,
+                cols.join(", "),
+                vals.join(", "),
+                t.select
+            )
+        };
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for b in binds {
+            q = q.bind(b);
+        }
+        self.note(1);
+        let row = q.fetch_one(&mut *conn).await?;
+        let created: bool = row.try_get(0)?;
+        let rec = t.record(&row, 1)?;
+        Ok(WriteOutcome::Applied {
+            key: rec.key.clone(),
+            created,
+            stored: Some(rec),
+        })
+    }
+
+    /// Whether a record with this key exists (tells a stale update from a missing record).
+    async fn exists(
+        &self,
+        conn: &mut PgConnection,
+        t: &PgTable,
+        key: &Value,
+    ) -> Result<bool, sqlx::Error> {
+        let sql = format!(
+            "SELECT 1 FROM {} AS x WHERE x.{} = CAST($1 AS {})",
+            t.qtable,
+            quote(&t.schema.key, D),
+            t.ty(&t.schema.key)
+        );
+        self.note(1);
+        Ok(sqlx::query(AssertSqlSafe(sql))
+            .bind(t.text_of(&t.schema.key, key))
+            .fetch_optional(&mut *conn)
+            .await?
+            .is_some())
+    }
+
+    /// One update, one statement (two when nothing matched and the op was conditional).
+    async fn update_row(
+        &self,
+        conn: &mut PgConnection,
+        t: &PgTable,
+        u: &UpdateOp,
+        ctx: &WriteContext,
+    ) -> Result<WriteOutcome, sqlx::Error> {
+        let key = quote(&t.schema.key, D);
+        let kty = t.ty(&t.schema.key);
+        if u.fields.is_empty() {
+            let sql = format!(
+                "SELECT {} FROM {} AS x WHERE x.{key} = CAST($1 AS {kty})",
+                t.select, t.qtable
+            );
+            self.note(1);
+            let row = sqlx::query(AssertSqlSafe(sql))
+                .bind(t.text_of(&t.schema.key, &u.key))
+                .fetch_optional(&mut *conn)
+                .await?;
+            return Ok(match row {
+                Some(r) => {
+                    let rec = t.record(&r, 0)?;
+                    WriteOutcome::Applied {
+                        key: rec.key.clone(),
+                        created: false,
+                        stored: Some(rec),
+                    }
+                }
+                None => WriteOutcome::NotFound {
+                    key: u.record_key.clone(),
+                },
+            });
+        }
+        let m = managed(&t.schema, &u.fields);
+        let (cols, vals, mut binds) = Self::insert_parts(t, &u.fields, m, ctx);
+        let sets: Vec<String> = cols
+            .iter()
+            .zip(&vals)
+            .map(|(c, v)| format!("{c} = {v}"))
+            .collect();
+        binds.push(t.text_of(&t.schema.key, &u.key));
+        let mut sql = format!(
+            "UPDATE {} AS x SET {} WHERE x.{key} = CAST(${} AS {kty})",
+            t.qtable,
+            sets.join(", "),
+            binds.len()
+        );
+        if let (Some(exp), Some(c)) = (u.expected, &t.schema.updated_at) {
+            binds.push(Some(crate::sql_rows::timestamp_text(exp)));
+            sql.push_str(&format!(
+                " AND x.{} = CAST(${} AS {})",
+                quote(c, D),
+                binds.len(),
+                t.ty(c)
+            ));
+        }
+        sql.push_str(&format!(" RETURNING {}", t.select));
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for b in binds {
+            q = q.bind(b);
+        }
+        self.note(1);
+        if let Some(row) = q.fetch_optional(&mut *conn).await? {
+            let rec = t.record(&row, 0)?;
+            return Ok(WriteOutcome::Applied {
+                key: rec.key.clone(),
+                created: false,
+                stored: Some(rec),
+            });
+        }
+        let stale = u.expected.is_some() && self.exists(conn, t, &u.key).await?;
+        Ok(if stale {
+            WriteOutcome::Stale {
+                key: u.record_key.clone(),
+            }
+        } else {
+            WriteOutcome::NotFound {
+                key: u.record_key.clone(),
+            }
+        })
+    }
+
+    /// One prepared op as its own statement(s).
+    async fn apply_row(
+        &self,
+        conn: &mut PgConnection,
+        t: &PgTable,
+        p: &Prepared,
+        ctx: &WriteContext,
+    ) -> Result<WriteOutcome, sqlx::Error> {
+        match p {
+            Prepared::Refused(e) => Ok(WriteOutcome::Failed(e.clone())),
+            Prepared::Missing(k) => Ok(WriteOutcome::NotFound { key: k.clone() }),
+            Prepared::Create(c) => self.create_row(conn, t, c, ctx).await,
+            Prepared::Update(u) => self.update_row(conn, t, u, ctx).await,
+            Prepared::Delete { record_key, key } => {
+                let sql = format!(
+                    "DELETE FROM {} AS x WHERE x.{} = CAST($1 AS {})",
+                    t.qtable,
+                    quote(&t.schema.key, D),
+                    t.ty(&t.schema.key)
+                );
+                self.note(1);
+                let done = sqlx::query(AssertSqlSafe(sql))
+                    .bind(t.text_of(&t.schema.key, key))
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(if done.rows_affected() == 0 {
+                    WriteOutcome::NotFound {
+                        key: record_key.clone(),
+                    }
+                } else {
+                    WriteOutcome::Applied {
+                        key: record_key.clone(),
+                        created: false,
+                        stored: None,
+                    }
+                })
+            }
+        }
+    }
+
+    /// Creates a staging table shaped like `columns` of the table (types, no constraints)
+    /// and `COPY`s `rows` into it. The first staged column is always the op index `__o`.
+    async fn stage(
+        &self,
+        conn: &mut PgConnection,
+        t: &PgTable,
+        name: &str,
+        columns: &[(String, String)],
+        rows: &str,
+    ) -> Result<(), sqlx::Error> {
+        let select: Vec<String> = columns
+            .iter()
+            .map(|(src, alias)| format!("x.{} AS {}", quote(src, D), quote(alias, D)))
+            .collect();
+        let sql = format!(
+            "CREATE TEMP TABLE {name} ON COMMIT DROP AS SELECT 0::int4 AS \"__o\"{}{} FROM {} AS x WITH NO DATA",
+            if select.is_empty() { "" } else { ", " },
+            select.join(", "),
+            t.qtable
+        );
+        self.note(1);
+        sqlx::query(AssertSqlSafe(sql)).execute(&mut *conn).await?;
+        self.note(1);
+        let mut copy = conn.copy_in_raw(&format!("COPY {name} FROM STDIN")).await?;
+        if let Err(e) = copy.send(rows.as_bytes()).await {
+            let _ = copy.abort("syncctl: send failed").await;
+            return Err(e);
+        }
+        copy.finish().await?;
+        Ok(())
+    }
+
+    /// A group of creates: staging table, `COPY`, one `INSERT … SELECT` (upsert or plain).
+    #[allow(clippy::too_many_arguments)]
+    async fn bulk_creates(
+        &self,
+        conn: &mut PgConnection,
+        t: &PgTable,
+        gi: usize,
+        conflict: Option<&str>,
+        cols: &[String],
+        ops: &[usize],
+        prepared: &[Prepared],
+        ctx: &WriteContext,
+        out: &mut HashMap<usize, WriteOutcome>,
+    ) -> Result<(), sqlx::Error> {
+        let name = format!("\"__syncctl_stage_{gi}\"");
+        let staged: Vec<(String, String)> = cols
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.clone(), format!("v{i}")))
+            .collect();
+        let mut data = String::new();
+        let mut given = Vec::new();
+        for &i in ops {
+            let Prepared::Create(c) = &prepared[i] else {
+                continue;
+            };
+            if given.is_empty() {
+                given.clone_from(&c.fields);
+            }
+            data.push_str(&i.to_string());
+            for (n, v) in &c.fields {
+                data.push('\t');
+                copy_value(&mut data, t.text_of(n, v).as_deref());
+            }
+            data.push('\n');
+        }
+        self.stage(conn, t, &name, &staged, &data).await?;
+        let m = managed(&t.schema, &given);
+        let mut target: Vec<String> = cols.iter().map(|c| quote(c, D)).collect();
+        let mut values: Vec<String> = (0..cols.len()).map(|i| format!("s.\"v{i}\"")).collect();
+        let mut origin = None;
+        if let Some(c) = m.cursor {
+            target.push(quote(c, D));
+            values.push(t.now_expr().to_owned());
+        }
+        if let Some(o) = m.origin {
+            target.push(quote(o, D));
+            values.push(format!("CAST($1 AS {})", t.ty(o)));
+            origin = Some(ctx.origin.clone());
+        }
+        let join_col = conflict.unwrap_or(&t.schema.key);
+        let join_idx = cols.iter().position(|c| c == join_col).unwrap_or(0);
+        let (created, on_conflict) = match conflict {
+            Some(nk) => (
+                "(x.xmax = 0)",
+                format!(
+                    " ON CONFLICT ({}) DO UPDATE SET {}",
+                    quote(nk, D),
+                    Self::conflict_sets(t, &target, nk)
+                ),
+            ),
+            None => ("true", String::new()),
+        };
+        let sql = format!(
+            "WITH w AS (INSERT INTO {q} AS x ({target}) SELECT {values} FROM {name} AS s \
+             ORDER BY s.\"__o\"{on_conflict} RETURNING {created} AS \"__created\", \
+             x.{join} AS \"__match\", {select}) \
+             SELECT s.\"__o\", w.* FROM w JOIN {name} AS s ON s.\"v{join_idx}\" = w.\"__match\"",
+            q = t.qtable,
+            target = target.join(", "),
+            values = values.join(", "),
+            join = quote(join_col, D),
+            select = t.select,
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        if let Some(o) = origin {
+            q = q.bind(o);
+        }
+        self.note(1);
+        let rows = q.fetch_all(&mut *conn).await?;
+        for row in &rows {
+            let i: i32 = row.try_get(0)?;
+            let created: bool = row.try_get(1)?;
+            let rec = t.record(row, 3)?;
+            out.insert(
+                usize::try_from(i).unwrap_or(usize::MAX),
+                WriteOutcome::Applied {
+                    key: rec.key.clone(),
+                    created,
+                    stored: Some(rec),
+                },
+            );
+        }
+        for &i in ops {
+            out.entry(i).or_insert_with(|| {
+                WriteOutcome::Failed(RecordError::invalid(
+                    "the database did not store the record (a trigger skipped it)",
+                    None,
+                ))
+            });
+        }
+        Ok(())
+    }
+
+    /// A group of updates setting the same columns: staging table, `COPY`, one `UPDATE … FROM`.
+    #[allow(clippy::too_many_arguments)]
+    async fn bulk_updates(
+        &self,
+        conn: &mut PgConnection,
+        t: &PgTable,
+        gi: usize,
+        cols: &[String],
+        ops: &[usize],
+        prepared: &[Prepared],
+        ctx: &WriteContext,
+        out: &mut HashMap<usize, WriteOutcome>,
+    ) -> Result<(), sqlx::Error> {
+        let name = format!("\"__syncctl_stage_{gi}\"");
+        let key = &t.schema.key;
+        let cursor = t.schema.updated_at.as_deref();
+        let mut staged = vec![(key.clone(), "__k".to_owned())];
+        if let Some(c) = cursor {
+            staged.push((c.to_owned(), "__e".to_owned()));
+        }
+        staged.extend(
+            cols.iter()
+                .enumerate()
+                .map(|(i, c)| (c.clone(), format!("v{i}"))),
+        );
+        let mut data = String::new();
+        let mut given = Vec::new();
+        for &i in ops {
+            let Prepared::Update(u) = &prepared[i] else {
+                continue;
+            };
+            if given.is_empty() {
+                given.clone_from(&u.fields);
+            }
+            data.push_str(&i.to_string());
+            data.push('\t');
+            copy_value(&mut data, t.text_of(key, &u.key).as_deref());
+            if cursor.is_some() {
+                data.push('\t');
+                copy_value(
+                    &mut data,
+                    u.expected.map(crate::sql_rows::timestamp_text).as_deref(),
+                );
+            }
+            for (n, v) in &u.fields {
+                data.push('\t');
+                copy_value(&mut data, t.text_of(n, v).as_deref());
+            }
+            data.push('\n');
+        }
+        self.stage(conn, t, &name, &staged, &data).await?;
+        let m = managed(&t.schema, &given);
+        let mut sets: Vec<String> = cols
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{} = s.\"v{i}\"", quote(c, D)))
+            .collect();
+        let mut origin = None;
+        if let Some(c) = m.cursor {
+            sets.push(format!("{} = {}", quote(c, D), t.now_expr()));
+        }
+        if let Some(o) = m.origin {
+            sets.push(format!("{} = CAST($1 AS {})", quote(o, D), t.ty(o)));
+            origin = Some(ctx.origin.clone());
+        }
+        let mut sql = format!(
+            "UPDATE {} AS x SET {} FROM {name} AS s WHERE x.{k} = s.\"__k\"",
+            t.qtable,
+            sets.join(", "),
+            k = quote(key, D)
+        );
+        if let Some(c) = cursor {
+            sql.push_str(&format!(
+                " AND (s.\"__e\" IS NULL OR x.{} = s.\"__e\")",
+                quote(c, D)
+            ));
+        }
+        sql.push_str(&format!(" RETURNING s.\"__o\", {}", t.select));
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        if let Some(o) = origin {
+            q = q.bind(o);
+        }
+        self.note(1);
+        let rows = q.fetch_all(&mut *conn).await?;
+        for row in &rows {
+            let i: i32 = row.try_get(0)?;
+            let rec = t.record(row, 1)?;
+            out.insert(
+                usize::try_from(i).unwrap_or(usize::MAX),
+                WriteOutcome::Applied {
+                    key: rec.key.clone(),
+                    created: false,
+                    stored: Some(rec),
+                },
+            );
+        }
+        // Unmatched conditional updates: stale if the record exists, else missing.
+        let unmatched: Vec<&UpdateOp> = ops
+            .iter()
+            .filter(|i| !out.contains_key(i))
+            .filter_map(|&i| match &prepared[i] {
+                Prepared::Update(u) => Some(u),
+                _ => None,
+            })
+            .collect();
+        let probe: Vec<String> = unmatched
+            .iter()
+            .filter(|u| u.expected.is_some())
+            .filter_map(|u| t.text_of(key, &u.key))
+            .collect();
+        let mut existing = HashSet::new();
+        if !probe.is_empty() {
+            let sql = format!(
+                "SELECT x.{k}::text FROM {} AS x WHERE x.{k} = ANY(CAST($1 AS {}[]))",
+                t.qtable,
+                t.ty(key),
+                k = quote(key, D)
+            );
+            self.note(1);
+            for row in sqlx::query(AssertSqlSafe(sql))
+                .bind(probe)
+                .fetch_all(&mut *conn)
+                .await?
+            {
+                let text: Option<String> = row.try_get(0)?;
+                existing.extend(canonical_text(&value_from_text(&t.field_type(key), text)));
+            }
+        }
+        for &i in ops {
+            if out.contains_key(&i) {
+                continue;
+            }
+            let Prepared::Update(u) = &prepared[i] else {
+                continue;
+            };
+            let exists = key_text(t, &u.key).is_some_and(|k| existing.contains(&k));
+            out.insert(
+                i,
+                if u.expected.is_some() && exists {
+                    WriteOutcome::Stale {
+                        key: u.record_key.clone(),
+                    }
+                } else {
+                    WriteOutcome::NotFound {
+                        key: u.record_key.clone(),
+                    }
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// All hard deletes of the batch in one statement.
+    async fn bulk_deletes(
+        &self,
+        conn: &mut PgConnection,
+        t: &PgTable,
+        ops: &[usize],
+        prepared: &[Prepared],
+        out: &mut HashMap<usize, WriteOutcome>,
+    ) -> Result<(), sqlx::Error> {
+        let key = &t.schema.key;
+        let texts: Vec<String> = ops
+            .iter()
+            .filter_map(|&i| match &prepared[i] {
+                Prepared::Delete { key: k, .. } => t.text_of(key, k),
+                _ => None,
+            })
+            .collect();
+        let sql = format!(
+            "DELETE FROM {} AS x WHERE x.{k} = ANY(CAST($1 AS {}[])) RETURNING x.{k}::text",
+            t.qtable,
+            t.ty(key),
+            k = quote(key, D)
+        );
+        self.note(1);
+        let mut gone = HashSet::new();
+        for row in sqlx::query(AssertSqlSafe(sql))
+            .bind(texts)
+            .fetch_all(&mut *conn)
+            .await?
+        {
+            let text: Option<String> = row.try_get(0)?;
+            gone.extend(canonical_text(&value_from_text(&t.field_type(key), text)));
+        }
+        for &i in ops {
+            if let Prepared::Delete { record_key, key: k } = &prepared[i] {
+                let deleted = key_text(t, k).is_some_and(|k| gone.contains(&k));
+                out.insert(
+                    i,
+                    if deleted {
+                        WriteOutcome::Applied {
+                            key: record_key.clone(),
+                            created: false,
+                            stored: None,
+                        }
+                    } else {
+                        WriteOutcome::NotFound {
+                            key: record_key.clone(),
+                        }
+                    },
+                );
+            }
+        }
+        Ok(())
+    }
+
+    async fn bulk_body(
+        &self,
+        conn: &mut PgConnection,
+        t: &PgTable,
+        plan: &Plan,
+        prepared: &[Prepared],
+        ctx: &WriteContext,
+        out: &mut HashMap<usize, WriteOutcome>,
+    ) -> Result<(), sqlx::Error> {
+        self.mark(conn, ctx).await?;
+        for (gi, ((kind, cols), ops)) in plan.groups.iter().enumerate() {
+            match kind {
+                GroupKind::Upsert(nk) => {
+                    self.bulk_creates(conn, t, gi, Some(nk), cols, ops, prepared, ctx, out)
+                        .await?;
+                }
+                GroupKind::Insert => {
+                    self.bulk_creates(conn, t, gi, None, cols, ops, prepared, ctx, out)
+                        .await?;
+                }
+                GroupKind::Update => {
+                    self.bulk_updates(conn, t, gi, cols, ops, prepared, ctx, out)
+                        .await?;
+                }
+            }
+        }
+        if !plan.deletes.is_empty() {
+            self.bulk_deletes(conn, t, &plan.deletes, prepared, out)
+                .await?;
+        }
+        for &i in &plan.singles {
+            let o = self.apply_row(conn, t, &prepared[i], ctx).await?;
+            out.insert(i, o);
+        }
+        Ok(())
+    }
+
+    /// The batch in one transaction with bulk statements.
+    async fn write_bulk(
+        &self,
+        t: &PgTable,
+        plan: &Plan,
+        prepared: &[Prepared],
+        ctx: &WriteContext,
+    ) -> Result<HashMap<usize, WriteOutcome>, BulkError> {
+        let classify = |e: &sqlx::Error| match record_error(&self.endpoint, e) {
+            Ok(r) => BulkError::Record(r),
+            Err(c) => BulkError::Batch(c),
+        };
+        self.note(1);
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(|e| BulkError::Batch(self.db_error(&e)))?;
+        let mut out = HashMap::new();
+        match self
+            .bulk_body(&mut tx, t, plan, prepared, ctx, &mut out)
+            .await
+        {
+            Ok(()) => {
+                self.note(1);
+                tx.commit().await.map_err(|e| classify(&e))?;
+                Ok(out)
+            }
+            Err(e) => {
+                let err = classify(&e);
+                self.note(1);
+                if let Err(r) = tx.rollback().await {
+                    return Err(BulkError::Batch(self.db_error(&r)));
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// The batch one record per savepoint: exact per-record outcomes at any cost.
+    async fn write_rows(
+        &self,
+        t: &PgTable,
+        prepared: &[Prepared],
+        ctx: &WriteContext,
+        out: &mut [Option<WriteOutcome>],
+    ) -> Result<(), ConnectorError> {
+        let batch = |e: &sqlx::Error| self.db_error(e);
+        self.note(1);
+        let mut tx = self.pool.begin().await.map_err(|e| batch(&e))?;
+        self.mark(&mut tx, ctx).await.map_err(|e| batch(&e))?;
+        // Deferred constraints are checked per record, not at a COMMIT that cannot say which.
+        self.note(1);
+        sqlx::query("SET CONSTRAINTS ALL IMMEDIATE")
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| batch(&e))?;
+        for (i, p) in prepared.iter().enumerate() {
+            if out[i].is_some() {
+                continue;
+            }
+            self.note(1);
+            let mut sp = Acquire::begin(&mut tx).await.map_err(|e| batch(&e))?;
+            let result = self.apply_row(&mut sp, t, p, ctx).await;
+            self.note(1);
+            match result {
+                Ok(o) => {
+                    sp.commit().await.map_err(|e| batch(&e))?;
+                    out[i] = Some(o);
+                }
+                Err(e) => {
+                    sp.rollback().await.map_err(|e| batch(&e))?;
+                    out[i] = Some(WriteOutcome::Failed(record_error(&self.endpoint, &e)?));
+                }
+            }
+        }
+        self.note(1);
+        tx.commit().await.map_err(|e| batch(&e))?;
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Sink for PgConnector {
+    async fn write(
+        &self,
+        _schema: &ObjectSchema,
+        ops: &[WriteOp],
+        ctx: &WriteContext,
+    ) -> Result<Vec<WriteOutcome>, ConnectorError> {
+        let t = self.table().await?;
+        let prepared: Vec<Prepared> = ops.iter().map(|op| prepare(&t.schema, op)).collect();
+        let mut out: Vec<Option<WriteOutcome>> = prepared
+            .iter()
+            .map(|p| match p {
+                Prepared::Refused(e) => Some(WriteOutcome::Failed(e.clone())),
+                Prepared::Missing(k) => Some(WriteOutcome::NotFound { key: k.clone() }),
+                _ => None,
+            })
+            .collect();
+        if out.iter().any(Option::is_none) {
+            let mut path = "row_by_row";
+            let bulk = match plan(&t, &prepared, &out) {
+                Some(p) => Some(self.write_bulk(&t, &p, &prepared, ctx).await),
+                None => None,
+            };
+            match bulk {
+                Some(Ok(done)) => {
+                    for (i, o) in done {
+                        if let Some(slot) = out.get_mut(i) {
+                            *slot = Some(o);
+                        }
+                    }
+                    self.stats.bulk_batch();
+                    path = "bulk";
+                }
+                Some(Err(BulkError::Batch(e))) => return Err(e),
+                Some(Err(BulkError::Record(e))) => {
+                    tracing::debug!(
+                        connector = KIND,
+                        reason = %e.message,
+                        "bulk statement refused a record; replaying the batch one record per savepoint"
+                    );
+                }
+                None => {}
+            }
+            if out.iter().any(Option::is_none) {
+                self.write_rows(&t, &prepared, ctx, &mut out).await?;
+                self.stats.row_by_row_batch();
+            }
+            let s = self.stats.snapshot();
+            tracing::debug!(
+                connector = KIND,
+                ops = ops.len(),
+                path,
+                statements_total = s.statements,
+                "write batch applied"
+            );
+        }
+        let outcomes: Vec<WriteOutcome> = out
+            .into_iter()
+            .zip(ops)
+            .map(|(o, op)| {
+                o.unwrap_or_else(|| {
+                    WriteOutcome::Failed(RecordError::transient(format!(
+                        "{} was not attempted",
+                        op.kind()
+                    )))
+                })
+            })
+            .collect();
+        let applied = outcomes
+            .iter()
+            .filter(|o| matches!(o, WriteOutcome::Applied { .. }))
+            .count();
+        self.stats.written(applied as u64);
+        Ok(outcomes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_text_escapes_separators() {
+        let mut s = String::new();
+        copy_value(&mut s, Some("a\tb\\c\nd\re"));
+        s.push('\t');
+        copy_value(&mut s, None);
+        assert_eq!(s, "a\\tb\\\\c\\nd\\re\t\\N");
+    }
+}
