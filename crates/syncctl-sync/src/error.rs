@@ -21,6 +21,9 @@ pub enum SyncError {
     /// The state store cannot be used as configured (bad URL, needs migration).
     #[error("state store: {0}")]
     StoreConfig(String),
+    /// The state store refused the credentials.
+    #[error("state store: {0}")]
+    StoreAuth(String),
     /// Another run of this sync holds the lock.
     #[error("sync {sync:?} is already running ({holder}); try again when it finishes")]
     Locked {
@@ -76,6 +79,7 @@ impl Classified for SyncError {
             Self::Connector(e) => e.class(),
             Self::Store(_) | Self::BreakerOpen { .. } => ErrorClass::Transient,
             Self::Locked { .. } => ErrorClass::Conflict,
+            Self::StoreAuth(_) => ErrorClass::Auth,
             Self::Cancelled => ErrorClass::Cancelled,
             Self::NotFound(_) => ErrorClass::Usage,
         }

@@ -557,7 +557,19 @@ impl StateStore {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(opts)
             .await
-            .map_err(|e| SyncError::Store(format!("{display}: {e}")))?;
+            .map_err(|e| match &e {
+                // The server answered: retrying will not help.
+                sqlx::Error::Database(db) => {
+                    let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+                    let msg = format!("{display}: {}", db.message());
+                    if code.starts_with("28") {
+                        SyncError::StoreAuth(msg)
+                    } else {
+                        SyncError::StoreConfig(msg)
+                    }
+                }
+                _ => SyncError::Store(format!("{display}: {e}")),
+            })?;
         if let (Some(s), false) = (schema, read_only) {
             let sql = format!("CREATE SCHEMA IF NOT EXISTS \"{}\"", s.replace('"', "\"\""));
             sqlx::query(AssertSqlSafe(sql)).execute(&pool).await?;

@@ -214,14 +214,14 @@ async fn runs_killed_at_random_points_converge_without_duplicates_or_lost_update
             round < 120,
             "could not land enough kills mid-run ({killed_mid_run})"
         );
-        if round % 2 == 0 {
+        if round.is_multiple_of(2) {
             world.csv_edit_companies(&mut rng, 12, round);
             world.crm_edit(&mut rng, 12, 3, round).await;
             world.csv_append(3);
         }
         let before = change_rows(world.dir.path()).await;
         let mut child = spawn(world.dir.path());
-        if round % 3 == 0 {
+        if round.is_multiple_of(3) {
             tokio::time::sleep(Duration::from_millis(rng.below(250))).await;
         } else {
             let threshold = before + 1 + rng.below(60) as i64;

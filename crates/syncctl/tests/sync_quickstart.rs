@@ -521,3 +521,38 @@ fn overrides_beat_the_config() {
     );
     assert!(!q.path("env").exists() && !q.path("work/state.db").exists());
 }
+
+#[tokio::test]
+async fn the_seed_crm_is_what_its_sql_builds() {
+    async fn dump(p: &std::path::Path) -> Vec<String> {
+        let pool = sync_support::sqlite(p).await;
+        let mut out: Vec<String> =
+            sqlx::query_scalar("SELECT sql FROM sqlite_master ORDER BY name")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT json_array(id, email, given_name, family_name, phone, company, stage, updated_at) \
+             FROM customers ORDER BY id",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        out.extend(rows);
+        pool.close().await;
+        out
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let built = dir.path().join("crm.db");
+    let pool = sync_support::sqlite(&built).await;
+    let sql = std::fs::read_to_string(sync_support::quickstart_dir().join("seed/crm.sql")).unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    assert_eq!(
+        dump(&built).await,
+        dump(&sync_support::quickstart_dir().join("seed/crm.db")).await
+    );
+}
