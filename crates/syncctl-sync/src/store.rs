@@ -1220,23 +1220,27 @@ impl StateStore {
         statuses: &[&str],
         limit: i64,
     ) -> Result<Vec<ConflictRow>, SyncError> {
-        let all = statuses.is_empty();
-        let list = statuses.join(",");
+        let filter = if statuses.is_empty() {
+            String::new()
+        } else {
+            let marks: Vec<String> = (0..statuses.len()).map(|i| format!("${}", i + 3)).collect();
+            format!(" AND status IN ({})", marks.join(", "))
+        };
+        let sql = format!(
+            "SELECT conflict_id, sync_name, link_id, source_key, target_key, fields, strategy, status, resolution, \
+             detected_run, detected_at, resolved_by, resolved_at, applied_run FROM sync_conflict \
+             WHERE ($1 IS NULL OR sync_name = $1){filter} ORDER BY conflict_id DESC LIMIT $2"
+        );
         let rows = with_pool!(self, p => {
-            sqlx::query_as::<_, ConflictRow>(
-                "SELECT conflict_id, sync_name, link_id, source_key, target_key, fields, strategy, status, resolution, \
-                 detected_run, detected_at, resolved_by, resolved_at, applied_run FROM sync_conflict \
-                 WHERE ($1 IS NULL OR sync_name = $1) ORDER BY conflict_id DESC",
-            )
-            .bind(sync)
-            .fetch_all(p)
-            .await?
+            let mut q = sqlx::query_as::<_, ConflictRow>(AssertSqlSafe(sql.clone()))
+                .bind(sync)
+                .bind(limit);
+            for st in statuses {
+                q = q.bind(*st);
+            }
+            q.fetch_all(p).await?
         });
-        Ok(rows
-            .into_iter()
-            .filter(|r| all || list.split(',').any(|s| s == r.status))
-            .take(usize::try_from(limit).unwrap_or(usize::MAX))
-            .collect())
+        Ok(rows)
     }
 
     /// One conflict.
