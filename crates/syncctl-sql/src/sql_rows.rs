@@ -7,13 +7,15 @@
 //! agree on what a value is. Timestamps keep the server's microseconds so that a cursor read
 //! here compares equal to the stored value in a conditional update.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use syncctl_core::{FieldType, NaturalKey, ObjectSchema, Record, RecordError, RecordKey, WriteOp};
+use syncctl_core::{
+    FieldType, NaturalKey, ObjectSchema, Record, RecordError, RecordKey, WriteOp, WriteOutcome,
+};
 use syncctl_validate::coerce::{canonical_text, coerce, format_timestamp, parse_timestamp};
 
 /// Statements and rows a SQL connector has sent since it was built; read by benchmarks and
@@ -410,6 +412,109 @@ pub(crate) fn sql_text(v: &Value) -> Option<String> {
 /// batch (case-folded: a case-insensitive column would treat them as one).
 pub(crate) fn identity_text(v: &Value) -> String {
     canonical_text(v).unwrap_or_default().to_lowercase()
+}
+
+/// What a group of like ops becomes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum GroupKind {
+    /// Creates whose natural key has a unique index (an upsert on it).
+    Upsert(String),
+    /// Creates that carry their key and no natural key: a plain `INSERT`.
+    Insert,
+    /// Updates setting the same columns.
+    Update,
+}
+
+/// How a batch is sent.
+#[derive(Debug, Default)]
+pub(crate) struct BatchPlan {
+    /// (kind, columns set) → op indexes, in batch order.
+    pub groups: BTreeMap<(GroupKind, Vec<String>), Vec<usize>>,
+    /// Hard deletes.
+    pub deletes: Vec<usize>,
+    /// Ops sent one statement each inside the batch transaction.
+    pub singles: Vec<usize>,
+}
+
+fn columns(fields: &[(String, Value)]) -> Vec<String> {
+    fields.iter().map(|(n, _)| n.clone()).collect()
+}
+
+/// Groups a batch by kind and column set (groups under `bulk_min` ops become singles), or `None` when two ops touch the same record (their order matters, so
+/// they are applied one by one).
+pub(crate) fn plan_batch(
+    key: &str,
+    unique: &HashSet<String>,
+    prepared: &[Prepared],
+    decided: &[Option<WriteOutcome>],
+    bulk_min: usize,
+) -> Option<BatchPlan> {
+    let mut seen = HashSet::new();
+    let mut p = BatchPlan::default();
+    for (i, op) in prepared.iter().enumerate() {
+        if decided[i].is_some() {
+            continue;
+        }
+        let mut ids = Vec::new();
+        match op {
+            Prepared::Refused(_) | Prepared::Missing(_) => continue,
+            Prepared::Create(c) => {
+                if let Some((_, k)) = c.fields.iter().find(|(n, _)| n == key) {
+                    ids.push(format!("k:{}", identity_text(k)));
+                }
+                if let Some((f, v)) = &c.natural_key {
+                    ids.push(format!("n:{f}:{}", identity_text(v)));
+                }
+                let has_key = c.fields.iter().any(|(n, v)| n == key && !v.is_null());
+                match &c.natural_key {
+                    Some((f, _)) if unique.contains(f) => p
+                        .groups
+                        .entry((GroupKind::Upsert(f.clone()), columns(&c.fields)))
+                        .or_default()
+                        .push(i),
+                    None if has_key => p
+                        .groups
+                        .entry((GroupKind::Insert, columns(&c.fields)))
+                        .or_default()
+                        .push(i),
+                    _ => p.singles.push(i),
+                }
+            }
+            Prepared::Update(u) => {
+                ids.push(format!("k:{}", identity_text(&u.key)));
+                if u.fields.is_empty() {
+                    p.singles.push(i);
+                } else {
+                    p.groups
+                        .entry((GroupKind::Update, columns(&u.fields)))
+                        .or_default()
+                        .push(i);
+                }
+            }
+            Prepared::Delete { key, .. } => {
+                ids.push(format!("k:{}", identity_text(key)));
+                p.deletes.push(i);
+            }
+        }
+        for id in ids {
+            if !seen.insert(id) {
+                return None;
+            }
+        }
+    }
+    let small: Vec<_> = p
+        .groups
+        .iter()
+        .filter(|(_, ops)| ops.len() < bulk_min)
+        .map(|(k, _)| k.clone())
+        .collect();
+    for k in small {
+        if let Some(ops) = p.groups.remove(&k) {
+            p.singles.extend(ops);
+        }
+    }
+    p.singles.sort_unstable();
+    Some(p)
 }
 
 /// Shortens a server message to one line without row values (PostgreSQL puts them in the

@@ -1,7 +1,7 @@
 //! The PostgreSQL sink: a batch in one transaction, bulk statements per group of like ops,
 //! and a replay one record per savepoint when a bulk statement fails because of a record.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 use sqlx::postgres::PgConnection;
@@ -14,34 +14,13 @@ use syncctl_validate::coerce::canonical_text;
 use super::{D, KIND, PgConnector, PgTable, record_error};
 use crate::ident::quote;
 use crate::sql_rows::{
-    CreateOp, Managed, Prepared, UpdateOp, identity_text, managed, prepare, value_from_text,
+    BatchPlan, CreateOp, GroupKind, Managed, Prepared, UpdateOp, managed, plan_batch, prepare,
+    value_from_text,
 };
 
 /// Groups smaller than this are sent one statement per record inside the batch transaction:
 /// the bulk path costs three statements (staging table, `COPY`, apply) whatever its size.
 const BULK_MIN: usize = 4;
-
-/// What a group of like ops becomes.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-enum GroupKind {
-    /// Creates whose natural key has a unique index: `INSERT … ON CONFLICT (nk) DO UPDATE`.
-    Upsert(String),
-    /// Creates that carry their key and no natural key: a plain `INSERT`.
-    Insert,
-    /// Updates setting the same columns: `UPDATE … FROM staging`.
-    Update,
-}
-
-/// How a batch is sent.
-#[derive(Debug, Default)]
-struct Plan {
-    /// (kind, columns set) → op indexes, in batch order.
-    groups: BTreeMap<(GroupKind, Vec<String>), Vec<usize>>,
-    /// Hard deletes, sent as one statement.
-    deletes: Vec<usize>,
-    /// Ops sent one statement each inside the batch transaction.
-    singles: Vec<usize>,
-}
 
 /// Why the bulk attempt stopped.
 enum BulkError {
@@ -49,82 +28,6 @@ enum BulkError {
     Record(RecordError),
     /// The batch as a whole failed.
     Batch(ConnectorError),
-}
-
-fn columns(fields: &[(String, Value)]) -> Vec<String> {
-    fields.iter().map(|(n, _)| n.clone()).collect()
-}
-
-/// Groups the batch, or `None` when two ops touch the same record (their order matters, so
-/// they are applied one by one).
-fn plan(t: &PgTable, prepared: &[Prepared], decided: &[Option<WriteOutcome>]) -> Option<Plan> {
-    let mut seen = HashSet::new();
-    let mut p = Plan::default();
-    let key = &t.schema.key;
-    for (i, op) in prepared.iter().enumerate() {
-        if decided[i].is_some() {
-            continue;
-        }
-        let mut ids = Vec::new();
-        match op {
-            Prepared::Refused(_) | Prepared::Missing(_) => continue,
-            Prepared::Create(c) => {
-                if let Some((_, k)) = c.fields.iter().find(|(n, _)| n == key) {
-                    ids.push(format!("k:{}", identity_text(k)));
-                }
-                if let Some((f, v)) = &c.natural_key {
-                    ids.push(format!("n:{f}:{}", identity_text(v)));
-                }
-                let has_key = c.fields.iter().any(|(n, v)| n == key && !v.is_null());
-                match &c.natural_key {
-                    Some((f, _)) if t.unique.contains(f) => p
-                        .groups
-                        .entry((GroupKind::Upsert(f.clone()), columns(&c.fields)))
-                        .or_default()
-                        .push(i),
-                    None if has_key => p
-                        .groups
-                        .entry((GroupKind::Insert, columns(&c.fields)))
-                        .or_default()
-                        .push(i),
-                    _ => p.singles.push(i),
-                }
-            }
-            Prepared::Update(u) => {
-                ids.push(format!("k:{}", identity_text(&u.key)));
-                if u.fields.is_empty() {
-                    p.singles.push(i);
-                } else {
-                    p.groups
-                        .entry((GroupKind::Update, columns(&u.fields)))
-                        .or_default()
-                        .push(i);
-                }
-            }
-            Prepared::Delete { key, .. } => {
-                ids.push(format!("k:{}", identity_text(key)));
-                p.deletes.push(i);
-            }
-        }
-        for id in ids {
-            if !seen.insert(id) {
-                return None;
-            }
-        }
-    }
-    let small: Vec<_> = p
-        .groups
-        .iter()
-        .filter(|(_, ops)| ops.len() < BULK_MIN)
-        .map(|(k, _)| k.clone())
-        .collect();
-    for k in small {
-        if let Some(ops) = p.groups.remove(&k) {
-            p.singles.extend(ops);
-        }
-    }
-    p.singles.sort_unstable();
-    Some(p)
 }
 
 /// Appends one value in `COPY … FROM STDIN` text format.
@@ -802,7 +705,7 @@ impl PgConnector {
         &self,
         conn: &mut PgConnection,
         t: &PgTable,
-        plan: &Plan,
+        plan: &BatchPlan,
         prepared: &[Prepared],
         ctx: &WriteContext,
         out: &mut HashMap<usize, WriteOutcome>,
@@ -839,7 +742,7 @@ impl PgConnector {
     async fn write_bulk(
         &self,
         t: &PgTable,
-        plan: &Plan,
+        plan: &BatchPlan,
         prepared: &[Prepared],
         ctx: &WriteContext,
     ) -> Result<HashMap<usize, WriteOutcome>, BulkError> {
@@ -937,7 +840,7 @@ impl Sink for PgConnector {
             .collect();
         if out.iter().any(Option::is_none) {
             let mut path = "row_by_row";
-            let bulk = match plan(&t, &prepared, &out) {
+            let bulk = match plan_batch(&t.schema.key, &t.unique, &prepared, &out, BULK_MIN) {
                 Some(p) => Some(self.write_bulk(&t, &p, &prepared, ctx).await),
                 None => None,
             };

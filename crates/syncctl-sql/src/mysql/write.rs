@@ -1,0 +1,861 @@
+//! The MySQL/MariaDB sink: a batch in one transaction, records locked and looked up first,
+//! one multi-row statement per group of like ops, the stored rows read back in one `SELECT`,
+//! and a replay one record per savepoint when a statement fails because of a record.
+
+use std::collections::{HashMap, HashSet};
+
+use serde_json::Value;
+use sqlx::mysql::MySqlConnection;
+use sqlx::{Acquire, AssertSqlSafe, Connection, Row};
+use syncctl_core::{
+    ConnectorError, ObjectSchema, Record, RecordError, RecordKey, Sink, WriteContext, WriteOp,
+    WriteOutcome,
+};
+use syncctl_validate::coerce::parse_timestamp;
+
+use super::{
+    Arg, D, IN_CHUNK, KIND, MAX_PARAMS, MySqlConnector, MyTable, bind, marks, record_error,
+};
+use crate::ident::quote;
+use crate::sql_rows::{
+    BatchPlan, CreateOp, GroupKind, Managed, Prepared, UpdateOp, identity_text, managed,
+    plan_batch, prepare, value_from_text,
+};
+
+/// Groups smaller than this are sent one record at a time inside the batch transaction: the
+/// bulk path costs three statements (lock, write, read back) whatever its size.
+const BULK_MIN: usize = 4;
+
+/// Why the bulk attempt stopped.
+enum Stop {
+    /// A statement failed.
+    Sql(sqlx::Error),
+    /// The stored rows could not be matched to the ops (a collation that equates values
+    /// syncctl tells apart, a trigger): replay record by record for exact outcomes.
+    Unmatched(String),
+}
+
+impl From<sqlx::Error> for Stop {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Sql(e)
+    }
+}
+
+/// Why the bulk attempt gave up.
+enum BulkError {
+    /// A record's data was refused: replay the batch record by record.
+    Record(String),
+    /// The batch as a whole failed.
+    Batch(ConnectorError),
+}
+
+/// The identity of a column value read back as text, comparable with [`identity_text`] of
+/// the value written.
+fn read_identity(t: &MyTable, column: &str, text: Option<String>) -> String {
+    identity_text(&value_from_text(&t.field_type(column), text))
+}
+
+/// Rows per statement so that `params_per_row` parameters each stay under the limit.
+fn rows_per_statement(params_per_row: usize) -> usize {
+    (MAX_PARAMS / params_per_row.max(1)).clamp(1, IN_CHUNK)
+}
+
+impl MySqlConnector {
+    fn note(&self, n: u64) {
+        self.stats.statements(n);
+    }
+
+    /// `SELECT … FOR UPDATE` of `column IN (values)`: locks the matching rows (and, on a
+    /// unique index, the gaps where missing ones would go) and returns identity → cursor
+    /// text of the rows found.
+    async fn lock(
+        &self,
+        conn: &mut MySqlConnection,
+        t: &MyTable,
+        column: &str,
+        values: &[&Value],
+    ) -> Result<HashMap<String, Option<String>>, sqlx::Error> {
+        let mut found = HashMap::new();
+        let cursor = t.schema.updated_at.as_ref().map_or_else(
+            || "NULL".to_owned(),
+            |c| format!("CAST(x.{} AS CHAR)", quote(c, D)),
+        );
+        for chunk in values.chunks(IN_CHUNK) {
+            let sql = format!(
+                "SELECT CAST(x.{c} AS CHAR), {cursor} FROM {} AS x WHERE x.{c} IN ({}) FOR UPDATE",
+                t.qtable,
+                marks(chunk.len()),
+                c = quote(column, D),
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for v in chunk {
+                q = bind(q, t.arg(column, v));
+            }
+            self.note(1);
+            for row in q.fetch_all(&mut *conn).await? {
+                let text: Option<String> = row.try_get_unchecked(0)?;
+                let cur: Option<String> = row.try_get_unchecked(1)?;
+                found.insert(read_identity(t, column, text), cur);
+            }
+        }
+        Ok(found)
+    }
+
+    /// The stored rows whose `column` is one of `values`, by identity.
+    async fn read_back(
+        &self,
+        conn: &mut MySqlConnection,
+        t: &MyTable,
+        column: &str,
+        values: &[&Value],
+    ) -> Result<HashMap<String, Record>, sqlx::Error> {
+        let mut out = HashMap::new();
+        for chunk in values.chunks(IN_CHUNK) {
+            let sql = format!(
+                "SELECT {} FROM {} AS x WHERE x.{} IN ({})",
+                t.select,
+                t.qtable,
+                quote(column, D),
+                marks(chunk.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for v in chunk {
+                q = bind(q, t.arg(column, v));
+            }
+            self.note(1);
+            for row in q.fetch_all(&mut *conn).await? {
+                let rec = t.record(&row, 0)?;
+                let id = identity_text(rec.fields.get(column).unwrap_or(&Value::Null));
+                out.insert(id, rec);
+            }
+        }
+        Ok(out)
+    }
+
+    /// `(columns, value expressions, args)` of one row of `fields` plus the managed columns.
+    fn row_parts(
+        t: &MyTable,
+        fields: &[(String, Value)],
+        m: Managed<'_>,
+        ctx: &WriteContext,
+    ) -> (Vec<String>, Vec<&'static str>, Vec<Arg>) {
+        let mut cols = Vec::new();
+        let mut vals = Vec::new();
+        let mut args = Vec::new();
+        for (n, v) in fields {
+            cols.push(quote(n, D));
+            vals.push("?");
+            args.push(t.arg(n, v));
+        }
+        if let Some(c) = m.cursor {
+            cols.push(quote(c, D));
+            vals.push(t.now_expr());
+        }
+        if let Some(o) = m.origin {
+            cols.push(quote(o, D));
+            vals.push("?");
+            args.push(Arg::Text(ctx.origin.clone()));
+        }
+        (cols, vals, args)
+    }
+
+    async fn select_key(
+        &self,
+        conn: &mut MySqlConnection,
+        t: &MyTable,
+        key: &Value,
+    ) -> Result<Option<Record>, sqlx::Error> {
+        let sql = format!(
+            "SELECT {} FROM {} AS x WHERE x.{} = ?",
+            t.select,
+            t.qtable,
+            quote(&t.schema.key, D)
+        );
+        self.note(1);
+        let row = bind(sqlx::query(AssertSqlSafe(sql)), t.arg(&t.schema.key, key))
+            .fetch_optional(&mut *conn)
+            .await?;
+        row.map(|r| t.record(&r, 0)).transpose()
+    }
+
+    /// One create: lookup by natural key (locked), then update or insert, then read back.
+    async fn create_row(
+        &self,
+        conn: &mut MySqlConnection,
+        t: &MyTable,
+        c: &CreateOp,
+        ctx: &WriteContext,
+    ) -> Result<WriteOutcome, sqlx::Error> {
+        let key_col = &t.schema.key;
+        if let Some((nk, v)) = &c.natural_key {
+            let sql = format!(
+                "SELECT CAST(x.{} AS CHAR) FROM {} AS x WHERE x.{} = ? LIMIT 2 FOR UPDATE",
+                quote(key_col, D),
+                t.qtable,
+                quote(nk, D)
+            );
+            self.note(1);
+            let found = bind(sqlx::query(AssertSqlSafe(sql)), t.arg(nk, v))
+                .fetch_all(&mut *conn)
+                .await?;
+            if found.len() > 1 {
+                return Ok(WriteOutcome::Failed(RecordError::invalid(
+                    format!("natural key {nk} matches several records"),
+                    Some(nk),
+                )));
+            }
+            if let Some(row) = found.first() {
+                let text: Option<String> = row.try_get_unchecked(0)?;
+                let key = value_from_text(&t.field_type(key_col), text);
+                let u = UpdateOp {
+                    record_key: RecordKey(
+                        syncctl_validate::canonical_text(&key).unwrap_or_default(),
+                    ),
+                    key,
+                    fields: c
+                        .fields
+                        .iter()
+                        .filter(|(n, _)| n != key_col)
+                        .cloned()
+                        .collect(),
+                    expected: None,
+                };
+                return Ok(match self.update_row(conn, t, &u, ctx).await? {
+                    WriteOutcome::Applied { key, stored, .. } => WriteOutcome::Applied {
+                        key,
+                        created: false,
+                        stored,
+                    },
+                    other => other,
+                });
+            }
+        }
+        let m = managed(&t.schema, &c.fields);
+        let (cols, vals, args) = Self::row_parts(t, &c.fields, m, ctx);
+        let sql = format!(
+            "INSERT INTO {} ({}) VALUES ({})",
+            t.qtable,
+            cols.join(", "),
+            vals.join(", ")
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for a in args {
+            q = bind(q, a);
+        }
+        self.note(1);
+        let done = q.execute(&mut *conn).await?;
+        let given = c
+            .fields
+            .iter()
+            .find(|(n, v)| n == key_col && !v.is_null())
+            .map(|(_, v)| v.clone());
+        let key = match given {
+            Some(k) => k,
+            None if t.auto_increment => Value::from(done.last_insert_id()),
+            None => {
+                return Ok(WriteOutcome::Failed(RecordError::invalid(
+                    format!("{key_col} is neither given nor auto_increment"),
+                    Some(key_col),
+                )));
+            }
+        };
+        Ok(match self.select_key(conn, t, &key).await? {
+            Some(rec) => WriteOutcome::Applied {
+                key: rec.key.clone(),
+                created: true,
+                stored: Some(rec),
+            },
+            None => WriteOutcome::Failed(RecordError::invalid(
+                "the database did not store the record (a trigger may have skipped it)",
+                None,
+            )),
+        })
+    }
+
+    /// One update: lock and check the record, update it, read it back.
+    async fn update_row(
+        &self,
+        conn: &mut MySqlConnection,
+        t: &MyTable,
+        u: &UpdateOp,
+        ctx: &WriteContext,
+    ) -> Result<WriteOutcome, sqlx::Error> {
+        let key_col = &t.schema.key;
+        let found = self.lock(conn, t, key_col, &[&u.key]).await?;
+        let Some(cursor) = found.values().next() else {
+            return Ok(WriteOutcome::NotFound {
+                key: u.record_key.clone(),
+            });
+        };
+        if let Some(exp) = u.expected
+            && cursor.as_deref().and_then(parse_timestamp) != Some(exp)
+        {
+            return Ok(WriteOutcome::Stale {
+                key: u.record_key.clone(),
+            });
+        }
+        if !u.fields.is_empty() {
+            let m = managed(&t.schema, &u.fields);
+            let (cols, vals, mut args) = Self::row_parts(t, &u.fields, m, ctx);
+            let sets: Vec<String> = cols
+                .iter()
+                .zip(&vals)
+                .map(|(c, v)| format!("x.{c} = {v}"))
+                .collect();
+            args.push(t.arg(key_col, &u.key));
+            let sql = format!(
+                "UPDATE {} AS x SET {} WHERE x.{} = ?",
+                t.qtable,
+                sets.join(", "),
+                quote(key_col, D)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for a in args {
+                q = bind(q, a);
+            }
+            self.note(1);
+            q.execute(&mut *conn).await?;
+        }
+        Ok(match self.select_key(conn, t, &u.key).await? {
+            Some(rec) => WriteOutcome::Applied {
+                key: rec.key.clone(),
+                created: false,
+                stored: Some(rec),
+            },
+            None => WriteOutcome::NotFound {
+                key: u.record_key.clone(),
+            },
+        })
+    }
+
+    /// One prepared op as its own statements.
+    async fn apply_row(
+        &self,
+        conn: &mut MySqlConnection,
+        t: &MyTable,
+        p: &Prepared,
+        ctx: &WriteContext,
+    ) -> Result<WriteOutcome, sqlx::Error> {
+        match p {
+            Prepared::Refused(e) => Ok(WriteOutcome::Failed(e.clone())),
+            Prepared::Missing(k) => Ok(WriteOutcome::NotFound { key: k.clone() }),
+            Prepared::Create(c) => self.create_row(conn, t, c, ctx).await,
+            Prepared::Update(u) => self.update_row(conn, t, u, ctx).await,
+            Prepared::Delete { record_key, key } => {
+                let sql = format!(
+                    "DELETE FROM {} WHERE {} = ?",
+                    t.qtable,
+                    quote(&t.schema.key, D)
+                );
+                self.note(1);
+                let done = bind(sqlx::query(AssertSqlSafe(sql)), t.arg(&t.schema.key, key))
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(if done.rows_affected() == 0 {
+                    WriteOutcome::NotFound {
+                        key: record_key.clone(),
+                    }
+                } else {
+                    WriteOutcome::Applied {
+                        key: record_key.clone(),
+                        created: false,
+                        stored: None,
+                    }
+                })
+            }
+        }
+    }
+
+    /// A group of creates: lock and look up the natural keys, one multi-row
+    /// `INSERT … ON DUPLICATE KEY UPDATE` (or plain `INSERT` for creates that carry their key),
+    /// one `SELECT` of what was stored.
+    #[allow(clippy::too_many_arguments)]
+    async fn bulk_creates(
+        &self,
+        conn: &mut MySqlConnection,
+        t: &MyTable,
+        conflict: Option<&str>,
+        ops: &[usize],
+        prepared: &[Prepared],
+        ctx: &WriteContext,
+        out: &mut HashMap<usize, WriteOutcome>,
+    ) -> Result<(), Stop> {
+        let creates: Vec<(usize, &CreateOp)> = ops
+            .iter()
+            .filter_map(|&i| match &prepared[i] {
+                Prepared::Create(c) => Some((i, c)),
+                _ => None,
+            })
+            .collect();
+        let Some((_, first)) = creates.first() else {
+            return Ok(());
+        };
+        let m = managed(&t.schema, &first.fields);
+        let match_col = conflict.unwrap_or(&t.schema.key);
+        let match_value = |c: &CreateOp| -> Option<Value> {
+            c.fields
+                .iter()
+                .find(|(n, _)| n == match_col)
+                .map(|(_, v)| v.clone())
+        };
+        let values: Vec<Value> = creates.iter().filter_map(|(_, c)| match_value(c)).collect();
+        let refs: Vec<&Value> = values.iter().collect();
+        let existing = match conflict {
+            Some(nk) => self.lock(conn, t, nk, &refs).await?,
+            None => HashMap::new(),
+        };
+        let (target, row_vals, _) = Self::row_parts(t, &first.fields, m, ctx);
+        let per_row = row_vals.iter().filter(|v| **v == "?").count();
+        let row_sql = format!("({})", row_vals.join(", "));
+        let on_dup = match conflict {
+            Some(nk) => {
+                let guard = format!("{0} <=> VALUES({0})", quote(nk, D));
+                let skip = [quote(nk, D), quote(&t.schema.key, D)];
+                let sets: Vec<String> = target
+                    .iter()
+                    .filter(|c| !skip.contains(c))
+                    .map(|c| format!("{c} = IF({guard}, VALUES({c}), {c})"))
+                    .collect();
+                // A duplicate on another unique column leaves that other row untouched (the
+                // guard), and the op is then found missing below.
+                if sets.is_empty() {
+                    format!(" ON DUPLICATE KEY UPDATE {0} = {0}", quote(nk, D))
+                } else {
+                    format!(" ON DUPLICATE KEY UPDATE {}", sets.join(", "))
+                }
+            }
+            None => String::new(),
+        };
+        for chunk in creates.chunks(rows_per_statement(per_row)) {
+            let sql = format!(
+                "INSERT INTO {} ({}) VALUES {}{on_dup}",
+                t.qtable,
+                target.join(", "),
+                vec![row_sql.as_str(); chunk.len()].join(", ")
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (_, c) in chunk {
+                let (_, _, args) = Self::row_parts(t, &c.fields, m, ctx);
+                for a in args {
+                    q = bind(q, a);
+                }
+            }
+            self.note(1);
+            q.execute(&mut *conn).await?;
+        }
+        let stored = self.read_back(conn, t, match_col, &refs).await?;
+        for (i, c) in creates {
+            let id = match_value(c)
+                .map(|v| identity_text(&v))
+                .unwrap_or_default();
+            let Some(rec) = stored.get(&id) else {
+                return Err(Stop::Unmatched(format!(
+                    "no stored row matches the {match_col} of op {i}"
+                )));
+            };
+            out.insert(
+                i,
+                WriteOutcome::Applied {
+                    key: rec.key.clone(),
+                    created: !existing.contains_key(&id),
+                    stored: Some(rec.clone()),
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// A group of updates setting the same columns: lock and check, one
+    /// `UPDATE … SET col = CASE key WHEN … END … WHERE key IN (…)`, one `SELECT` back.
+    #[allow(clippy::too_many_arguments)]
+    async fn bulk_updates(
+        &self,
+        conn: &mut MySqlConnection,
+        t: &MyTable,
+        cols: &[String],
+        ops: &[usize],
+        prepared: &[Prepared],
+        ctx: &WriteContext,
+        out: &mut HashMap<usize, WriteOutcome>,
+    ) -> Result<(), Stop> {
+        let key_col = &t.schema.key;
+        let updates: Vec<(usize, &UpdateOp)> = ops
+            .iter()
+            .filter_map(|&i| match &prepared[i] {
+                Prepared::Update(u) => Some((i, u)),
+                _ => None,
+            })
+            .collect();
+        let keys: Vec<&Value> = updates.iter().map(|(_, u)| &u.key).collect();
+        let found = self.lock(conn, t, key_col, &keys).await?;
+        let mut apply = Vec::new();
+        for (i, u) in &updates {
+            let id = identity_text(&u.key);
+            match found.get(&id) {
+                None => {
+                    out.insert(
+                        *i,
+                        WriteOutcome::NotFound {
+                            key: u.record_key.clone(),
+                        },
+                    );
+                }
+                Some(cur)
+                    if u.expected.is_some()
+                        && cur.as_deref().and_then(parse_timestamp) != u.expected =>
+                {
+                    out.insert(
+                        *i,
+                        WriteOutcome::Stale {
+                            key: u.record_key.clone(),
+                        },
+                    );
+                }
+                Some(_) => apply.push((*i, *u)),
+            }
+        }
+        let Some((_, first)) = apply.first() else {
+            return Ok(());
+        };
+        let m = managed(&t.schema, &first.fields);
+        let kq = quote(key_col, D);
+        let per_row = 1 + 2 * cols.len();
+        for chunk in apply.chunks(rows_per_statement(per_row)) {
+            let mut args = Vec::new();
+            let mut sets = Vec::new();
+            for (ci, c) in cols.iter().enumerate() {
+                let whens = vec!["WHEN ? THEN ?"; chunk.len()].join(" ");
+                sets.push(format!("x.{} = CASE x.{kq} {whens} END", quote(c, D)));
+                for (_, u) in chunk {
+                    args.push(t.arg(key_col, &u.key));
+                    let v = u.fields.get(ci).map_or(&Value::Null, |(_, v)| v);
+                    args.push(t.arg(c, v));
+                }
+            }
+            if let Some(c) = m.cursor {
+                sets.push(format!("x.{} = {}", quote(c, D), t.now_expr()));
+            }
+            if let Some(o) = m.origin {
+                sets.push(format!("x.{} = ?", quote(o, D)));
+                args.push(Arg::Text(ctx.origin.clone()));
+            }
+            for (_, u) in chunk {
+                args.push(t.arg(key_col, &u.key));
+            }
+            let sql = format!(
+                "UPDATE {} AS x SET {} WHERE x.{kq} IN ({})",
+                t.qtable,
+                sets.join(", "),
+                marks(chunk.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for a in args {
+                q = bind(q, a);
+            }
+            self.note(1);
+            q.execute(&mut *conn).await?;
+        }
+        let applied_keys: Vec<&Value> = apply.iter().map(|(_, u)| &u.key).collect();
+        let stored = self.read_back(conn, t, key_col, &applied_keys).await?;
+        for (i, u) in apply {
+            let Some(rec) = stored.get(&identity_text(&u.key)) else {
+                return Err(Stop::Unmatched(format!(
+                    "updated record {} not read back",
+                    u.record_key
+                )));
+            };
+            out.insert(
+                i,
+                WriteOutcome::Applied {
+                    key: rec.key.clone(),
+                    created: false,
+                    stored: Some(rec.clone()),
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// All hard deletes of the batch: lock to learn which exist, one `DELETE … IN (…)`.
+    async fn bulk_deletes(
+        &self,
+        conn: &mut MySqlConnection,
+        t: &MyTable,
+        ops: &[usize],
+        prepared: &[Prepared],
+        out: &mut HashMap<usize, WriteOutcome>,
+    ) -> Result<(), Stop> {
+        let key_col = &t.schema.key;
+        let dels: Vec<(usize, &RecordKey, &Value)> = ops
+            .iter()
+            .filter_map(|&i| match &prepared[i] {
+                Prepared::Delete { record_key, key } => Some((i, record_key, key)),
+                _ => None,
+            })
+            .collect();
+        let keys: Vec<&Value> = dels.iter().map(|(_, _, k)| *k).collect();
+        let found = self.lock(conn, t, key_col, &keys).await?;
+        let existing: Vec<&Value> = dels
+            .iter()
+            .filter(|(_, _, k)| found.contains_key(&identity_text(k)))
+            .map(|(_, _, k)| *k)
+            .collect();
+        for chunk in existing.chunks(IN_CHUNK) {
+            let sql = format!(
+                "DELETE FROM {} WHERE {} IN ({})",
+                t.qtable,
+                quote(key_col, D),
+                marks(chunk.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for k in chunk {
+                q = bind(q, t.arg(key_col, k));
+            }
+            self.note(1);
+            q.execute(&mut *conn).await?;
+        }
+        for (i, record_key, k) in dels {
+            let key = record_key.clone();
+            out.insert(
+                i,
+                if found.contains_key(&identity_text(k)) {
+                    WriteOutcome::Applied {
+                        key,
+                        created: false,
+                        stored: None,
+                    }
+                } else {
+                    WriteOutcome::NotFound { key }
+                },
+            );
+        }
+        Ok(())
+    }
+
+    async fn bulk_body(
+        &self,
+        conn: &mut MySqlConnection,
+        t: &MyTable,
+        plan: &BatchPlan,
+        prepared: &[Prepared],
+        ctx: &WriteContext,
+        out: &mut HashMap<usize, WriteOutcome>,
+    ) -> Result<(), Stop> {
+        for ((kind, cols), ops) in &plan.groups {
+            match kind {
+                GroupKind::Upsert(nk) => {
+                    self.bulk_creates(conn, t, Some(nk), ops, prepared, ctx, out)
+                        .await?;
+                }
+                GroupKind::Insert => {
+                    self.bulk_creates(conn, t, None, ops, prepared, ctx, out)
+                        .await?;
+                }
+                GroupKind::Update => {
+                    self.bulk_updates(conn, t, cols, ops, prepared, ctx, out)
+                        .await?;
+                }
+            }
+        }
+        if !plan.deletes.is_empty() {
+            self.bulk_deletes(conn, t, &plan.deletes, prepared, out)
+                .await?;
+        }
+        for &i in &plan.singles {
+            let o = self.apply_row(conn, t, &prepared[i], ctx).await?;
+            out.insert(i, o);
+        }
+        Ok(())
+    }
+
+    /// Sets `@syncctl_origin` for the duration of `f`'s transaction on one connection and
+    /// resets it after; a connection whose reset failed is closed, not returned to the pool.
+    async fn with_origin<T>(
+        &self,
+        ctx: &WriteContext,
+        body: impl AsyncFnOnce(&mut MySqlConnection) -> T,
+    ) -> Result<T, ConnectorError> {
+        let mut conn = self.pool.acquire().await.map_err(|e| self.db_error(&e))?;
+        self.note(1);
+        sqlx::query("SET @syncctl_origin = ?")
+            .bind(&ctx.origin)
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| self.db_error(&e))?;
+        let result = body(&mut conn).await;
+        self.note(1);
+        if sqlx::query("SET @syncctl_origin = NULL")
+            .execute(&mut *conn)
+            .await
+            .is_err()
+        {
+            conn.close_on_drop();
+        }
+        Ok(result)
+    }
+
+    /// The batch in one transaction with bulk statements.
+    async fn write_bulk(
+        &self,
+        t: &MyTable,
+        plan: &BatchPlan,
+        prepared: &[Prepared],
+        ctx: &WriteContext,
+    ) -> Result<HashMap<usize, WriteOutcome>, BulkError> {
+        let endpoint = self.endpoint.clone();
+        let classify = move |e: &sqlx::Error| match record_error(&endpoint, e) {
+            Ok(r) => BulkError::Record(r.message),
+            Err(c) => BulkError::Batch(c),
+        };
+        let result = self
+            .with_origin(ctx, async |conn: &mut MySqlConnection| {
+                self.note(1);
+                let mut tx = Connection::begin(&mut *conn)
+                    .await
+                    .map_err(|e| BulkError::Batch(self.db_error(&e)))?;
+                let mut out = HashMap::new();
+                match self
+                    .bulk_body(&mut tx, t, plan, prepared, ctx, &mut out)
+                    .await
+                {
+                    Ok(()) => {
+                        self.note(1);
+                        tx.commit().await.map_err(|e| classify(&e))?;
+                        Ok(out)
+                    }
+                    Err(stop) => {
+                        self.note(1);
+                        if let Err(r) = tx.rollback().await {
+                            return Err(BulkError::Batch(self.db_error(&r)));
+                        }
+                        Err(match stop {
+                            Stop::Sql(e) => classify(&e),
+                            Stop::Unmatched(why) => BulkError::Record(why),
+                        })
+                    }
+                }
+            })
+            .await;
+        match result {
+            Ok(r) => r,
+            Err(e) => Err(BulkError::Batch(e)),
+        }
+    }
+
+    /// The batch one record per savepoint: exact per-record outcomes at any cost.
+    async fn write_rows(
+        &self,
+        t: &MyTable,
+        prepared: &[Prepared],
+        ctx: &WriteContext,
+        out: &mut [Option<WriteOutcome>],
+    ) -> Result<(), ConnectorError> {
+        let endpoint = self.endpoint.clone();
+        self.with_origin(ctx, async |conn: &mut MySqlConnection| {
+            let batch = |e: &sqlx::Error| self.db_error(e);
+            self.note(1);
+            let mut tx = Connection::begin(&mut *conn).await.map_err(|e| batch(&e))?;
+            for (i, p) in prepared.iter().enumerate() {
+                if out[i].is_some() {
+                    continue;
+                }
+                self.note(1);
+                let mut sp = Acquire::begin(&mut tx).await.map_err(|e| batch(&e))?;
+                let result = self.apply_row(&mut sp, t, p, ctx).await;
+                self.note(1);
+                match result {
+                    Ok(o) => {
+                        sp.commit().await.map_err(|e| batch(&e))?;
+                        out[i] = Some(o);
+                    }
+                    Err(e) => {
+                        sp.rollback().await.map_err(|e| batch(&e))?;
+                        out[i] = Some(WriteOutcome::Failed(record_error(&endpoint, &e)?));
+                    }
+                }
+            }
+            self.note(1);
+            tx.commit().await.map_err(|e| batch(&e))
+        })
+        .await?
+    }
+}
+
+#[async_trait::async_trait]
+impl Sink for MySqlConnector {
+    async fn write(
+        &self,
+        _schema: &ObjectSchema,
+        ops: &[WriteOp],
+        ctx: &WriteContext,
+    ) -> Result<Vec<WriteOutcome>, ConnectorError> {
+        let t = self.table().await?;
+        let prepared: Vec<Prepared> = ops.iter().map(|op| prepare(&t.schema, op)).collect();
+        let mut out: Vec<Option<WriteOutcome>> = prepared
+            .iter()
+            .map(|p| match p {
+                Prepared::Refused(e) => Some(WriteOutcome::Failed(e.clone())),
+                Prepared::Missing(k) => Some(WriteOutcome::NotFound { key: k.clone() }),
+                _ => None,
+            })
+            .collect();
+        if out.iter().any(Option::is_none) {
+            let mut path = "row_by_row";
+            let unique: HashSet<String> = t.unique.clone();
+            let bulk = match plan_batch(&t.schema.key, &unique, &prepared, &out, BULK_MIN) {
+                Some(p) => Some(self.write_bulk(&t, &p, &prepared, ctx).await),
+                None => None,
+            };
+            match bulk {
+                Some(Ok(done)) => {
+                    for (i, o) in done {
+                        if let Some(slot) = out.get_mut(i) {
+                            *slot = Some(o);
+                        }
+                    }
+                    self.stats.bulk_batch();
+                    path = "bulk";
+                }
+                Some(Err(BulkError::Batch(e))) => return Err(e),
+                Some(Err(BulkError::Record(reason))) => {
+                    tracing::debug!(
+                        connector = KIND,
+                        %reason,
+                        "bulk statement refused a record; replaying the batch one record per savepoint"
+                    );
+                }
+                None => {}
+            }
+            if out.iter().any(Option::is_none) {
+                self.write_rows(&t, &prepared, ctx, &mut out).await?;
+                self.stats.row_by_row_batch();
+            }
+            let s = self.stats.snapshot();
+            tracing::debug!(
+                connector = KIND,
+                ops = ops.len(),
+                path,
+                statements_total = s.statements,
+                "write batch applied"
+            );
+        }
+        let outcomes: Vec<WriteOutcome> = out
+            .into_iter()
+            .zip(ops)
+            .map(|(o, op)| {
+                o.unwrap_or_else(|| {
+                    WriteOutcome::Failed(RecordError::transient(format!(
+                        "{} was not attempted",
+                        op.kind()
+                    )))
+                })
+            })
+            .collect();
+        let applied = outcomes
+            .iter()
+            .filter(|o| matches!(o, WriteOutcome::Applied { .. }))
+            .count();
+        self.stats.written(applied as u64);
+        Ok(outcomes)
+    }
+}
