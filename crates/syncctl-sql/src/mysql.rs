@@ -297,6 +297,16 @@ impl MySqlConnector {
         self.db_error(e)
     }
 
+    /// One direct connection: an unreachable server or refused credentials fail at once with
+    /// their real cause, where the pool would retry until its timeout.
+    async fn probe(&self) -> Result<(), ConnectorError> {
+        let conn = MySqlConnection::connect_with(&self.options)
+            .await
+            .map_err(|e| self.db_error(&e))?;
+        let _ = conn.close().await;
+        Ok(())
+    }
+
     /// The described table, describing it first if needed.
     pub(crate) async fn table(&self) -> Result<Arc<MyTable>, ConnectorError> {
         let cached = self
@@ -312,6 +322,9 @@ impl MySqlConnector {
 
     #[allow(clippy::too_many_lines)] // one catalog walk, kept together
     async fn discover(&self) -> Result<Arc<MyTable>, ConnectorError> {
+        if self.pool.size() == 0 {
+            self.probe().await?;
+        }
         self.stats.statements(1);
         let found = sqlx::query(
             "SELECT CAST(TABLE_SCHEMA AS CHAR), CAST(TABLE_NAME AS CHAR) \

@@ -240,6 +240,16 @@ impl PgConnector {
         self.db_error(e)
     }
 
+    /// One direct connection: an unreachable server or refused credentials fail at once with
+    /// their real cause, where the pool would retry until its timeout.
+    async fn probe(&self) -> Result<(), ConnectorError> {
+        let conn = PgConnection::connect_with(&self.options)
+            .await
+            .map_err(|e| self.db_error(&e))?;
+        let _ = conn.close().await;
+        Ok(())
+    }
+
     /// The described table, describing it first if needed.
     pub(crate) async fn table(&self) -> Result<Arc<PgTable>, ConnectorError> {
         let cached = self
@@ -255,6 +265,9 @@ impl PgConnector {
 
     #[allow(clippy::too_many_lines)] // one catalog walk, kept together
     async fn discover(&self) -> Result<Arc<PgTable>, ConnectorError> {
+        if self.pool.size() == 0 {
+            self.probe().await?;
+        }
         let qname = self.table.quoted(D);
         self.stats.statements(1);
         let rel = sqlx::query(
