@@ -4,7 +4,7 @@
 -- `syncctl sync run` opens a postgres:// state store; with `?schema=NAME` in the state URL the
 -- tables live in that schema (created if missing). To provision by hand instead, run the
 -- statements below as the owner of that schema. Everything after this header is
--- crates/syncctl-sync/migrations/postgres/0001_init.sql, verbatim (a test keeps it so).
+-- crates/syncctl-sync/migrations/postgres/*.sql in order, verbatim (a test keeps it so).
 
 -- syncctl sync state store, PostgreSQL. Embedded in the binary (sqlx::migrate!) and applied
 -- by `syncctl sync run`; docs/sync_schema.sql is a copy for DBAs (a test keeps them equal).
@@ -125,3 +125,7 @@ CREATE TABLE sync_lock (
     acquired_at timestamptz NOT NULL,
     expires_at  timestamptz NOT NULL
 );
+
+-- Which record a change came from (the other side's key), so that the next run can adopt a
+-- record a killed run created before it could link it.
+ALTER TABLE sync_change ADD COLUMN origin_key text;

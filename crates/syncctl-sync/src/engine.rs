@@ -572,6 +572,9 @@ impl<'a> Engine<'a> {
         if dir.to_source() {
             order.push(Side::Target);
         }
+        if !self.s.dry_run {
+            self.recover().await?;
+        }
         for side in [Side::Source, Side::Target] {
             self.process_pending(side).await?;
         }
@@ -586,6 +589,203 @@ impl<'a> Engine<'a> {
         }
         self.apply_deletes().await?;
         self.scanned = true;
+        Ok(())
+    }
+
+    /// Reconciles the writes of killed runs whose outcome was never recorded (audit rows left
+    /// `interrupted`). A value that reached the record it was written to is what both sides
+    /// last agreed on, so it becomes the base; a record a killed run created is found by its
+    /// natural key and linked with the values it was created with. Without this, a record
+    /// edited again after the crash would look changed on both sides and its edit could lose
+    /// a conflict it never had. The rows are then marked `recovered`.
+    async fn recover(&mut self) -> Result<(), SyncError> {
+        let name = self.cfg.name.clone();
+        let rows = self.store.interrupted_writes(&name).await?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let side_of = |s: &str| {
+            if s == "source" {
+                Side::Source
+            } else {
+                Side::Target
+            }
+        };
+        let after_of = |r: &crate::store::StoredChange| -> BTreeMap<String, Value> {
+            r.after
+                .as_ref()
+                .and_then(|a| a.0.as_object())
+                .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default()
+        };
+        let mut commits: Vec<PairCommit> = Vec::new();
+        let mut bases: HashMap<i64, Link> = HashMap::new();
+        let link_ids: Vec<i64> = rows.iter().filter_map(|r| r.link_id).collect();
+        for l in self.store.links_by_id(&name, &link_ids).await? {
+            bases.insert(l.id, l);
+        }
+        let mut adopted: HashSet<RecordKey> = HashSet::new();
+        for side in [Side::Source, Side::Target] {
+            let src = self.sides[idx(side)].source;
+            let schema = self.sides[idx(side)].schema.clone();
+            let mine: Vec<&crate::store::StoredChange> =
+                rows.iter().filter(|r| side_of(&r.side) == side).collect();
+            // Updates: the written values that are there now become the base.
+            let keys: Vec<RecordKey> = mine
+                .iter()
+                .filter(|r| r.action == "update")
+                .filter_map(|r| r.record_key.clone().map(RecordKey))
+                .collect();
+            let current: HashMap<RecordKey, Record> = if keys.is_empty() {
+                HashMap::new()
+            } else {
+                src.read_keys(&schema, &keys)
+                    .await
+                    .map_err(|e| self.read_failed(side, e))?
+                    .into_iter()
+                    .map(|r| (r.key.clone(), r))
+                    .collect()
+            };
+            for r in mine.iter().filter(|r| r.action == "update") {
+                let (Some(lid), Some(k)) = (r.link_id, &r.record_key) else {
+                    continue;
+                };
+                let (Some(link), Some(rec)) =
+                    (bases.get_mut(&lid), current.get(&RecordKey(k.clone())))
+                else {
+                    continue;
+                };
+                for (field, v) in after_of(r) {
+                    if let Some(f) = self.mapping.fields.iter().find(|f| f.name(side) == field) {
+                        let now = f.canonical(rec.fields.get(&field).unwrap_or(&Value::Null));
+                        let wrote = f.canonical(&v);
+                        if same_value(&now, &wrote) {
+                            link.base.insert(f.canon.clone(), wrote);
+                        }
+                    }
+                }
+            }
+            // Creates: find the record by its natural key and link it.
+            let Some(kf) = self.mapping.key_field().cloned() else {
+                continue;
+            };
+            let creates: Vec<(&crate::store::StoredChange, BTreeMap<String, Value>)> = mine
+                .iter()
+                .filter(|r| r.action == "create" && r.origin_key.is_some())
+                .map(|r| (*r, after_of(r)))
+                .collect();
+            let values: Vec<Value> = creates
+                .iter()
+                .filter_map(|(_, a)| a.get(kf.name(side)).cloned())
+                .collect();
+            if values.is_empty() {
+                continue;
+            }
+            let found = src
+                .lookup(&schema, kf.name(side), &values)
+                .await
+                .map_err(|e| self.read_failed(side, e))?;
+            let found_keys: Vec<RecordKey> = found.iter().map(|r| r.key.clone()).collect();
+            let linked_here = self.store.links_for(&name, side, &found_keys).await?;
+            let origins: Vec<RecordKey> = creates
+                .iter()
+                .filter_map(|(r, _)| r.origin_key.clone().map(RecordKey))
+                .collect();
+            let linked_there = self.store.links_for(&name, side.other(), &origins).await?;
+            for (r, after) in &creates {
+                let Some(nk) = after.get(kf.name(side)).map(|v| kf.canonical(v)) else {
+                    continue;
+                };
+                let hits: Vec<&Record> = found
+                    .iter()
+                    .filter(|c| {
+                        same_value(
+                            &kf.canonical(c.fields.get(kf.name(side)).unwrap_or(&Value::Null)),
+                            &nk,
+                        )
+                    })
+                    .collect();
+                let origin = RecordKey(r.origin_key.clone().unwrap_or_default());
+                let [hit] = hits.as_slice() else {
+                    continue;
+                };
+                if linked_here.contains_key(&hit.key)
+                    || linked_there.contains_key(&origin)
+                    || !adopted.insert(hit.key.clone())
+                {
+                    continue;
+                }
+                let base: BTreeMap<String, Value> = self
+                    .mapping
+                    .fields
+                    .iter()
+                    .map(|f| {
+                        (
+                            f.canon.clone(),
+                            f.canonical(after.get(f.name(side)).unwrap_or(&Value::Null)),
+                        )
+                    })
+                    .collect();
+                let (source_key, target_key) = match side {
+                    Side::Target => (origin, hit.key.clone()),
+                    Side::Source => (hit.key.clone(), origin),
+                };
+                commits.push(PairCommit {
+                    link_id: None,
+                    link: LinkWrite::Upsert {
+                        id: None,
+                        source_key,
+                        target_key,
+                        natural_key: syncctl_validate::canonical_text(&nk),
+                        base,
+                        source_updated_at: None,
+                        target_updated_at: None,
+                        source_deleted: false,
+                        target_deleted: false,
+                    },
+                    conflict: ConflictWrite::None,
+                    changes: Vec::new(),
+                    pending_add: Vec::new(),
+                    pending_remove: Vec::new(),
+                });
+            }
+        }
+        for (_, l) in bases {
+            commits.push(PairCommit {
+                link_id: Some(l.id),
+                link: LinkWrite::Upsert {
+                    id: Some(l.id),
+                    source_key: l.source_key.clone(),
+                    target_key: l.target_key.clone(),
+                    natural_key: None,
+                    base: l.base.clone(),
+                    source_updated_at: None,
+                    target_updated_at: None,
+                    source_deleted: l.source_deleted,
+                    target_deleted: l.target_deleted,
+                },
+                conflict: ConflictWrite::None,
+                changes: Vec::new(),
+                pending_add: Vec::new(),
+                pending_remove: Vec::new(),
+            });
+        }
+        commits.push(PairCommit {
+            link_id: None,
+            link: LinkWrite::Keep,
+            conflict: ConflictWrite::None,
+            changes: rows
+                .iter()
+                .map(|r| (r.change_id, "recovered".to_owned(), r.error.clone(), None))
+                .collect(),
+            pending_add: Vec::new(),
+            pending_remove: Vec::new(),
+        });
+        tracing::info!(
+            writes = rows.len(),
+            "Reconciled the writes of an interrupted run."
+        );
+        self.store.commit(&name, &self.run_id, &commits).await?;
         Ok(())
     }
 
@@ -618,7 +818,7 @@ impl<'a> Engine<'a> {
                 .filter(|k| !found.contains(k))
                 .cloned()
                 .collect();
-            self.process(side, recs, missing).await?;
+            self.process(side, recs, missing, false).await?;
         }
         Ok(())
     }
@@ -676,7 +876,7 @@ impl<'a> Engine<'a> {
                 .collect();
             self.side(side).counts.read += recs.len() as u64;
             if !recs.is_empty() {
-                self.process(side, recs, Vec::new()).await?;
+                self.process(side, recs, Vec::new(), true).await?;
             }
             match page.next {
                 Some(t) => req.after = Some(t),
@@ -701,13 +901,34 @@ impl<'a> Engine<'a> {
         x: Side,
         mut records: Vec<Record>,
         missing: Vec<RecordKey>,
+        from_scan: bool,
     ) -> Result<(), SyncError> {
         let y = x.other();
         let name = self.cfg.name.clone();
         records.sort_by(|a, b| a.key.cmp(&b.key));
         let mut keys: Vec<RecordKey> = records.iter().map(|r| r.key.clone()).collect();
         keys.extend(missing.iter().cloned());
-        let links = self.store.links_for(&name, x, &keys).await?;
+        let mut links = self.store.links_for(&name, x, &keys).await?;
+        if from_scan {
+            // A linked record whose values still equal the base did not change on this side:
+            // nothing can flow from it. A change on the other side is found when that side is
+            // scanned, so skip it without reading its counterpart (the overlap window and
+            // records sharing one timestamp make this the common case).
+            records.retain(|r| {
+                let unchanged = links.get(&r.key).is_some_and(|l| {
+                    !r.deleted
+                        && !deleted_on(l, x)
+                        && self.mapping.fields.iter().all(|f| {
+                            let v = f.canonical(r.fields.get(f.name(x)).unwrap_or(&Value::Null));
+                            l.base.get(&f.canon).is_some_and(|b| same_value(&v, b))
+                        })
+                });
+                if unchanged {
+                    links.remove(&r.key);
+                }
+                !unchanged
+            });
+        }
         // Counterparts of linked records, read by key in one call.
         let cp_keys: Vec<RecordKey> = links
             .values()
@@ -1208,6 +1429,7 @@ impl<'a> Engine<'a> {
                     after: Some(json!(write_fields(&op.op))),
                     status: "planned".to_owned(),
                     error: None,
+                    origin_key: w.key(op.side.other()).map(|k| k.0),
                 });
                 slots.push((wi, Some(oi)));
             }
@@ -1223,6 +1445,7 @@ impl<'a> Engine<'a> {
                     after: (!w.conflict.is_empty()).then(|| json!(w.conflict)),
                     status: if w.queued { "queued" } else { "rejected" }.to_owned(),
                     error: (!w.rejected.is_empty()).then(|| w.rejected.join("; ")),
+                    origin_key: None,
                 });
                 slots.push((wi, None));
             }
@@ -1234,8 +1457,10 @@ impl<'a> Engine<'a> {
                 None => works[wi].note_change = Some(id),
             }
         }
-        // 2. Write, per side, in batches.
-        for side in [Side::Target, Side::Source] {
+        // 2. Write, per side, in batches. A signal or a fatal error stops between batches;
+        // what was written is still committed below, what was not is recorded as skipped.
+        let mut stop: Option<SyncError> = None;
+        'sides: for side in [Side::Target, Side::Source] {
             let mut refs: Vec<(usize, usize)> = Vec::new();
             for (wi, w) in works.iter().enumerate() {
                 for (oi, op) in w.ops.iter().enumerate() {
@@ -1246,14 +1471,24 @@ impl<'a> Engine<'a> {
             }
             let batch = self.sides[idx(side)].batch;
             for chunk in refs.chunks(batch) {
-                self.check_cancel()?;
+                if let Err(e) = self.check_cancel() {
+                    stop = Some(e);
+                    break 'sides;
+                }
                 let ops: Vec<WriteOp> = chunk
                     .iter()
                     .map(|(wi, oi)| works[*wi].ops[*oi].op.clone())
                     .collect();
-                let results = self.write_batch(side, &ops).await?;
-                for ((wi, oi), r) in chunk.iter().zip(results) {
-                    works[*wi].ops[*oi].result = r;
+                match self.write_batch(side, &ops).await {
+                    Ok(results) => {
+                        for ((wi, oi), r) in chunk.iter().zip(results) {
+                            works[*wi].ops[*oi].result = r;
+                        }
+                    }
+                    Err(e) => {
+                        stop = Some(e);
+                        break 'sides;
+                    }
                 }
             }
         }
@@ -1290,7 +1525,7 @@ impl<'a> Engine<'a> {
                 self.plan.extend(entries);
             }
         }
-        Ok(())
+        stop.map_or(Ok(()), Err)
     }
 
     /// Sends one batch to `side`, gated by its breaker, and verifies it by reading it back.
@@ -1851,6 +2086,7 @@ impl<'a> Engine<'a> {
                     after: None,
                     status: "planned".to_owned(),
                     error: None,
+                    origin_key: w.link.as_ref().map(|l| l.key(op.side.other()).0.clone()),
                 })
             })
             .collect();
@@ -1861,7 +2097,8 @@ impl<'a> Engine<'a> {
                 op.change_id = it.next();
             }
         }
-        for side in [Side::Target, Side::Source] {
+        let mut stop: Option<SyncError> = None;
+        'sides: for side in [Side::Target, Side::Source] {
             let refs: Vec<usize> = works
                 .iter()
                 .enumerate()
@@ -1870,9 +2107,18 @@ impl<'a> Engine<'a> {
                 .collect();
             let batch = self.sides[idx(side)].batch;
             for chunk in refs.chunks(batch) {
-                self.check_cancel()?;
+                if let Err(e) = self.check_cancel() {
+                    stop = Some(e);
+                    break 'sides;
+                }
                 let ops: Vec<WriteOp> = chunk.iter().map(|i| works[*i].ops[0].op.clone()).collect();
-                let results = self.write_batch(side, &ops).await?;
+                let results = match self.write_batch(side, &ops).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        stop = Some(e);
+                        break 'sides;
+                    }
+                };
                 for (i, r) in chunk.iter().zip(results) {
                     works[*i].ops[0].result = match r {
                         OpResult::NotFound => OpResult::Applied {
@@ -1899,7 +2145,7 @@ impl<'a> Engine<'a> {
                 self.plan.extend(e);
             }
         }
-        Ok(())
+        stop.map_or(Ok(()), Err)
     }
 
     /// Saves cursors and breakers and closes the run row; returns the run's error, if any.
@@ -2012,6 +2258,15 @@ impl<'a> Engine<'a> {
                 },
             });
             let msg = error.as_ref().map(ToString::to_string);
+            if let Some(m) = &msg
+                && let Err(e) = self
+                    .store
+                    .settle_planned(&self.run_id, &format!("not sent: the run stopped ({m})"))
+                    .await
+            {
+                self.warnings
+                    .push(format!("could not settle the run's unsent changes: {e}"));
+            }
             if let Err(e) = self
                 .store
                 .finish_run(&self.run_id, status, &counts, msg.as_deref())

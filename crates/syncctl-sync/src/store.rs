@@ -237,6 +237,8 @@ pub struct ChangeRow {
     pub status: String,
     /// Why (rejections, failures).
     pub error: Option<String>,
+    /// The key of the record on the other side this change came from.
+    pub origin_key: Option<String>,
 }
 
 /// One audit row as stored.
@@ -262,6 +264,8 @@ pub struct StoredChange {
     pub status: String,
     /// Why it failed or was rejected.
     pub error: Option<String>,
+    /// The other side's record it came from.
+    pub origin_key: Option<String>,
 }
 
 /// A run as stored.
@@ -744,6 +748,47 @@ impl StateStore {
         Ok(ids)
     }
 
+    /// Marks this run's audit rows still `planned` (never sent: the run stopped on an error or
+    /// a signal) as `skipped`; returns how many.
+    ///
+    /// # Errors
+    /// Database failure.
+    pub async fn settle_planned(&self, run_id: &str, why: &str) -> Result<u64, SyncError> {
+        let n = with_pool!(self, p => {
+            sqlx::query(
+                "UPDATE sync_change SET status = 'skipped', error = $2, finished_at = $3 \
+                 WHERE run_id = $1 AND status = 'planned'",
+            )
+            .bind(run_id)
+            .bind(why)
+            .bind(Utc::now())
+            .execute(p)
+            .await?
+            .rows_affected()
+        });
+        Ok(n)
+    }
+
+    /// Create and update audit rows of `sync` left `interrupted` by killed runs, oldest first:
+    /// the writes whose outcome nobody recorded, for the next run to reconcile.
+    ///
+    /// # Errors
+    /// Database failure.
+    pub async fn interrupted_writes(&self, sync: &str) -> Result<Vec<StoredChange>, SyncError> {
+        let rows = with_pool!(self, p => {
+            sqlx::query_as::<_, StoredChange>(
+                "SELECT c.change_id, c.seq, c.link_id, c.side, c.record_key, c.action, c.before, c.after, c.status, c.error, c.origin_key \
+                 FROM sync_change c JOIN sync_run r ON r.run_id = c.run_id \
+                 WHERE r.sync_name = $1 AND c.status = 'interrupted' AND c.action IN ('create', 'update') \
+                 ORDER BY c.change_id",
+            )
+            .bind(sync)
+            .fetch_all(p)
+            .await?
+        });
+        Ok(rows)
+    }
+
     /// Recent runs, newest first.
     ///
     /// # Errors
@@ -786,7 +831,7 @@ impl StateStore {
     pub async fn changes(&self, run_id: &str) -> Result<Vec<StoredChange>, SyncError> {
         let rows = with_pool!(self, p => {
             sqlx::query_as::<_, StoredChange>(
-                "SELECT change_id, seq, link_id, side, record_key, action, before, after, status, error \
+                "SELECT change_id, seq, link_id, side, record_key, action, before, after, status, error, origin_key \
                  FROM sync_change WHERE run_id = $1 ORDER BY seq, change_id",
             )
             .bind(run_id)
@@ -814,8 +859,8 @@ impl StateStore {
             let mut ids = Vec::with_capacity(rows.len());
             for r in rows {
                 let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO sync_change (run_id, seq, link_id, side, record_key, action, before, after, status, error, created_at, finished_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING change_id",
+                    "INSERT INTO sync_change (run_id, seq, link_id, side, record_key, action, before, after, status, error, created_at, finished_at, origin_key) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING change_id",
                 )
                 .bind(run_id)
                 .bind(i32::try_from(r.seq).unwrap_or(i32::MAX))
@@ -829,6 +874,7 @@ impl StateStore {
                 .bind(&r.error)
                 .bind(now)
                 .bind((r.status != "planned").then_some(now))
+                .bind(&r.origin_key)
                 .fetch_one(&mut *tx)
                 .await?;
                 ids.push(id);

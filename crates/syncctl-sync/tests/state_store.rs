@@ -114,6 +114,7 @@ async fn suite(url: &str, base_dir: &std::path::Path) {
                 after: Some(json!({"name": "Ann"})),
                 status: "planned".into(),
                 error: None,
+                origin_key: None,
             }],
         )
         .await
@@ -287,6 +288,7 @@ async fn suite(url: &str, base_dir: &std::path::Path) {
                 after: None,
                 status: "planned".into(),
                 error: None,
+                origin_key: None,
             }],
         )
         .await
@@ -428,19 +430,25 @@ async fn a_sqlite_lease_of_a_dead_process_or_past_its_expiry_is_taken_over() {
 }
 
 #[test]
-fn the_dba_schema_file_is_the_postgres_migration() {
+fn the_dba_schema_file_is_the_postgres_migrations() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres");
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let all: String = files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .collect::<Vec<_>>()
+        .join("\n");
     let doc = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../docs/sync_schema.sql"
     ))
     .unwrap();
-    let mig = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/migrations/postgres/0001_init.sql"
-    ))
-    .unwrap();
     assert!(
-        doc.ends_with(&mig),
-        "docs/sync_schema.sql must end with migrations/postgres/0001_init.sql verbatim"
+        doc.ends_with(&all),
+        "docs/sync_schema.sql must end with migrations/postgres/*.sql verbatim, joined by blank lines"
     );
 }

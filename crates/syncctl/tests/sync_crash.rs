@@ -207,6 +207,7 @@ async fn runs_killed_at_random_points_converge_without_duplicates_or_lost_update
 
     let mut killed_mid_run: i64 = 0;
     let mut finished: i64 = 0;
+    let mut killed_with_rows: i64 = 0;
     let mut round: usize = 0;
     while killed_mid_run < 24 {
         round += 1;
@@ -221,6 +222,7 @@ async fn runs_killed_at_random_points_converge_without_duplicates_or_lost_update
         }
         let before = change_rows(world.dir.path()).await;
         let mut child = spawn(world.dir.path());
+        let mut run_started = false;
         if round.is_multiple_of(3) {
             tokio::time::sleep(Duration::from_millis(rng.below(250))).await;
         } else {
@@ -232,11 +234,14 @@ async fn runs_killed_at_random_points_converge_without_duplicates_or_lost_update
             {
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
+            run_started = change_rows(world.dir.path()).await > before;
         }
         let _ = child.kill();
         let status = child.wait().unwrap();
         if status.signal() == Some(9) {
             killed_mid_run += 1;
+            // Audit rows of this run exist, so it has a run row that must end up interrupted.
+            killed_with_rows += i64::from(run_started);
         } else {
             finished += 1;
         }
@@ -301,8 +306,8 @@ async fn runs_killed_at_random_points_converge_without_duplicates_or_lost_update
     let count = |s: &str| statuses.iter().find(|(x, _)| x == s).map_or(0, |(_, n)| *n);
     assert_eq!(count("running"), 0, "{statuses:?}");
     assert!(
-        count("interrupted") >= killed_mid_run - 1,
-        "{statuses:?} after {killed_mid_run} kills"
+        count("interrupted") >= killed_with_rows && killed_with_rows >= 10,
+        "{statuses:?} after {killed_mid_run} kills, {killed_with_rows} of them with audit rows"
     );
     let planned: i64 =
         sqlx::query_scalar("SELECT count(*) FROM sync_change WHERE status = 'planned'")
@@ -322,4 +327,95 @@ async fn runs_killed_at_random_points_converge_without_duplicates_or_lost_update
     assert_eq!(lock, 0, "the last run released its lock");
     pool.close().await;
     assert!(killed_mid_run >= 24 && (finished + killed_mid_run) as usize == round);
+}
+
+#[tokio::test]
+async fn sigterm_stops_between_batches_reports_cancelled_and_a_rerun_finishes_the_job() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("sync.yaml"), CONFIG).unwrap();
+    std::fs::write(
+        dir.path().join("contacts.csv"),
+        "email,name,company,phone\n",
+    )
+    .unwrap();
+    let pool = sqlite(&dir.path().join("crm.db")).await;
+    sqlx::query(
+        "CREATE TABLE customers (id INTEGER PRIMARY KEY, email TEXT NOT NULL, name TEXT, company TEXT, phone TEXT, \
+         updated_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let mut world = World {
+        dir,
+        model: Model::new(),
+        next_email: 0,
+    };
+    world.csv_append(400);
+
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("syncctl"))
+        .env_clear()
+        .current_dir(world.dir.path())
+        .args(["sync", "run", "--config", "sync.yaml", "-q"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while change_rows(world.dir.path()).await < 8 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the run never started writing"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let out = child.wait_with_output().unwrap();
+    let r = syncctl_testkit::cli::CliRun::from_output(&out);
+    assert_eq!(r.code, 143, "{}\n{}", r.result, r.stderr);
+    assert_eq!(r.status(), "cancelled");
+    let created = r.result["data"]["target"]["created"].as_u64().unwrap();
+    assert!(created > 0 && created < 400, "stopped part-way: {created}");
+
+    let pool = sqlite(&world.path("state.db")).await;
+    let status: String = sqlx::query_scalar("SELECT status FROM sync_run")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "cancelled");
+    let planned: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM sync_change WHERE status = 'planned'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(planned, 0, "unsent changes are settled as skipped");
+    let lock: i64 = sqlx::query_scalar("SELECT count(*) FROM sync_lock")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(lock, 0, "the lock is released on the way out");
+    pool.close().await;
+
+    let again = sync_support::syncctl()
+        .current_dir(world.dir.path())
+        .args(["sync", "run", "--config", "sync.yaml"])
+        .output()
+        .unwrap();
+    let again = syncctl_testkit::cli::CliRun::from_output(&again);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(
+        again.result["data"]["target"]["created"].as_u64().unwrap() + created,
+        400
+    );
+    let crm = crm_rows_of(
+        &world.path("crm.db"),
+        &["email", "name", "company", "phone"],
+    )
+    .await;
+    assert_eq!(crm.len(), 400);
 }
