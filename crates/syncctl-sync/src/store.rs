@@ -841,7 +841,10 @@ impl StateStore {
         Ok(rows)
     }
 
-    /// Inserts planned audit rows; returns their ids in order.
+    /// Inserts planned audit rows (a few multi-row statements); returns their ids in order.
+    ///
+    /// Rows of one call must be unique by `(seq, side, action)`, which is how the ids are
+    /// matched back (`RETURNING` order is not guaranteed).
     ///
     /// # Errors
     /// Database failure.
@@ -854,35 +857,52 @@ impl StateStore {
             return Ok(Vec::new());
         }
         let now = Utc::now();
-        let ids = with_pool!(self, p => {
+        let mut by_slot: HashMap<(i32, String, String), i64> = HashMap::new();
+        with_pool!(self, p => {
             let mut tx = p.begin().await?;
-            let mut ids = Vec::with_capacity(rows.len());
-            for r in rows {
-                let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO sync_change (run_id, seq, link_id, side, record_key, action, before, after, status, error, created_at, finished_at, origin_key) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING change_id",
-                )
-                .bind(run_id)
-                .bind(i32::try_from(r.seq).unwrap_or(i32::MAX))
-                .bind(r.link_id)
-                .bind(r.side.as_str())
-                .bind(&r.record_key)
-                .bind(&r.action)
-                .bind(r.before.as_ref().map(Json))
-                .bind(r.after.as_ref().map(Json))
-                .bind(&r.status)
-                .bind(&r.error)
-                .bind(now)
-                .bind((r.status != "planned").then_some(now))
-                .bind(&r.origin_key)
-                .fetch_one(&mut *tx)
-                .await?;
-                ids.push(id);
+            for chunk in rows.chunks(CHUNK) {
+                let mut qb = sqlx::QueryBuilder::new(
+                    "INSERT INTO sync_change (run_id, seq, link_id, side, record_key, action, before, after, status, error, created_at, finished_at, origin_key) ",
+                );
+                qb.push_values(chunk, |mut b, r| {
+                    b.push_bind(run_id)
+                        .push_bind(i32::try_from(r.seq).unwrap_or(i32::MAX))
+                        .push_bind(r.link_id)
+                        .push_bind(r.side.as_str())
+                        .push_bind(r.record_key.clone())
+                        .push_bind(r.action.clone())
+                        .push_bind(r.before.clone().map(Json))
+                        .push_bind(r.after.clone().map(Json))
+                        .push_bind(r.status.clone())
+                        .push_bind(r.error.clone())
+                        .push_bind(now)
+                        .push_bind((r.status != "planned").then_some(now))
+                        .push_bind(r.origin_key.clone());
+                });
+                qb.push(" RETURNING change_id, seq, side, action");
+                let got: Vec<(i64, i32, String, String)> =
+                    qb.build_query_as().fetch_all(&mut *tx).await?;
+                for (id, seq, side, action) in got {
+                    by_slot.insert((seq, side, action), id);
+                }
             }
             tx.commit().await?;
-            ids
         });
-        Ok(ids)
+        rows.iter()
+            .map(|r| {
+                let slot = (
+                    i32::try_from(r.seq).unwrap_or(i32::MAX),
+                    r.side.as_str().to_owned(),
+                    r.action.clone(),
+                );
+                by_slot.get(&slot).copied().ok_or_else(|| {
+                    SyncError::Store(format!(
+                        "audit row {} {} {} was not returned",
+                        slot.0, slot.1, slot.2
+                    ))
+                })
+            })
+            .collect()
     }
 
     // ---------------------------------------------------------------- links
@@ -983,11 +1003,13 @@ impl StateStore {
         Ok(n)
     }
 
-    /// Applies the results of a batch of pairs in one transaction; returns each pair's link id
-    /// and (when one was opened) conflict id.
+    /// Applies the results of a batch of pairs in one transaction, in a handful of multi-row
+    /// statements whatever the batch size; returns each pair's link id and (when one was
+    /// stored) conflict id.
     ///
     /// # Errors
     /// Database failure (nothing of the batch is stored then).
+    #[allow(clippy::too_many_lines)]
     pub async fn commit(
         &self,
         sync: &str,
@@ -995,87 +1017,122 @@ impl StateStore {
         pairs: &[PairCommit],
     ) -> Result<CommitIds, SyncError> {
         let now = Utc::now();
-        let ids = with_pool!(self, p => {
+        let mut link_ids: Vec<Option<i64>> = pairs.iter().map(|p| p.link_id).collect();
+        let mut conflict_ids: Vec<Option<i64>> = vec![None; pairs.len()];
+        let mut removes = Vec::new();
+        let mut updates = Vec::new();
+        let mut inserts = Vec::new();
+        for (i, pc) in pairs.iter().enumerate() {
+            match &pc.link {
+                LinkWrite::Keep => {}
+                LinkWrite::Remove(id) => {
+                    removes.push(*id);
+                    link_ids[i] = Some(*id);
+                }
+                LinkWrite::Upsert { id: Some(id), .. } => {
+                    updates.push(i);
+                    link_ids[i] = Some(*id);
+                }
+                LinkWrite::Upsert { id: None, .. } => inserts.push(i),
+            }
+        }
+        // Later entries for the same pending key win; a key is removed before it is re-added.
+        let mut pending_add: BTreeMap<(Side, RecordKey), &str> = BTreeMap::new();
+        let mut pending_remove: BTreeMap<Side, Vec<RecordKey>> = BTreeMap::new();
+        for pc in pairs {
+            for (side, key) in &pc.pending_remove {
+                pending_add.remove(&(*side, key.clone()));
+                pending_remove.entry(*side).or_default().push(key.clone());
+            }
+            for (side, key, reason) in &pc.pending_add {
+                pending_add.insert((*side, key.clone()), reason.as_str());
+            }
+        }
+        with_pool!(self, p => {
             let mut tx = p.begin().await?;
-            let mut ids = Vec::with_capacity(pairs.len());
-            for pc in pairs {
-                let mut link_id = pc.link_id;
-                match &pc.link {
-                    LinkWrite::Keep => {}
-                    LinkWrite::Remove(id) => {
-                        sqlx::query("DELETE FROM sync_link WHERE link_id = $1")
-                            .bind(*id)
-                            .execute(&mut *tx)
-                            .await?;
-                        link_id = Some(*id);
+            for chunk in removes.chunks(CHUNK) {
+                let mut qb = sqlx::QueryBuilder::new("DELETE FROM sync_link WHERE link_id IN (");
+                let mut sep = qb.separated(", ");
+                for id in chunk {
+                    sep.push_bind(*id);
+                }
+                sep.push_unseparated(")");
+                qb.build().execute(&mut *tx).await?;
+            }
+            let link_cols = "INSERT INTO sync_link (link_id, sync_name, source_key, target_key, natural_key, base, \
+                             source_updated_at, target_updated_at, source_deleted, target_deleted, created_run, updated_run, updated_at) ";
+            for chunk in updates.chunks(CHUNK / 2) {
+                let mut qb = sqlx::QueryBuilder::new(link_cols);
+                qb.push_values(chunk, |mut b, i| {
+                    if let LinkWrite::Upsert { id, source_key, target_key, natural_key, base, source_updated_at, target_updated_at, source_deleted, target_deleted } = &pairs[*i].link {
+                        b.push_bind(*id)
+                            .push_bind(sync)
+                            .push_bind(source_key.0.clone())
+                            .push_bind(target_key.0.clone())
+                            .push_bind(natural_key.clone())
+                            .push_bind(Json(base.clone()))
+                            .push_bind(*source_updated_at)
+                            .push_bind(*target_updated_at)
+                            .push_bind(*source_deleted)
+                            .push_bind(*target_deleted)
+                            .push_bind(run_id)
+                            .push_bind(run_id)
+                            .push_bind(now);
                     }
-                    LinkWrite::Upsert {
-                        id,
-                        source_key,
-                        target_key,
-                        natural_key,
-                        base,
-                        source_updated_at,
-                        target_updated_at,
-                        source_deleted,
-                        target_deleted,
-                    } => {
-                        let new_id: i64 = match id {
-                            Some(id) => {
-                                sqlx::query(
-                                    "UPDATE sync_link SET source_key = $2, target_key = $3, natural_key = COALESCE($4, natural_key), base = $5, \
-                                     source_updated_at = COALESCE($6, source_updated_at), target_updated_at = COALESCE($7, target_updated_at), \
-                                     source_deleted = $8, target_deleted = $9, updated_run = $10, updated_at = $11 WHERE link_id = $1",
-                                )
-                                .bind(*id)
-                                .bind(source_key.as_str())
-                                .bind(target_key.as_str())
-                                .bind(natural_key)
-                                .bind(Json(base))
-                                .bind(*source_updated_at)
-                                .bind(*target_updated_at)
-                                .bind(*source_deleted)
-                                .bind(*target_deleted)
-                                .bind(run_id)
-                                .bind(now)
-                                .execute(&mut *tx)
-                                .await?;
-                                *id
-                            }
-                            None => {
-                                sqlx::query_scalar(
-                                    "INSERT INTO sync_link (sync_name, source_key, target_key, natural_key, base, source_updated_at, target_updated_at, \
-                                     source_deleted, target_deleted, created_run, updated_run, updated_at) \
-                                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11) RETURNING link_id",
-                                )
-                                .bind(sync)
-                                .bind(source_key.as_str())
-                                .bind(target_key.as_str())
-                                .bind(natural_key)
-                                .bind(Json(base))
-                                .bind(*source_updated_at)
-                                .bind(*target_updated_at)
-                                .bind(*source_deleted)
-                                .bind(*target_deleted)
-                                .bind(run_id)
-                                .bind(now)
-                                .fetch_one(&mut *tx)
-                                .await?
-                            }
-                        };
-                        link_id = Some(new_id);
+                });
+                qb.push(
+                    " ON CONFLICT (link_id) DO UPDATE SET source_key = excluded.source_key, target_key = excluded.target_key, \
+                     natural_key = COALESCE(excluded.natural_key, sync_link.natural_key), base = excluded.base, \
+                     source_updated_at = COALESCE(excluded.source_updated_at, sync_link.source_updated_at), \
+                     target_updated_at = COALESCE(excluded.target_updated_at, sync_link.target_updated_at), \
+                     source_deleted = excluded.source_deleted, target_deleted = excluded.target_deleted, \
+                     updated_run = excluded.updated_run, updated_at = excluded.updated_at",
+                );
+                qb.build().execute(&mut *tx).await?;
+            }
+            for chunk in inserts.chunks(CHUNK / 2) {
+                let mut qb = sqlx::QueryBuilder::new(
+                    "INSERT INTO sync_link (sync_name, source_key, target_key, natural_key, base, \
+                     source_updated_at, target_updated_at, source_deleted, target_deleted, created_run, updated_run, updated_at) ",
+                );
+                qb.push_values(chunk, |mut b, i| {
+                    if let LinkWrite::Upsert { source_key, target_key, natural_key, base, source_updated_at, target_updated_at, source_deleted, target_deleted, .. } = &pairs[*i].link {
+                        b.push_bind(sync)
+                            .push_bind(source_key.0.clone())
+                            .push_bind(target_key.0.clone())
+                            .push_bind(natural_key.clone())
+                            .push_bind(Json(base.clone()))
+                            .push_bind(*source_updated_at)
+                            .push_bind(*target_updated_at)
+                            .push_bind(*source_deleted)
+                            .push_bind(*target_deleted)
+                            .push_bind(run_id)
+                            .push_bind(run_id)
+                            .push_bind(now);
+                    }
+                });
+                qb.push(" RETURNING link_id, source_key");
+                let got: Vec<(i64, String)> = qb.build_query_as().fetch_all(&mut *tx).await?;
+                let by_key: HashMap<String, i64> = got.into_iter().map(|(id, k)| (k, id)).collect();
+                for i in chunk {
+                    if let LinkWrite::Upsert { source_key, .. } = &pairs[*i].link {
+                        link_ids[*i] = by_key.get(source_key.as_str()).copied();
                     }
                 }
-                let mut conflict_id = None;
-                match (&pc.conflict, link_id) {
-                    (ConflictWrite::Open { fields, strategy, source_key: sk, target_key: tk }, Some(lid)) => {
+            }
+            // Conflicts are rare: one statement each.
+            for (i, pc) in pairs.iter().enumerate() {
+                let Some(lid) = link_ids[i] else { continue };
+                match &pc.conflict {
+                    ConflictWrite::None => {}
+                    ConflictWrite::Open { fields, strategy, source_key: sk, target_key: tk } => {
                         let existing: Option<i64> = sqlx::query_scalar(
                             "SELECT conflict_id FROM sync_conflict WHERE link_id = $1 AND status IN ('open', 'resolved')",
                         )
                         .bind(lid)
                         .fetch_optional(&mut *tx)
                         .await?;
-                        conflict_id = Some(match existing {
+                        conflict_ids[i] = Some(match existing {
                             Some(cid) => {
                                 sqlx::query(
                                     "UPDATE sync_conflict SET fields = $2, source_key = $3, target_key = $4 WHERE conflict_id = $1",
@@ -1106,15 +1163,7 @@ impl StateStore {
                             }
                         });
                     }
-                    (
-                        ConflictWrite::Settled {
-                            fields,
-                            strategy,
-                            source_key: sk,
-                            target_key: tk,
-                        },
-                        Some(lid),
-                    ) => {
+                    ConflictWrite::Settled { fields, strategy, source_key: sk, target_key: tk } => {
                         let cid: i64 = sqlx::query_scalar(
                             "INSERT INTO sync_conflict (sync_name, link_id, source_key, target_key, fields, strategy, status, resolution, \
                              detected_run, detected_at, resolved_by, resolved_at, applied_run, applied_at) \
@@ -1131,9 +1180,9 @@ impl StateStore {
                         .bind(now)
                         .fetch_one(&mut *tx)
                         .await?;
-                        conflict_id = Some(cid);
+                        conflict_ids[i] = Some(cid);
                     }
-                    (ConflictWrite::Close { status }, Some(lid)) => {
+                    ConflictWrite::Close { status } => {
                         sqlx::query(
                             "UPDATE sync_conflict SET status = $2, applied_run = $3, applied_at = $4 \
                              WHERE link_id = $1 AND status IN ('open', 'resolved')",
@@ -1145,50 +1194,101 @@ impl StateStore {
                         .execute(&mut *tx)
                         .await?;
                     }
-                    _ => {}
                 }
+            }
+            // Audit rows: one statement per outcome, one for the keys and links they learnt.
+            let mut by_outcome: BTreeMap<(&str, Option<&str>), Vec<i64>> = BTreeMap::new();
+            let mut learnt: Vec<(i64, Option<&str>, Option<i64>)> = Vec::new();
+            for (i, pc) in pairs.iter().enumerate() {
                 for (cid, status, error, key) in &pc.changes {
-                    sqlx::query(
-                        "UPDATE sync_change SET status = $2, error = $3, record_key = COALESCE($4, record_key), \
-                         link_id = COALESCE(link_id, $5), finished_at = $6 WHERE change_id = $1",
-                    )
-                    .bind(*cid)
-                    .bind(status)
-                    .bind(error)
-                    .bind(key)
-                    .bind(link_id)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
+                    by_outcome.entry((status.as_str(), error.as_deref())).or_default().push(*cid);
+                    if key.is_some() || link_ids[i].is_some() {
+                        learnt.push((*cid, key.as_deref(), link_ids[i]));
+                    }
                 }
-                for (side, key, reason) in &pc.pending_add {
-                    sqlx::query(
-                        "INSERT INTO sync_pending (sync_name, side, record_key, reason, run_id, attempts) VALUES ($1, $2, $3, $4, $5, 1) \
-                         ON CONFLICT (sync_name, side, record_key) DO UPDATE SET reason = excluded.reason, run_id = excluded.run_id, \
-                         attempts = sync_pending.attempts + 1",
-                    )
-                    .bind(sync)
-                    .bind(side.as_str())
-                    .bind(key.as_str())
-                    .bind(reason)
-                    .bind(run_id)
-                    .execute(&mut *tx)
-                    .await?;
+            }
+            for ((status, error), ids) in &by_outcome {
+                for chunk in ids.chunks(CHUNK) {
+                    let mut qb = sqlx::QueryBuilder::new("UPDATE sync_change SET status = ");
+                    qb.push_bind(*status)
+                        .push(", error = ")
+                        .push_bind(*error)
+                        .push(", finished_at = ")
+                        .push_bind(now)
+                        .push(" WHERE change_id IN (");
+                    let mut sep = qb.separated(", ");
+                    for id in chunk {
+                        sep.push_bind(*id);
+                    }
+                    sep.push_unseparated(")");
+                    qb.build().execute(&mut *tx).await?;
                 }
-                for (side, key) in &pc.pending_remove {
-                    sqlx::query("DELETE FROM sync_pending WHERE sync_name = $1 AND side = $2 AND record_key = $3")
-                        .bind(sync)
-                        .bind(side.as_str())
-                        .bind(key.as_str())
-                        .execute(&mut *tx)
-                        .await?;
+            }
+            for chunk in learnt.chunks(CHUNK / 2) {
+                let mut qb = sqlx::QueryBuilder::new("UPDATE sync_change SET record_key = COALESCE(CASE change_id");
+                let mut any_key = false;
+                for (id, key, _) in chunk {
+                    if let Some(k) = key {
+                        any_key = true;
+                        qb.push(" WHEN ").push_bind(*id).push(" THEN ").push_bind(*k);
+                    }
                 }
-                ids.push((link_id, conflict_id));
+                if !any_key {
+                    qb.push(" WHEN NULL THEN NULL");
+                }
+                qb.push(" END, record_key), link_id = COALESCE(link_id, CASE change_id");
+                let mut any_link = false;
+                for (id, _, lid) in chunk {
+                    if let Some(l) = lid {
+                        any_link = true;
+                        qb.push(" WHEN ").push_bind(*id).push(" THEN ").push_bind(*l);
+                    }
+                }
+                if !any_link {
+                    qb.push(" WHEN NULL THEN NULL");
+                }
+                qb.push(" END) WHERE change_id IN (");
+                let mut sep = qb.separated(", ");
+                for (id, _, _) in chunk {
+                    sep.push_bind(*id);
+                }
+                sep.push_unseparated(")");
+                qb.build().execute(&mut *tx).await?;
+            }
+            for (side, keys) in &pending_remove {
+                for chunk in keys.chunks(CHUNK) {
+                    let mut qb = sqlx::QueryBuilder::new("DELETE FROM sync_pending WHERE sync_name = ");
+                    qb.push_bind(sync).push(" AND side = ").push_bind(side.as_str()).push(" AND record_key IN (");
+                    let mut sep = qb.separated(", ");
+                    for k in chunk {
+                        sep.push_bind(k.as_str());
+                    }
+                    sep.push_unseparated(")");
+                    qb.build().execute(&mut *tx).await?;
+                }
+            }
+            let adds: Vec<(&(Side, RecordKey), &&str)> = pending_add.iter().collect();
+            for chunk in adds.chunks(CHUNK) {
+                let mut qb = sqlx::QueryBuilder::new(
+                    "INSERT INTO sync_pending (sync_name, side, record_key, reason, run_id, attempts) ",
+                );
+                qb.push_values(chunk, |mut b, ((side, key), reason)| {
+                    b.push_bind(sync)
+                        .push_bind(side.as_str())
+                        .push_bind(key.as_str())
+                        .push_bind(**reason)
+                        .push_bind(run_id)
+                        .push_bind(1_i32);
+                });
+                qb.push(
+                    " ON CONFLICT (sync_name, side, record_key) DO UPDATE SET reason = excluded.reason, \
+                     run_id = excluded.run_id, attempts = sync_pending.attempts + 1",
+                );
+                qb.build().execute(&mut *tx).await?;
             }
             tx.commit().await?;
-            ids
         });
-        Ok(ids)
+        Ok(link_ids.into_iter().zip(conflict_ids).collect())
     }
 
     // ---------------------------------------------------------------- pending, cursors
