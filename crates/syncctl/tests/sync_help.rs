@@ -10,8 +10,14 @@ fn help_texts() {
         ("sync_run_help", vec!["sync", "run", "--help"]),
         ("sync_plan_help", vec!["sync", "plan", "--help"]),
         ("sync_check_help", vec!["sync", "check", "--help"]),
-        ("sync_conflicts_list_help", vec!["sync", "conflicts", "list", "--help"]),
-        ("sync_conflicts_resolve_help", vec!["sync", "conflicts", "resolve", "--help"]),
+        (
+            "sync_conflicts_list_help",
+            vec!["sync", "conflicts", "list", "--help"],
+        ),
+        (
+            "sync_conflicts_resolve_help",
+            vec!["sync", "conflicts", "resolve", "--help"],
+        ),
         ("sync_history_help", vec!["sync", "history", "--help"]),
         ("sync_show_help", vec!["sync", "show", "--help"]),
     ] {
