@@ -43,8 +43,9 @@ for db in ("source.db", "target.db"):
     c = sqlite3.connect(f"{work}/{db}")
     c.execute(ddl)
     if db == "source.db":
-        c.executemany("INSERT INTO people (email, name, company, amount, updated_at) VALUES (?,?,?,?, '2026-01-01 00:00:00')",
-                      ((f"user{i}@example.com", f"User {i}", f"Company {i % 997}", i % 10000 / 100) for i in range(n)))
+        # One modification per second across the past: a realistic spread for the cursor.
+        c.executemany("INSERT INTO people (email, name, company, amount, updated_at) VALUES (?,?,?,?, datetime('2025-01-01', '+' || ? || ' seconds'))",
+                      ((f"user{i}@example.com", f"User {i}", f"Company {i % 997}", i % 10000 / 100, i) for i in range(n)))
     c.commit()
     c.close()
 PY
@@ -69,7 +70,8 @@ CREATE TABLE $schema.source (id bigserial PRIMARY KEY, email text NOT NULL UNIQU
   amount numeric(12,2), updated_at timestamptz NOT NULL DEFAULT now());
 CREATE TABLE $schema.target (LIKE $schema.source INCLUDING ALL);
 INSERT INTO $schema.source (email, name, company, amount, updated_at)
-  SELECT 'user' || i || '@example.com', 'User ' || i, 'Company ' || (i % 997), (i % 10000) / 100.0, '2026-01-01'
+  SELECT 'user' || i || '@example.com', 'User ' || i, 'Company ' || (i % 997), (i % 10000) / 100.0,
+         timestamptz '2025-01-01' + i * interval '1 second'
   FROM generate_series(0, $rows - 1) AS i;
 SQL
     src="{connector: postgres, url: \"$pg\", object: $schema.source, updated_at_column: updated_at}"

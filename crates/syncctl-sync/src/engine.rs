@@ -355,8 +355,8 @@ struct Engine<'a> {
     plan: Vec<PlanEntry>,
     warnings: Vec<String>,
     seq: i64,
-    processed: [HashSet<RecordKey>; 2],
-    claimed: HashSet<String>,
+    processed: [KeySet; 2],
+    claimed: KeySet,
     pending: [BTreeSet<RecordKey>; 2],
     resolutions: HashMap<i64, Resolution>,
     open_conflicts: HashSet<i64>,
@@ -365,6 +365,29 @@ struct Engine<'a> {
     scanned: bool,
     latest_warned: bool,
     empty_sides: HashSet<Side>,
+}
+
+/// A set of keys kept as 128-bit hashes: a run over a million records remembers which it
+/// handled in ~30 MB instead of ~100 MB of strings; a collision is as likely as guessing a
+/// UUID.
+#[derive(Debug, Default)]
+struct KeySet(HashSet<u128>);
+
+impl KeySet {
+    fn hash(key: &str) -> u128 {
+        use std::hash::{DefaultHasher, Hash, Hasher};
+        let mut a = DefaultHasher::new();
+        key.hash(&mut a);
+        let mut b = DefaultHasher::new();
+        (0x5eed_u16, key).hash(&mut b);
+        (u128::from(a.finish()) << 64) | u128::from(b.finish())
+    }
+    fn insert(&mut self, key: &str) -> bool {
+        self.0.insert(Self::hash(key))
+    }
+    fn contains(&self, key: &str) -> bool {
+        self.0.contains(&Self::hash(key))
+    }
 }
 
 fn idx(side: Side) -> usize {
@@ -503,8 +526,8 @@ impl<'a> Engine<'a> {
             plan: Vec::new(),
             warnings: Vec::new(),
             seq: 0,
-            processed: [HashSet::new(), HashSet::new()],
-            claimed: HashSet::new(),
+            processed: [KeySet::default(), KeySet::default()],
+            claimed: KeySet::default(),
             pending: [BTreeSet::new(), BTreeSet::new()],
             resolutions: HashMap::new(),
             open_conflicts: HashSet::new(),
@@ -800,7 +823,7 @@ impl<'a> Engine<'a> {
     async fn process_pending(&mut self, side: Side) -> Result<(), SyncError> {
         let keys: Vec<RecordKey> = self.pending[idx(side)]
             .iter()
-            .filter(|k| !self.processed[idx(side)].contains(*k))
+            .filter(|k| !self.processed[idx(side)].contains(k.as_str()))
             .cloned()
             .collect();
         for chunk in keys.chunks(PAGE) {
@@ -872,7 +895,7 @@ impl<'a> Engine<'a> {
             let recs: Vec<Record> = page
                 .records
                 .into_iter()
-                .filter(|r| !self.processed[idx(side)].contains(&r.key))
+                .filter(|r| !self.processed[idx(side)].contains(r.key.as_str()))
                 .collect();
             self.side(side).counts.read += recs.len() as u64;
             if !recs.is_empty() {
@@ -981,10 +1004,10 @@ impl<'a> Engine<'a> {
         }
         let mut works = Vec::new();
         for r in records {
-            if self.processed[idx(x)].contains(&r.key) {
+            if self.processed[idx(x)].contains(r.key.as_str()) {
                 continue;
             }
-            self.processed[idx(x)].insert(r.key.clone());
+            self.processed[idx(x)].insert(r.key.as_str());
             let seq = self.next_seq();
             let mut w = Work::new(seq);
             if let Some(l) = links.get(&r.key) {
@@ -993,7 +1016,7 @@ impl<'a> Engine<'a> {
                 } else {
                     y_records.remove(l.key(y))
                 };
-                self.processed[idx(y)].insert(l.key(y).clone());
+                self.processed[idx(y)].insert(l.key(y).as_str());
                 w.link = Some(l.clone());
                 w.natural_key.clone_from(&l.natural_key);
                 set_record(&mut w, x, Some(r));
@@ -1028,7 +1051,7 @@ impl<'a> Engine<'a> {
                         set_record(&mut w, x, Some(r));
                     }
                     Some(nk) => {
-                        self.claimed.insert(nk.clone());
+                        self.claimed.insert(&nk);
                         let cands = candidates.get(&nk).cloned().unwrap_or_default();
                         set_record(&mut w, x, Some(r));
                         match cands.as_slice() {
@@ -1042,7 +1065,7 @@ impl<'a> Engine<'a> {
                                 w.reject_side = Some(y);
                             }
                             [c] => {
-                                self.processed[idx(y)].insert(c.key.clone());
+                                self.processed[idx(y)].insert(c.key.as_str());
                                 set_record(&mut w, y, Some(c.clone()));
                                 self.plan_merge(&mut w, None);
                             }
@@ -1061,10 +1084,10 @@ impl<'a> Engine<'a> {
             works.push(w);
         }
         for k in missing {
-            if self.processed[idx(x)].contains(&k) {
+            if self.processed[idx(x)].contains(k.as_str()) {
                 continue;
             }
-            self.processed[idx(x)].insert(k.clone());
+            self.processed[idx(x)].insert(k.as_str());
             let Some(l) = links.get(&k) else {
                 // A pending record that no longer exists and was never linked.
                 self.forget_pending(x, &k).await?;
@@ -1075,7 +1098,7 @@ impl<'a> Engine<'a> {
             } else {
                 y_records.remove(l.key(y))
             };
-            self.processed[idx(y)].insert(l.key(y).clone());
+            self.processed[idx(y)].insert(l.key(y).as_str());
             let mut w = Work::new(self.next_seq());
             w.link = Some(l.clone());
             w.natural_key.clone_from(&l.natural_key);
@@ -1507,7 +1530,7 @@ impl<'a> Engine<'a> {
                 if let (WriteOp::Create { .. }, OpResult::Applied { key, .. }) =
                     (&op.op, &op.result)
                 {
-                    self.processed[idx(op.side)].insert(key.clone());
+                    self.processed[idx(op.side)].insert(key.as_str());
                 }
             }
             self.count_done(w, conflict_id);
