@@ -556,3 +556,64 @@ async fn the_seed_crm_is_what_its_sql_builds() {
         dump(&sync_support::quickstart_dir().join("seed/crm.db")).await
     );
 }
+
+#[tokio::test]
+async fn an_open_breaker_left_by_another_pod_stops_the_run_until_its_probe_time() {
+    let q = Quickstart::new();
+    assert_eq!(q.sync(&["run"]).code, 0, "creates the state store");
+    let crm = std::fs::canonicalize(q.path("work/crm.db")).unwrap();
+    let endpoint = format!("sqlite://{}", crm.display());
+    let state = sync_support::sqlite(&q.path("work/state.db")).await;
+    let open = |probe: &str| {
+        json!({"phase": "open", "consecutive_failures": 5, "opened_at": "2026-01-01T00:00:00Z",
+               "next_probe_at": probe, "probe_in_flight": false})
+        .to_string()
+    };
+    sqlx::query(
+        "INSERT OR REPLACE INTO sync_breaker (endpoint, state, updated_at) VALUES ($1, $2, $3)",
+    )
+    .bind(&endpoint)
+    .bind(open("2999-01-01T00:00:00Z"))
+    .bind("2026-01-01T00:00:00Z")
+    .execute(&state)
+    .await
+    .unwrap();
+    q.csv_edit("US Navy", "Yale");
+    let r = q.sync(&["run"]);
+    assert_eq!(
+        (r.code, r.error_class()),
+        (4, Some("transient")),
+        "{}",
+        r.result
+    );
+    assert!(
+        r.result["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("is open after 5 consecutive failures")
+    );
+    assert_eq!(r.result["data"]["breaker"]["target"]["phase"], "open");
+    assert_eq!(
+        q.crm().await["grace@example.com"]["company"],
+        "US Navy",
+        "nothing written"
+    );
+    // Past the cool-down this run is the probe: it goes through and closes the breaker.
+    sqlx::query("UPDATE sync_breaker SET state = $1 WHERE endpoint = $2")
+        .bind(open("2000-01-01T00:00:00Z"))
+        .bind(&endpoint)
+        .execute(&state)
+        .await
+        .unwrap();
+    let r = q.sync(&["run"]);
+    assert_eq!(r.code, 0, "{}", r.result);
+    assert_eq!(r.result["data"]["breaker"]["target"]["phase"], "closed");
+    assert_eq!(q.crm().await["grace@example.com"]["company"], "Yale");
+    let saved: String = sqlx::query_scalar("SELECT state FROM sync_breaker WHERE endpoint = $1")
+        .bind(&endpoint)
+        .fetch_one(&state)
+        .await
+        .unwrap();
+    assert!(saved.contains("\"closed\""), "{saved}");
+    state.close().await;
+}
