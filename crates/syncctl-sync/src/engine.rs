@@ -53,6 +53,8 @@ pub struct RunSettings {
     pub full_refresh: bool,
     /// Put the plan in the report even for real runs (`--verbose`).
     pub include_plan: bool,
+    /// At most this many plan entries in the report (0: no limit); the counts stay complete.
+    pub plan_limit: usize,
     /// Process only these links (`sync conflicts resolve --apply`).
     pub only_links: Option<Vec<i64>>,
     /// Who runs it (user@host, orchestrator) for the run row.
@@ -1367,6 +1369,18 @@ impl<'a> Engine<'a> {
         }
     }
 
+    /// Adds plan entries up to the limit; the rest are only counted, so a plan of a million
+    /// records does not have to fit in memory or in one result line.
+    fn add_plan(&mut self, entries: Vec<PlanEntry>) {
+        for e in entries {
+            if self.s.plan_limit == 0 || self.plan.len() < self.s.plan_limit {
+                self.plan.push(e);
+            } else {
+                self.report.plan_omitted += 1;
+            }
+        }
+    }
+
     fn entry(&self, w: &Work, action: &'static str, side: Option<Side>) -> PlanEntry {
         PlanEntry {
             seq: w.seq,
@@ -1432,7 +1446,7 @@ impl<'a> Engine<'a> {
             for w in &works {
                 self.count_planned(w);
                 let entries = self.entries(w);
-                self.plan.extend(entries);
+                self.add_plan(entries);
             }
             return Ok(());
         }
@@ -1545,7 +1559,7 @@ impl<'a> Engine<'a> {
                 }
             }
             if self.s.include_plan {
-                self.plan.extend(entries);
+                self.add_plan(entries);
             }
         }
         stop.map_or(Ok(()), Err)
@@ -2092,7 +2106,7 @@ impl<'a> Engine<'a> {
             for w in &works {
                 self.count_planned(w);
                 let e = self.entries(w);
-                self.plan.extend(e);
+                self.add_plan(e);
             }
             return Ok(());
         }
@@ -2165,7 +2179,7 @@ impl<'a> Engine<'a> {
                 for x in &mut e {
                     x.status = status_of(&w.ops[0].result).to_owned();
                 }
-                self.plan.extend(e);
+                self.add_plan(e);
             }
         }
         stop.map_or(Ok(()), Err)

@@ -30,6 +30,7 @@ fn settings(y: &str) -> RunSettings {
         dry_run: false,
         full_refresh: false,
         include_plan: true,
+        plan_limit: 0,
         only_links: None,
         invoked_by: "test".into(),
         args: json!({}),

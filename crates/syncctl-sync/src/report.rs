@@ -162,6 +162,10 @@ pub struct FieldChange {
     pub to: Value,
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// The result `data` of `sync run` / `sync plan`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct RunReport {
@@ -193,4 +197,7 @@ pub struct RunReport {
     /// The plan (with `--dry-run`, `sync plan` or `--verbose`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan: Option<Vec<PlanEntry>>,
+    /// Plan entries left out past `--plan-limit`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub plan_omitted: u64,
 }

@@ -617,3 +617,19 @@ async fn an_open_breaker_left_by_another_pod_stops_the_run_until_its_probe_time(
     assert!(saved.contains("\"closed\""), "{saved}");
     state.close().await;
 }
+
+#[test]
+fn a_plan_is_capped_by_plan_limit_and_the_counts_stay_complete() {
+    let q = Quickstart::new();
+    let full = q.sync(&["plan"]);
+    let all = full.result["data"]["plan"].as_array().unwrap().len();
+    assert!(all > 2);
+    let capped = q.sync(&["plan", "--plan-limit", "2"]);
+    assert_eq!(capped.code, 0);
+    assert_eq!(capped.result["data"]["plan"].as_array().unwrap().len(), 2);
+    assert_eq!(capped.result["data"]["plan_omitted"], all - 2);
+    assert_eq!(
+        capped.result["data"]["target"]["created"],
+        full.result["data"]["target"]["created"]
+    );
+}

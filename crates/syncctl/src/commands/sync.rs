@@ -147,6 +147,10 @@ struct RunArgs {
     /// Include the per-record plan in the result (always there with --dry-run; -v does too)
     #[arg(long)]
     show_plan: bool,
+
+    /// At most this many plan entries in the result (0: all); counts are always complete
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    plan_limit: usize,
 }
 
 #[derive(Debug, Args)]

@@ -130,6 +130,7 @@ pub(super) async fn resolve_conflict(
         dry_run: false,
         full_refresh: false,
         include_plan: true,
+        plan_limit: 0,
         only_links: Some(vec![row.link_id]),
         invoked_by: by,
         args: json!({"conflicts_resolve": a.id, "apply": true}),

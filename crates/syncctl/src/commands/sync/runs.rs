@@ -37,6 +37,7 @@ pub(super) async fn run(a: RunArgs, dry_run: bool, ctx: &AppContext) -> Result<O
         dry_run,
         full_refresh: a.full_refresh,
         include_plan: a.show_plan || ctx.verbosity > 0,
+        plan_limit: a.plan_limit,
         only_links: None,
         invoked_by: settings::invoked_by(ctx),
         args: settings::recorded_args(&r, &a, dry_run),
