@@ -83,6 +83,26 @@ pub struct PgConnector {
     stats: SqlStats,
 }
 
+/// Logs what the connector sent over its life (`SYNCCTL_LOG=syncctl_sql::stats=debug`): the
+/// statement counts the benchmarks report.
+impl Drop for PgConnector {
+    fn drop(&mut self) {
+        let s = self.stats.snapshot();
+        tracing::debug!(
+            target: "syncctl_sql::stats",
+            connector = KIND,
+            endpoint = %self.endpoint,
+            object = %self.settings.object,
+            statements = s.statements,
+            bulk_batches = s.bulk_batches,
+            row_by_row_batches = s.row_by_row_batches,
+            rows_read = s.rows_read,
+            rows_written = s.rows_written,
+            "connector statistics"
+        );
+    }
+}
+
 impl fmt::Debug for PgConnector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PgConnector")
