@@ -647,3 +647,50 @@ async fn an_unreachable_server_is_unavailable_and_never_leaks_the_password() {
     assert!(!format!("{e}{e:?}{c:?}").contains("Sup3rSecretPw"));
     assert_eq!(c.endpoint(), "mysql://127.0.0.1:1/db");
 }
+
+#[tokio::test]
+async fn archive_sets_the_deleted_column_and_reads_report_it() {
+    let db = MyDb::new().await;
+    db.exec(
+        "CREATE TABLE $D.people (id INT AUTO_INCREMENT PRIMARY KEY, email VARCHAR(50) NOT NULL, \
+         deleted_at DATETIME(6) NULL, updated_at DATETIME(6) NULL)",
+    )
+    .await;
+    db.exec("INSERT INTO $D.people (email) VALUES ('a@x.io'), ('b@x.io')")
+        .await;
+    let c = db.connector("people", json!({"deleted_column": "deleted_at"}));
+    let s = c.describe().await.unwrap();
+    assert!(s.capabilities.archive);
+    let out = c
+        .sink()
+        .unwrap()
+        .write(
+            &s,
+            &[
+                WriteOp::Archive {
+                    key: RecordKey::from("1"),
+                },
+                WriteOp::Archive {
+                    key: RecordKey::from("99"),
+                },
+            ],
+            &ctx(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(&out[0], WriteOutcome::Applied { stored: Some(r), .. } if r.deleted),
+        "{out:?}"
+    );
+    assert!(matches!(out[1], WriteOutcome::NotFound { .. }), "{out:?}");
+    let page = c
+        .source()
+        .unwrap()
+        .read_page(&s, &ReadRequest::full(10))
+        .await
+        .unwrap();
+    let deleted: Vec<bool> = page.records.iter().map(|r| r.deleted).collect();
+    assert_eq!(deleted, vec![true, false]);
+    assert_eq!(db.count("people", "deleted_at IS NOT NULL").await, 1);
+    db.drop().await;
+}

@@ -756,3 +756,53 @@ async fn an_unreachable_server_is_unavailable_and_never_leaks_the_password() {
     assert!(!format!("{e:?}{c:?}").contains("Sup3rSecretPw"));
     assert_eq!(c.endpoint(), "postgres://127.0.0.1:1/db");
 }
+
+#[tokio::test]
+async fn archive_sets_the_deleted_column_and_reads_report_it() {
+    let schema = PgSchema::new().await;
+    schema
+        .exec(
+            "CREATE TABLE $S.people (id serial PRIMARY KEY, email text NOT NULL, \
+             deleted boolean NOT NULL DEFAULT false, updated_at timestamptz); \
+             INSERT INTO $S.people (email) VALUES ('a@x.io'), ('b@x.io')",
+        )
+        .await;
+    let c = pg_connector(&schema, "$S.people", json!({"deleted_column": "deleted"})).await;
+    let s = c.describe().await.unwrap();
+    assert!(s.capabilities.archive);
+    let out = c
+        .sink()
+        .unwrap()
+        .write(
+            &s,
+            &[
+                WriteOp::Archive {
+                    key: RecordKey::from("1"),
+                },
+                WriteOp::Archive {
+                    key: RecordKey::from("99"),
+                },
+            ],
+            &ctx(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(&out[0], WriteOutcome::Applied { stored: Some(r), .. } if r.deleted),
+        "{out:?}"
+    );
+    assert!(matches!(out[1], WriteOutcome::NotFound { .. }), "{out:?}");
+    let page = c
+        .source()
+        .unwrap()
+        .read_page(&s, &ReadRequest::full(10))
+        .await
+        .unwrap();
+    let deleted: Vec<bool> = page.records.iter().map(|r| r.deleted).collect();
+    assert_eq!(deleted, vec![true, false]);
+    assert!(
+        page.records[0].updated_at.is_some(),
+        "archive bumps the cursor"
+    );
+    schema.drop().await;
+}
