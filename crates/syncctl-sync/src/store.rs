@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -159,7 +160,14 @@ pub struct StateStore {
     db: Db,
     display: String,
     read_only: bool,
+    /// Links and audit rows inserted since PostgreSQL last analyzed them (see `note_growth`).
+    grown: AtomicU64,
+    /// Rows the tables had (as far as we know) when they were last analyzed.
+    analyzed_rows: AtomicU64,
 }
+
+/// Analyze after at least this many new rows, and after the tables doubled.
+const ANALYZE_MIN_GROWTH: u64 = 5_000;
 
 /// A linked pair.
 #[derive(Debug, Clone, PartialEq)]
@@ -459,6 +467,8 @@ impl StateStore {
                     db: Db::Sqlite(pool),
                     display: format!("sqlite://{}", p.display()),
                     read_only: false,
+                    grown: AtomicU64::new(0),
+                    analyzed_rows: AtomicU64::new(0),
                 }
             }
             StateLocation::Postgres { url, schema } => {
@@ -495,6 +505,8 @@ impl StateStore {
                     db: Db::Sqlite(pool),
                     display: format!("sqlite://{}", p.display()),
                     read_only: true,
+                    grown: AtomicU64::new(0),
+                    analyzed_rows: AtomicU64::new(0),
                 };
                 store.check_migrated().await?;
                 Ok(store)
@@ -534,6 +546,8 @@ impl StateStore {
             db: Db::Sqlite(pool),
             display: "sqlite::memory:".to_owned(),
             read_only: false,
+            grown: AtomicU64::new(0),
+            analyzed_rows: AtomicU64::new(0),
         })
     }
 
@@ -582,6 +596,8 @@ impl StateStore {
             db: Db::Postgres(pool),
             display,
             read_only,
+            grown: AtomicU64::new(0),
+            analyzed_rows: AtomicU64::new(0),
         })
     }
 
@@ -1288,7 +1304,38 @@ impl StateStore {
             }
             tx.commit().await?;
         });
+        self.note_growth(pairs.len()).await;
         Ok(link_ids.into_iter().zip(conflict_ids).collect())
+    }
+
+    /// Keeps PostgreSQL's statistics current while a first load fills the tables.
+    ///
+    /// The link lookup (`sync_name = $1 AND source_key IN (…)`) is planned from statistics
+    /// taken when `sync_link` was empty; autovacuum does not catch up within one long run, so the
+    /// planner keeps scanning every link of the sync and a first load turns quadratic (measured:
+    /// 11 000 rows/min at 290 000 links, 152 500 rows/min right after an ANALYZE). Analyzing
+    /// whenever the tables have doubled (and at least every 5 000 new rows) costs a handful of
+    /// ANALYZE runs per million rows.
+    async fn note_growth(&self, added: usize) {
+        let Db::Postgres(pool) = &self.db else { return };
+        let grown = self.grown.fetch_add(added as u64, Ordering::Relaxed) + added as u64;
+        let base = self.analyzed_rows.load(Ordering::Relaxed);
+        if grown < ANALYZE_MIN_GROWTH.max(base) {
+            return;
+        }
+        self.grown.store(0, Ordering::Relaxed);
+        self.analyzed_rows.store(base + grown, Ordering::Relaxed);
+        match sqlx::query("ANALYZE sync_link, sync_change")
+            .execute(pool)
+            .await
+        {
+            Ok(_) => tracing::debug!(rows = base + grown, "Analyzed the state store's tables."),
+            // Not being the tables' owner only makes PostgreSQL skip them with a warning;
+            // anything else is worth a line but never worth failing a sync over.
+            Err(e) => {
+                tracing::warn!(error = %e, "Could not ANALYZE the state store's tables; large first loads may slow down.")
+            }
+        }
     }
 
     // ---------------------------------------------------------------- pending, cursors

@@ -97,7 +97,6 @@ pub(crate) fn init(
         && io::stderr().is_terminal()
         && std::env::var_os("NO_COLOR").is_none();
     let progress = progress_allowed && target == LogTarget::Stderr && io::stderr().is_terminal();
-    let mut layers: Vec<Box<dyn Layer<Registry> + Send + Sync>> = Vec::new();
     let indicatif = progress.then(tracing_indicatif::IndicatifLayer::new);
     let writer = match (&indicatif, target) {
         (Some(layer), _) => BoxMakeWriter::new(Redacting {
@@ -113,29 +112,26 @@ pub(crate) fn init(
             redactor,
         }),
     };
-    let filter = filter(verbosity, override_spec);
-    layers.push(match format {
+    // One global filter: a per-layer filter inside a Vec of boxed layers dropped the first
+    // debug event after a filtered-out info event (seen with `SYNCCTL_LOG=warn,…`).
+    type Filtered = tracing_subscriber::layer::Layered<EnvFilter, Registry>;
+    let fmt: Box<dyn Layer<Filtered> + Send + Sync> = match format {
         LogFormat::Text => tracing_subscriber::fmt::layer()
             .with_ansi(ansi)
             .with_target(false)
             .with_writer(writer)
-            .with_filter(filter)
             .boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .with_writer(writer)
-            .with_filter(filter)
             .boxed(),
-    });
-    if let Some(layer) = indicatif {
-        layers.push(
-            layer
-                .with_filter(tracing_indicatif::filter::IndicatifFilter::new(false))
-                .boxed(),
-        );
-    }
+    };
+    let bars =
+        indicatif.map(|l| l.with_filter(tracing_indicatif::filter::IndicatifFilter::new(false)));
     tracing_subscriber::registry()
-        .with(layers)
+        .with(filter(verbosity, override_spec))
+        .with(fmt)
+        .with(bars)
         .try_init()
         .is_ok()
         && progress

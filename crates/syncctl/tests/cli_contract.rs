@@ -325,3 +325,17 @@ fn every_result_field_is_in_the_schema() {
         assert!(required.contains(&key), "{key} must be required");
     }
 }
+
+#[test]
+fn syncctl_log_takes_a_full_filter() {
+    let r = run(syncctl()
+        .arg("doctor")
+        .env("SYNCCTL_LOG", "warn,syncctl=debug"));
+    assert!(
+        r.stderr.contains("Starting."),
+        "the debug line passes the filter: {}",
+        r.stderr
+    );
+    let r = run(syncctl().arg("doctor").env("SYNCCTL_LOG", "error"));
+    assert!(!r.stderr.contains("Starting."), "{}", r.stderr);
+}
