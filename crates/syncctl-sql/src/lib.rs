@@ -15,6 +15,7 @@ pub mod mysql;
 pub mod postgres;
 pub mod registry;
 pub mod settings;
+mod sql_connector;
 pub mod sql_rows;
 pub mod sqlite;
 

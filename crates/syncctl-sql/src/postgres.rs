@@ -30,22 +30,22 @@ mod write;
 use std::collections::HashSet;
 use std::fmt;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
-use sqlx::{AssertSqlSafe, Connection, Row};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow, Postgres};
+use sqlx::{AssertSqlSafe, Row};
 use syncctl_core::{
-    BuildContext, BuildFuture, Capabilities, Connector, ConnectorError, ConnectorFactory,
-    FieldSchema, FieldType, ObjectSchema, Page, PageToken, ReadRequest, Record, RecordError,
-    RecordKey, Sink, Source,
+    BuildContext, BuildFuture, Connector, ConnectorError, ConnectorFactory, FieldSchema, FieldType,
+    ObjectSchema, Page, PageToken, ReadRequest, Record, RecordError, RecordKey, Sink, Source,
 };
 use syncctl_validate::coerce::coerce;
 
 use crate::ident::{Dialect, TableName, quote};
 use crate::registry::parse_settings;
 use crate::settings::SqlSettings;
+use crate::sql_connector::{SqlCore, auth_error, client_error, scrub};
 use crate::sql_rows::{
     ScanToken, SqlStats, key_value, one_line, record_from_texts, sql_text, timestamp_text,
 };
@@ -74,41 +74,12 @@ fn build(_ctx: BuildContext, settings: Value) -> BuildFuture {
 
 /// A PostgreSQL table as a sync source and sink.
 pub struct PgConnector {
-    options: PgConnectOptions,
-    endpoint: String,
-    table: TableName,
-    settings: SqlSettings,
-    pool: PgPool,
-    described: Mutex<Option<Arc<PgTable>>>,
-    stats: SqlStats,
-}
-
-/// Logs what the connector sent over its life (`SYNCCTL_LOG=syncctl_sql::stats=debug`): the
-/// statement counts the benchmarks report.
-impl Drop for PgConnector {
-    fn drop(&mut self) {
-        let s = self.stats.snapshot();
-        tracing::debug!(
-            target: "syncctl_sql::stats",
-            connector = KIND,
-            endpoint = %self.endpoint,
-            object = %self.settings.object,
-            statements = s.statements,
-            bulk_batches = s.bulk_batches,
-            row_by_row_batches = s.row_by_row_batches,
-            rows_read = s.rows_read,
-            rows_written = s.rows_written,
-            "connector statistics"
-        );
-    }
+    core: SqlCore<Postgres, PgTable>,
 }
 
 impl fmt::Debug for PgConnector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PgConnector")
-            .field("endpoint", &self.endpoint)
-            .field("object", &self.settings.object)
-            .finish_non_exhaustive()
+        self.core.debug("PgConnector", f)
     }
 }
 
@@ -182,20 +153,6 @@ impl PgTable {
     }
 }
 
-/// Hides the password of a connection URL in a message about it.
-fn scrub(message: &str, url: &str) -> String {
-    let password = url
-        .split_once("://")
-        .and_then(|(_, rest)| rest.split('@').next().filter(|_| rest.contains('@')))
-        .and_then(|userinfo| userinfo.split_once(':'))
-        .map(|(_, p)| p)
-        .filter(|p| !p.is_empty());
-    match password {
-        Some(p) => message.replace(p, "***"),
-        None => message.to_owned(),
-    }
-}
-
 impl PgConnector {
     /// A connector for the settings; nothing is opened until first use.
     ///
@@ -229,55 +186,19 @@ impl PgConnector {
             .acquire_timeout(Duration::from_secs(10))
             .connect_lazy_with(options.clone());
         Ok(Self {
-            options,
-            endpoint,
-            table,
-            settings,
-            pool,
-            described: Mutex::new(None),
-            stats: SqlStats::default(),
+            core: SqlCore::new(KIND, options, endpoint, table, settings, pool, db_error),
         })
     }
 
     /// Statements and rows sent so far.
     #[must_use]
     pub fn stats(&self) -> &SqlStats {
-        &self.stats
-    }
-
-    fn db_error(&self, e: &sqlx::Error) -> ConnectorError {
-        db_error(&self.endpoint, e)
-    }
-
-    /// Like `db_error`, but when the pool only says it timed out (it retries refused
-    /// connections until then), one direct connection attempt names the real cause.
-    async fn explain(&self, e: &sqlx::Error) -> ConnectorError {
-        if matches!(e, sqlx::Error::PoolTimedOut)
-            && let Err(cause) = PgConnection::connect_with(&self.options).await
-        {
-            return self.db_error(&cause);
-        }
-        self.db_error(e)
-    }
-
-    /// One direct connection: an unreachable server or refused credentials fail at once with
-    /// their real cause, where the pool would retry until its timeout.
-    async fn probe(&self) -> Result<(), ConnectorError> {
-        let conn = PgConnection::connect_with(&self.options)
-            .await
-            .map_err(|e| self.db_error(&e))?;
-        let _ = conn.close().await;
-        Ok(())
+        &self.core.stats
     }
 
     /// The described table, describing it first if needed.
     pub(crate) async fn table(&self) -> Result<Arc<PgTable>, ConnectorError> {
-        let cached = self
-            .described
-            .lock()
-            .map_err(|_| ConnectorError::failed(KIND, "schema cache poisoned"))?
-            .clone();
-        match cached {
+        match self.core.described()? {
             Some(t) => Ok(t),
             None => self.discover().await,
         }
@@ -285,40 +206,44 @@ impl PgConnector {
 
     #[allow(clippy::too_many_lines)] // one catalog walk, kept together
     async fn discover(&self) -> Result<Arc<PgTable>, ConnectorError> {
-        if self.pool.size() == 0 {
-            self.probe().await?;
-        }
-        let qname = self.table.quoted(D);
-        self.stats.statements(1);
+        self.core.probe_before_first_use().await?;
+        let qname = self.core.table.quoted(D);
+        self.core.stats.statements(1);
         let rel = sqlx::query(
             "SELECT c.oid::int8, n.nspname::text, c.relname::text, c.relkind::text \
              FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
              WHERE c.oid = to_regclass($1)",
         )
         .bind(&qname)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.core.pool)
         .await;
         let rel = match rel {
             Ok(r) => r,
-            Err(e) => return Err(self.explain(&e).await),
+            Err(e) => return Err(self.core.explain(&e).await),
         };
         let Some(rel) = rel else {
             return Err(ConnectorError::config(
                 KIND,
-                format!("table {} not found in {}", self.table, self.endpoint),
+                format!(
+                    "table {} not found in {}",
+                    self.core.table, self.core.endpoint
+                ),
             ));
         };
-        let oid: i64 = rel.try_get(0).map_err(|e| self.db_error(&e))?;
-        let nsp: String = rel.try_get(1).map_err(|e| self.db_error(&e))?;
-        let relname: String = rel.try_get(2).map_err(|e| self.db_error(&e))?;
-        let relkind: String = rel.try_get(3).map_err(|e| self.db_error(&e))?;
+        let oid: i64 = rel.try_get(0).map_err(|e| self.core.db_error(&e))?;
+        let nsp: String = rel.try_get(1).map_err(|e| self.core.db_error(&e))?;
+        let relname: String = rel.try_get(2).map_err(|e| self.core.db_error(&e))?;
+        let relkind: String = rel.try_get(3).map_err(|e| self.core.db_error(&e))?;
         if !matches!(relkind.as_str(), "r" | "p" | "v" | "f") {
             return Err(ConnectorError::config(
                 KIND,
-                format!("{} is not a table or view (relkind {relkind})", self.table),
+                format!(
+                    "{} is not a table or view (relkind {relkind})",
+                    self.core.table
+                ),
             ));
         }
-        self.stats.statements(1);
+        self.core.stats.statements(1);
         let cols = sqlx::query(
             "SELECT a.attname::text, format_type(a.atttypid, NULL), \
                     COALESCE(bt.typname, t.typname)::text, t.typtype::text, \
@@ -332,10 +257,10 @@ impl PgConnector {
              ORDER BY a.attnum",
         )
         .bind(oid)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.core.pool)
         .await
-        .map_err(|e| self.db_error(&e))?;
-        self.stats.statements(1);
+        .map_err(|e| self.core.db_error(&e))?;
+        self.core.stats.statements(1);
         let indexes = sqlx::query(
             "SELECT i.indisprimary, i.indisunique AND i.indnkeyatts = 1 AND i.indpred IS NULL \
                     AND i.indexprs IS NULL AND i.indimmediate, \
@@ -345,15 +270,15 @@ impl PgConnector {
              FROM pg_catalog.pg_index i WHERE i.indrelid = $1::oid AND i.indisunique",
         )
         .bind(oid)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.core.pool)
         .await
-        .map_err(|e| self.db_error(&e))?;
+        .map_err(|e| self.core.db_error(&e))?;
         let mut pk: Vec<String> = Vec::new();
         let mut unique = HashSet::new();
         for ix in &indexes {
-            let primary: bool = ix.try_get(0).map_err(|e| self.db_error(&e))?;
-            let single: bool = ix.try_get(1).map_err(|e| self.db_error(&e))?;
-            let names: Vec<String> = ix.try_get(2).map_err(|e| self.db_error(&e))?;
+            let primary: bool = ix.try_get(0).map_err(|e| self.core.db_error(&e))?;
+            let single: bool = ix.try_get(1).map_err(|e| self.core.db_error(&e))?;
+            let names: Vec<String> = ix.try_get(2).map_err(|e| self.core.db_error(&e))?;
             if primary {
                 pk.clone_from(&names);
             }
@@ -365,17 +290,18 @@ impl PgConnector {
         let mut types = Vec::with_capacity(cols.len());
         for c in &cols {
             let get_s = |i: usize| -> Result<String, ConnectorError> {
-                c.try_get::<String, _>(i).map_err(|e| self.db_error(&e))
+                c.try_get::<String, _>(i)
+                    .map_err(|e| self.core.db_error(&e))
             };
             let name = get_s(0)?;
             let cast_type = get_s(1)?;
             let base = get_s(2)?;
             let typtype = get_s(3)?;
-            let notnull: bool = c.try_get(4).map_err(|e| self.db_error(&e))?;
-            let hasdef: bool = c.try_get(5).map_err(|e| self.db_error(&e))?;
+            let notnull: bool = c.try_get(4).map_err(|e| self.core.db_error(&e))?;
+            let hasdef: bool = c.try_get(5).map_err(|e| self.core.db_error(&e))?;
             let identity = get_s(6)?;
             let generated = get_s(7)?;
-            let maxlen: Option<i32> = c.try_get(8).map_err(|e| self.db_error(&e))?;
+            let maxlen: Option<i32> = c.try_get(8).map_err(|e| self.core.db_error(&e))?;
             let field_type = field_type_of(&base, &typtype, &cast_type);
             fields.push(FieldSchema {
                 unique: unique.contains(&name),
@@ -388,85 +314,22 @@ impl PgConnector {
             });
             types.push(cast_type);
         }
-        let names: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
-        let key = match (&self.settings.key_column, pk.as_slice()) {
-            (Some(k), _) => k.clone(),
-            (None, [one]) => one.clone(),
-            (None, _) => {
-                return Err(ConnectorError::config(
-                    KIND,
-                    format!(
-                        "table {} has no single-column primary key; set key_column",
-                        self.table
-                    ),
-                ));
-            }
-        };
-        for (setting, col) in self
-            .settings
-            .configured_columns()
-            .into_iter()
-            .chain([("key", key.as_str())])
-        {
-            if !names.contains(&col) {
-                return Err(ConnectorError::config(
-                    KIND,
-                    format!(
-                        "{setting} {col:?} is not a column of {}; columns: {}",
-                        self.table,
-                        names.join(", ")
-                    ),
-                ));
-            }
-        }
-        let type_of = |c: &str| fields.iter().find(|f| f.name == c).map(|f| &f.field_type);
-        if let Some(u) = &self.settings.updated_at_column
-            && !matches!(type_of(u), Some(FieldType::Timestamp | FieldType::Date))
-        {
-            return Err(ConnectorError::config(
-                KIND,
-                format!("updated_at_column {u:?} must be a timestamp, timestamptz or date column"),
-            ));
-        }
-        if let Some(o) = &self.settings.origin_column
-            && !matches!(type_of(o), Some(FieldType::Text))
-        {
-            return Err(ConnectorError::config(
-                KIND,
-                format!("origin_column {o:?} must be a text column"),
-            ));
-        }
+        let key =
+            self.core
+                .checked_key(&pk, &mut fields, "timestamp, timestamptz or date", "text")?;
         let generated_keys = fields.iter().any(|f| f.name == key && f.has_default);
-        for f in &mut fields {
-            if f.name == key {
-                f.unique = true;
-            }
-        }
         let select = fields
             .iter()
             .map(|f| format!("x.{}::text", quote(&f.name, D)))
             .collect::<Vec<_>>()
             .join(", ");
-        let has_cursor = self.settings.updated_at_column.is_some();
-        let schema = ObjectSchema {
-            object: format!("{nsp}.{relname}"),
+        let schema = self.core.object_schema(
+            format!("{nsp}.{relname}"),
             key,
-            updated_at: self.settings.updated_at_column.clone(),
-            deleted: self.settings.deleted_column.clone(),
-            origin: self.settings.origin_column.clone(),
             fields,
-            capabilities: Capabilities {
-                create: true,
-                update: true,
-                delete: true,
-                archive: self.settings.deleted_column.is_some(),
-                incremental: has_cursor,
-                generated_keys,
-                conditional_update: has_cursor,
-                returns_stored: true,
-            },
-            max_batch: self.settings.max_batch.unwrap_or(DEFAULT_MAX_BATCH).max(1),
-        };
+            generated_keys,
+            DEFAULT_MAX_BATCH,
+        );
         let table = Arc::new(PgTable {
             qtable: format!("{}.{}", quote(&nsp, D), quote(&relname, D)),
             schema,
@@ -474,9 +337,7 @@ impl PgConnector {
             unique,
             select,
         });
-        if let Ok(mut slot) = self.described.lock() {
-            *slot = Some(Arc::clone(&table));
-        }
+        self.core.remember(&table);
         Ok(table)
     }
 
@@ -496,17 +357,17 @@ impl PgConnector {
                 t.ty(column),
                 quote(&t.schema.key, D)
             );
-            self.stats.statements(1);
+            self.core.stats.statements(1);
             let rows = sqlx::query(AssertSqlSafe(sql))
                 .bind(chunk)
-                .fetch_all(&self.pool)
+                .fetch_all(&self.core.pool)
                 .await
-                .map_err(|e| self.db_error(&e))?;
+                .map_err(|e| self.core.db_error(&e))?;
             for r in &rows {
-                out.push(t.record(r, 0).map_err(|e| self.db_error(&e))?);
+                out.push(t.record(r, 0).map_err(|e| self.core.db_error(&e))?);
             }
         }
-        self.stats.read(out.len() as u64);
+        self.core.stats.read(out.len() as u64);
         Ok(out)
     }
 }
@@ -535,28 +396,14 @@ pub(crate) fn db_error(endpoint: &str, e: &sqlx::Error) -> ConnectorError {
             let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
             let msg = format!("{endpoint}: {} (SQLSTATE {code})", one_line(db.message()));
             match code.get(..2).unwrap_or_default() {
-                "28" => ConnectorError::Auth {
-                    connector: KIND.to_owned(),
-                    message: msg,
-                },
-                "42" if code == "42501" => ConnectorError::Auth {
-                    connector: KIND.to_owned(),
-                    message: msg,
-                },
+                "28" => auth_error(KIND, msg),
+                "42" if code == "42501" => auth_error(KIND, msg),
                 "3D" | "3F" | "42" => ConnectorError::config(KIND, msg),
                 "08" | "40" | "53" | "55" | "57" | "58" => ConnectorError::unavailable(KIND, msg),
                 _ => ConnectorError::failed(KIND, msg),
             }
         }
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => {
-            ConnectorError::unavailable(KIND, format!("{endpoint}: {e}"))
-        }
-        sqlx::Error::Configuration(_) => ConnectorError::config(KIND, format!("{endpoint}: {e}")),
-        other => ConnectorError::failed(KIND, format!("{endpoint}: {other}")),
+        other => client_error(KIND, endpoint, other),
     }
 }
 
@@ -592,24 +439,15 @@ impl Connector for PgConnector {
     }
 
     fn endpoint(&self) -> String {
-        self.endpoint.clone()
+        self.core.endpoint.clone()
     }
 
     fn object(&self) -> &str {
-        &self.settings.object
+        &self.core.settings.object
     }
 
     async fn check(&self) -> Result<(), ConnectorError> {
-        // A direct connection: fails fast with the real cause, where the pool would retry a
-        // refused connection until its timeout.
-        let mut conn = PgConnection::connect_with(&self.options)
-            .await
-            .map_err(|e| self.db_error(&e))?;
-        self.stats.statements(1);
-        let probe = sqlx::query("SELECT 1").execute(&mut conn).await;
-        let _ = conn.close().await;
-        probe.map_err(|e| self.db_error(&e))?;
-        Ok(())
+        self.core.check().await
     }
 
     async fn describe(&self) -> Result<ObjectSchema, ConnectorError> {
@@ -659,7 +497,7 @@ impl Source for PgConnector {
         // (phase, row texts) in page order.
         let mut rows: Vec<(Option<&'static str>, Vec<Option<String>>)> = Vec::new();
         let fetch = |sql: String, binds: Vec<String>, n: usize| {
-            let pool = &self.pool;
+            let pool = &self.core.pool;
             async move {
                 let mut q = sqlx::query(AssertSqlSafe(sql));
                 for b in binds {
@@ -690,12 +528,15 @@ impl Source for PgConnector {
                 }
                 let n = binds.len() + 1;
                 sql.push_str(&format!(" ORDER BY x.{cur}, x.{key} LIMIT ${n}"));
-                self.stats.statements(1);
+                self.core.stats.statements(1);
                 let got = fetch(sql, binds, limit)
                     .await
-                    .map_err(|e| self.db_error(&e))?;
+                    .map_err(|e| self.core.db_error(&e))?;
                 for r in &got {
-                    rows.push((Some("c"), t.texts(r, 0).map_err(|e| self.db_error(&e))?));
+                    rows.push((
+                        Some("c"),
+                        t.texts(r, 0).map_err(|e| self.core.db_error(&e))?,
+                    ));
                 }
             }
             if rows.len() < limit {
@@ -710,12 +551,15 @@ impl Source for PgConnector {
                 }
                 let n = binds.len() + 1;
                 sql.push_str(&format!(" ORDER BY x.{key} LIMIT ${n}"));
-                self.stats.statements(1);
+                self.core.stats.statements(1);
                 let got = fetch(sql, binds, limit - rows.len())
                     .await
-                    .map_err(|e| self.db_error(&e))?;
+                    .map_err(|e| self.core.db_error(&e))?;
                 for r in &got {
-                    rows.push((Some("n"), t.texts(r, 0).map_err(|e| self.db_error(&e))?));
+                    rows.push((
+                        Some("n"),
+                        t.texts(r, 0).map_err(|e| self.core.db_error(&e))?,
+                    ));
                 }
             }
             let next =
@@ -737,12 +581,12 @@ impl Source for PgConnector {
         }
         let n = binds.len() + 1;
         sql.push_str(&format!(" ORDER BY x.{key} LIMIT ${n}"));
-        self.stats.statements(1);
+        self.core.stats.statements(1);
         let got = fetch(sql, binds, limit)
             .await
-            .map_err(|e| self.db_error(&e))?;
+            .map_err(|e| self.core.db_error(&e))?;
         for r in &got {
-            rows.push((None, t.texts(r, 0).map_err(|e| self.db_error(&e))?));
+            rows.push((None, t.texts(r, 0).map_err(|e| self.core.db_error(&e))?));
         }
         let next = (rows.len() >= limit)
             .then(|| rows.last())
@@ -780,7 +624,10 @@ impl Source for PgConnector {
     ) -> Result<Vec<Record>, ConnectorError> {
         let t = self.table().await?;
         let f = t.schema.field(field).ok_or_else(|| {
-            ConnectorError::config(KIND, format!("{field} is not a column of {}", self.table))
+            ConnectorError::config(
+                KIND,
+                format!("{field} is not a column of {}", self.core.table),
+            )
         })?;
         let texts: Vec<String> = values
             .iter()
@@ -801,7 +648,7 @@ impl PgConnector {
         rows: Vec<(Option<&'static str>, Vec<Option<String>>)>,
         next: Option<ScanToken>,
     ) -> Page {
-        self.stats.read(rows.len() as u64);
+        self.core.stats.read(rows.len() as u64);
         Page {
             records: rows
                 .into_iter()
@@ -815,18 +662,6 @@ impl PgConnector {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn passwords_are_scrubbed_from_url_errors() {
-        assert_eq!(
-            scrub(
-                "bad port in postgres://u:s3cret@h:x/db",
-                "postgres://u:s3cret@h:x/db"
-            ),
-            "bad port in postgres://u:***@h:x/db"
-        );
-        assert_eq!(scrub("no password", "postgres://u@h/db"), "no password");
-    }
 
     #[tokio::test]
     async fn settings_are_checked_without_touching_the_network() {

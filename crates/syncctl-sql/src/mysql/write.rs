@@ -62,7 +62,7 @@ fn rows_per_statement(params_per_row: usize) -> usize {
 
 impl MySqlConnector {
     fn note(&self, n: u64) {
-        self.stats.statements(n);
+        self.core.stats.statements(n);
     }
 
     /// `SELECT … FOR UPDATE` of `column IN (values)`: locks the matching rows (and, on a
@@ -675,13 +675,18 @@ impl MySqlConnector {
         ctx: &WriteContext,
         body: impl AsyncFnOnce(&mut MySqlConnection) -> T,
     ) -> Result<T, ConnectorError> {
-        let mut conn = self.pool.acquire().await.map_err(|e| self.db_error(&e))?;
+        let mut conn = self
+            .core
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| self.core.db_error(&e))?;
         self.note(1);
         sqlx::query("SET @syncctl_origin = ?")
             .bind(&ctx.origin)
             .execute(&mut *conn)
             .await
-            .map_err(|e| self.db_error(&e))?;
+            .map_err(|e| self.core.db_error(&e))?;
         let result = body(&mut conn).await;
         self.note(1);
         if sqlx::query("SET @syncctl_origin = NULL")
@@ -702,7 +707,7 @@ impl MySqlConnector {
         prepared: &[Prepared],
         ctx: &WriteContext,
     ) -> Result<HashMap<usize, WriteOutcome>, BulkError> {
-        let endpoint = self.endpoint.clone();
+        let endpoint = self.core.endpoint.clone();
         let classify = move |e: &sqlx::Error| match record_error(&endpoint, e) {
             Ok(r) => BulkError::Record(r.message),
             Err(c) => BulkError::Batch(c),
@@ -712,7 +717,7 @@ impl MySqlConnector {
                 self.note(1);
                 let mut tx = Connection::begin(&mut *conn)
                     .await
-                    .map_err(|e| BulkError::Batch(self.db_error(&e)))?;
+                    .map_err(|e| BulkError::Batch(self.core.db_error(&e)))?;
                 let mut out = HashMap::new();
                 match self
                     .bulk_body(&mut tx, t, plan, prepared, ctx, &mut out)
@@ -726,7 +731,7 @@ impl MySqlConnector {
                     Err(stop) => {
                         self.note(1);
                         if let Err(r) = tx.rollback().await {
-                            return Err(BulkError::Batch(self.db_error(&r)));
+                            return Err(BulkError::Batch(self.core.db_error(&r)));
                         }
                         Err(match stop {
                             Stop::Sql(e) => classify(&e),
@@ -750,9 +755,9 @@ impl MySqlConnector {
         ctx: &WriteContext,
         out: &mut [Option<WriteOutcome>],
     ) -> Result<(), ConnectorError> {
-        let endpoint = self.endpoint.clone();
+        let endpoint = self.core.endpoint.clone();
         self.with_origin(ctx, async |conn: &mut MySqlConnection| {
-            let batch = |e: &sqlx::Error| self.db_error(e);
+            let batch = |e: &sqlx::Error| self.core.db_error(e);
             self.note(1);
             let mut tx = Connection::begin(&mut *conn).await.map_err(|e| batch(&e))?;
             for (i, p) in prepared.iter().enumerate() {
@@ -813,7 +818,7 @@ impl Sink for MySqlConnector {
                             *slot = Some(o);
                         }
                     }
-                    self.stats.bulk_batch();
+                    self.core.stats.bulk_batch();
                     path = "bulk";
                 }
                 Some(Err(BulkError::Batch(e))) => return Err(e),
@@ -828,9 +833,9 @@ impl Sink for MySqlConnector {
             }
             if out.iter().any(Option::is_none) {
                 self.write_rows(&t, &prepared, ctx, &mut out).await?;
-                self.stats.row_by_row_batch();
+                self.core.stats.row_by_row_batch();
             }
-            let s = self.stats.snapshot();
+            let s = self.core.stats.snapshot();
             tracing::debug!(
                 connector = KIND,
                 ops = ops.len(),
@@ -855,7 +860,7 @@ impl Sink for MySqlConnector {
             .iter()
             .filter(|o| matches!(o, WriteOutcome::Applied { .. }))
             .count();
-        self.stats.written(applied as u64);
+        self.core.stats.written(applied as u64);
         Ok(outcomes)
     }
 }

@@ -56,7 +56,7 @@ fn key_text(t: &PgTable, v: &Value) -> Option<String> {
 
 impl PgConnector {
     fn note(&self, n: u64) {
-        self.stats.statements(n);
+        self.core.stats.statements(n);
     }
 
     /// Marks the transaction as syncctl's (read by capture triggers).
@@ -746,16 +746,17 @@ impl PgConnector {
         prepared: &[Prepared],
         ctx: &WriteContext,
     ) -> Result<HashMap<usize, WriteOutcome>, BulkError> {
-        let classify = |e: &sqlx::Error| match record_error(&self.endpoint, e) {
+        let classify = |e: &sqlx::Error| match record_error(&self.core.endpoint, e) {
             Ok(r) => BulkError::Record(r),
             Err(c) => BulkError::Batch(c),
         };
         self.note(1);
         let mut tx = self
+            .core
             .pool
             .begin()
             .await
-            .map_err(|e| BulkError::Batch(self.db_error(&e)))?;
+            .map_err(|e| BulkError::Batch(self.core.db_error(&e)))?;
         let mut out = HashMap::new();
         match self
             .bulk_body(&mut tx, t, plan, prepared, ctx, &mut out)
@@ -770,7 +771,7 @@ impl PgConnector {
                 let err = classify(&e);
                 self.note(1);
                 if let Err(r) = tx.rollback().await {
-                    return Err(BulkError::Batch(self.db_error(&r)));
+                    return Err(BulkError::Batch(self.core.db_error(&r)));
                 }
                 Err(err)
             }
@@ -785,9 +786,9 @@ impl PgConnector {
         ctx: &WriteContext,
         out: &mut [Option<WriteOutcome>],
     ) -> Result<(), ConnectorError> {
-        let batch = |e: &sqlx::Error| self.db_error(e);
+        let batch = |e: &sqlx::Error| self.core.db_error(e);
         self.note(1);
-        let mut tx = self.pool.begin().await.map_err(|e| batch(&e))?;
+        let mut tx = self.core.pool.begin().await.map_err(|e| batch(&e))?;
         self.mark(&mut tx, ctx).await.map_err(|e| batch(&e))?;
         // Deferred constraints are checked per record, not at a COMMIT that cannot say which.
         self.note(1);
@@ -810,7 +811,7 @@ impl PgConnector {
                 }
                 Err(e) => {
                     sp.rollback().await.map_err(|e| batch(&e))?;
-                    out[i] = Some(WriteOutcome::Failed(record_error(&self.endpoint, &e)?));
+                    out[i] = Some(WriteOutcome::Failed(record_error(&self.core.endpoint, &e)?));
                 }
             }
         }
@@ -851,7 +852,7 @@ impl Sink for PgConnector {
                             *slot = Some(o);
                         }
                     }
-                    self.stats.bulk_batch();
+                    self.core.stats.bulk_batch();
                     path = "bulk";
                 }
                 Some(Err(BulkError::Batch(e))) => return Err(e),
@@ -866,9 +867,9 @@ impl Sink for PgConnector {
             }
             if out.iter().any(Option::is_none) {
                 self.write_rows(&t, &prepared, ctx, &mut out).await?;
-                self.stats.row_by_row_batch();
+                self.core.stats.row_by_row_batch();
             }
-            let s = self.stats.snapshot();
+            let s = self.core.stats.snapshot();
             tracing::debug!(
                 connector = KIND,
                 ops = ops.len(),
@@ -893,7 +894,7 @@ impl Sink for PgConnector {
             .iter()
             .filter(|o| matches!(o, WriteOutcome::Applied { .. }))
             .count();
-        self.stats.written(applied as u64);
+        self.core.stats.written(applied as u64);
         Ok(outcomes)
     }
 }

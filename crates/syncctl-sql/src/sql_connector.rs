@@ -1,0 +1,315 @@
+//! What the PostgreSQL and MySQL connectors hold and do alike around their SQL: connection
+//! options and a lazy pool, the described table cached once, statement counters, the checks
+//! that fail fast with the real cause of a connection failure, the mapping of client-side
+//! sqlx errors, and the settings checks every discovered table goes through.
+//!
+//! Each driver module keeps what differs: its catalog queries, its SQL dialect and how its
+//! server's error codes classify.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use sqlx::{Connection, Database, Executor, IntoArguments, Pool};
+use syncctl_core::{Capabilities, ConnectorError, FieldSchema, FieldType, ObjectSchema};
+
+use crate::ident::TableName;
+use crate::settings::SqlSettings;
+use crate::sql_rows::SqlStats;
+
+/// The connect options of a database's connections.
+pub(crate) type ConnectOptionsOf<DB> = <<DB as Database>::Connection as Connection>::Options;
+
+/// How a driver turns an sqlx error into a whole-call error, given the endpoint.
+pub(crate) type DbErrorFn = fn(&str, &sqlx::Error) -> ConnectorError;
+
+/// The state a SQL server connector keeps: one per connector, `T` being the driver's
+/// described table.
+pub(crate) struct SqlCore<DB: Database, T> {
+    kind: &'static str,
+    /// Options of the direct connections (`check`, `probe`) and of the pool.
+    pub options: ConnectOptionsOf<DB>,
+    /// `kind://host:port/database`: never credentials.
+    pub endpoint: String,
+    /// The table as the settings name it.
+    pub table: TableName,
+    pub settings: SqlSettings,
+    pub pool: Pool<DB>,
+    pub stats: SqlStats,
+    described: Mutex<Option<Arc<T>>>,
+    db_error: DbErrorFn,
+}
+
+impl<DB: Database, T> SqlCore<DB, T> {
+    /// The state of a connector built from `settings`; nothing is opened yet.
+    pub(crate) fn new(
+        kind: &'static str,
+        options: ConnectOptionsOf<DB>,
+        endpoint: String,
+        table: TableName,
+        settings: SqlSettings,
+        pool: Pool<DB>,
+        db_error: DbErrorFn,
+    ) -> Self {
+        Self {
+            kind,
+            options,
+            endpoint,
+            table,
+            settings,
+            pool,
+            stats: SqlStats::default(),
+            described: Mutex::new(None),
+            db_error,
+        }
+    }
+
+    /// A whole-call error from sqlx, with the endpoint (never credentials) for context.
+    pub(crate) fn db_error(&self, e: &sqlx::Error) -> ConnectorError {
+        (self.db_error)(&self.endpoint, e)
+    }
+
+    /// Like `db_error`, but when the pool only says it timed out (it retries refused
+    /// connections until then), one direct connection attempt names the real cause.
+    pub(crate) async fn explain(&self, e: &sqlx::Error) -> ConnectorError {
+        if matches!(e, sqlx::Error::PoolTimedOut)
+            && let Err(cause) = DB::Connection::connect_with(&self.options).await
+        {
+            return self.db_error(&cause);
+        }
+        self.db_error(e)
+    }
+
+    /// Before the pool's first connection, one direct connection: an unreachable server or
+    /// refused credentials fail at once with their real cause, where the pool would retry
+    /// until its timeout.
+    pub(crate) async fn probe_before_first_use(&self) -> Result<(), ConnectorError> {
+        if self.pool.size() == 0 {
+            let conn = DB::Connection::connect_with(&self.options)
+                .await
+                .map_err(|e| self.db_error(&e))?;
+            let _ = conn.close().await;
+        }
+        Ok(())
+    }
+
+    /// `Connector::check`: a direct connection and `SELECT 1`; fails fast with the real
+    /// cause, where the pool would retry a refused connection until its timeout.
+    pub(crate) async fn check(&self) -> Result<(), ConnectorError>
+    where
+        for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+        DB::Arguments: IntoArguments<DB>,
+    {
+        let mut conn = DB::Connection::connect_with(&self.options)
+            .await
+            .map_err(|e| self.db_error(&e))?;
+        self.stats.statements(1);
+        let probe = sqlx::query::<DB>("SELECT 1").execute(&mut conn).await;
+        let _ = conn.close().await;
+        probe.map_err(|e| self.db_error(&e))?;
+        Ok(())
+    }
+
+    /// The described table if `describe` ran already.
+    pub(crate) fn described(&self) -> Result<Option<Arc<T>>, ConnectorError> {
+        Ok(self
+            .described
+            .lock()
+            .map_err(|_| ConnectorError::failed(self.kind, "schema cache poisoned"))?
+            .clone())
+    }
+
+    /// Keeps a freshly described table for later calls.
+    pub(crate) fn remember(&self, table: &Arc<T>) {
+        if let Ok(mut slot) = self.described.lock() {
+            *slot = Some(Arc::clone(table));
+        }
+    }
+
+    /// `Debug` of the connector named `name`: endpoint and object only.
+    pub(crate) fn debug(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(name)
+            .field("endpoint", &self.endpoint)
+            .field("object", &self.settings.object)
+            .finish_non_exhaustive()
+    }
+
+    /// The key column (`key_column`, else the single-column primary key `pk`) after
+    /// checking that every configured column exists and that the cursor and origin columns
+    /// have usable types (`cursor_types` and `text_types` name them in the server's words);
+    /// marks the key field unique.
+    pub(crate) fn checked_key(
+        &self,
+        pk: &[String],
+        fields: &mut [FieldSchema],
+        cursor_types: &str,
+        text_types: &str,
+    ) -> Result<String, ConnectorError> {
+        let kind = self.kind;
+        let names: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
+        let key = match (&self.settings.key_column, pk) {
+            (Some(k), _) => k.clone(),
+            (None, [one]) => one.clone(),
+            (None, _) => {
+                return Err(ConnectorError::config(
+                    kind,
+                    format!(
+                        "table {} has no single-column primary key; set key_column",
+                        self.table
+                    ),
+                ));
+            }
+        };
+        for (setting, col) in self
+            .settings
+            .configured_columns()
+            .into_iter()
+            .chain([("key", key.as_str())])
+        {
+            if !names.contains(&col) {
+                return Err(ConnectorError::config(
+                    kind,
+                    format!(
+                        "{setting} {col:?} is not a column of {}; columns: {}",
+                        self.table,
+                        names.join(", ")
+                    ),
+                ));
+            }
+        }
+        let type_of = |c: &str| fields.iter().find(|f| f.name == c).map(|f| &f.field_type);
+        if let Some(u) = &self.settings.updated_at_column
+            && !matches!(type_of(u), Some(FieldType::Timestamp | FieldType::Date))
+        {
+            return Err(ConnectorError::config(
+                kind,
+                format!("updated_at_column {u:?} must be a {cursor_types} column"),
+            ));
+        }
+        if let Some(o) = &self.settings.origin_column
+            && !matches!(type_of(o), Some(FieldType::Text))
+        {
+            return Err(ConnectorError::config(
+                kind,
+                format!("origin_column {o:?} must be a {text_types} column"),
+            ));
+        }
+        for f in fields.iter_mut() {
+            if f.name == key {
+                f.unique = true;
+            }
+        }
+        Ok(key)
+    }
+
+    /// The object as the engine sees it: the discovered fields with the configured columns
+    /// and what a SQL table can do.
+    pub(crate) fn object_schema(
+        &self,
+        object: String,
+        key: String,
+        fields: Vec<FieldSchema>,
+        generated_keys: bool,
+        default_max_batch: usize,
+    ) -> ObjectSchema {
+        let s = &self.settings;
+        let has_cursor = s.updated_at_column.is_some();
+        ObjectSchema {
+            object,
+            key,
+            updated_at: s.updated_at_column.clone(),
+            deleted: s.deleted_column.clone(),
+            origin: s.origin_column.clone(),
+            fields,
+            capabilities: Capabilities {
+                create: true,
+                update: true,
+                delete: true,
+                archive: s.deleted_column.is_some(),
+                incremental: has_cursor,
+                generated_keys,
+                conditional_update: has_cursor,
+                returns_stored: true,
+            },
+            max_batch: s.max_batch.unwrap_or(default_max_batch).max(1),
+        }
+    }
+}
+
+/// Logs what the connector sent over its life (`SYNCCTL_LOG=syncctl_sql::stats=debug`): the
+/// statement counts the benchmarks report.
+impl<DB: Database, T> Drop for SqlCore<DB, T> {
+    fn drop(&mut self) {
+        let s = self.stats.snapshot();
+        tracing::debug!(
+            target: "syncctl_sql::stats",
+            connector = self.kind,
+            endpoint = %self.endpoint,
+            object = %self.settings.object,
+            statements = s.statements,
+            bulk_batches = s.bulk_batches,
+            row_by_row_batches = s.row_by_row_batches,
+            rows_read = s.rows_read,
+            rows_written = s.rows_written,
+            "connector statistics"
+        );
+    }
+}
+
+/// A whole-call error that sqlx raised itself (no server error): connection and pool
+/// failures are transient, bad options are configuration.
+pub(crate) fn client_error(kind: &str, endpoint: &str, e: &sqlx::Error) -> ConnectorError {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => {
+            ConnectorError::unavailable(kind, format!("{endpoint}: {e}"))
+        }
+        sqlx::Error::Configuration(_) => ConnectorError::config(kind, format!("{endpoint}: {e}")),
+        other => ConnectorError::failed(kind, format!("{endpoint}: {other}")),
+    }
+}
+
+/// An authentication or permission error of `kind`.
+pub(crate) fn auth_error(kind: &str, message: String) -> ConnectorError {
+    ConnectorError::Auth {
+        connector: kind.to_owned(),
+        message,
+    }
+}
+
+/// Hides the password of a connection URL in a message about it.
+pub(crate) fn scrub(message: &str, url: &str) -> String {
+    let password = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split('@').next().filter(|_| rest.contains('@')))
+        .and_then(|userinfo| userinfo.split_once(':'))
+        .map(|(_, p)| p)
+        .filter(|p| !p.is_empty());
+    match password {
+        Some(p) => message.replace(p, "***"),
+        None => message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_scrubbed_from_url_errors() {
+        assert_eq!(
+            scrub(
+                "bad port in postgres://u:s3cret@h:x/db",
+                "postgres://u:s3cret@h:x/db"
+            ),
+            "bad port in postgres://u:***@h:x/db"
+        );
+        assert_eq!(
+            scrub("x mysql://u:pw@h", "mysql://u:pw@h"),
+            "x mysql://u:***@h"
+        );
+        assert_eq!(scrub("no password", "postgres://u@h/db"), "no password");
+    }
+}
