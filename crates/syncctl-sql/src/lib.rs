@@ -8,6 +8,7 @@
 //! (identifier parsing and quoting per dialect) and `syncctl_validate::coerce` (value
 //! conversion, shared with pre-write validation so both agree on what fits a column).
 
+mod batch_replay;
 pub mod conformance;
 pub mod csv;
 pub mod ident;

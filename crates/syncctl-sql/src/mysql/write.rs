@@ -2,11 +2,11 @@
 //! one multi-row statement per group of like ops, the stored rows read back in one `SELECT`,
 //! and a replay one record per savepoint when a statement fails because of a record.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use serde_json::Value;
-use sqlx::mysql::MySqlConnection;
-use sqlx::{Acquire, AssertSqlSafe, Connection, Row};
+use sqlx::mysql::{MySql, MySqlConnection};
+use sqlx::{AssertSqlSafe, Connection, Row};
 use syncctl_core::{
     ConnectorError, ObjectSchema, Record, RecordError, RecordKey, Sink, WriteContext, WriteOp,
     WriteOutcome,
@@ -16,10 +16,11 @@ use syncctl_validate::coerce::parse_timestamp;
 use super::{
     Arg, D, IN_CHUNK, KIND, MAX_PARAMS, MySqlConnector, MyTable, bind, marks, record_error,
 };
+use crate::batch_replay::{BatchSink, BulkError, finish_bulk, replay_one_by_one, write_batch};
 use crate::ident::quote;
 use crate::sql_rows::{
-    BatchPlan, CreateOp, GroupKind, Managed, Prepared, UpdateOp, identity_text, managed,
-    plan_batch, prepare, value_from_text,
+    BatchPlan, CreateOp, GroupKind, Managed, Prepared, SqlStats, UpdateOp, identity_text, managed,
+    value_from_text,
 };
 
 /// Groups smaller than this are sent one record at a time inside the batch transaction: the
@@ -39,14 +40,6 @@ impl From<sqlx::Error> for Stop {
     fn from(e: sqlx::Error) -> Self {
         Self::Sql(e)
     }
-}
-
-/// Why the bulk attempt gave up.
-enum BulkError {
-    /// A record's data was refused: replay the batch record by record.
-    Record(String),
-    /// The batch as a whole failed.
-    Batch(ConnectorError),
 }
 
 /// The identity of a column value read back as text, comparable with [`identity_text`] of
@@ -326,44 +319,6 @@ impl MySqlConnector {
                 key: u.record_key.clone(),
             },
         })
-    }
-
-    /// One prepared op as its own statements.
-    async fn apply_row(
-        &self,
-        conn: &mut MySqlConnection,
-        t: &MyTable,
-        p: &Prepared,
-        ctx: &WriteContext,
-    ) -> Result<WriteOutcome, sqlx::Error> {
-        match p {
-            Prepared::Refused(e) => Ok(WriteOutcome::Failed(e.clone())),
-            Prepared::Missing(k) => Ok(WriteOutcome::NotFound { key: k.clone() }),
-            Prepared::Create(c) => self.create_row(conn, t, c, ctx).await,
-            Prepared::Update(u) => self.update_row(conn, t, u, ctx).await,
-            Prepared::Delete { record_key, key } => {
-                let sql = format!(
-                    "DELETE FROM {} WHERE {} = ?",
-                    t.qtable,
-                    quote(&t.schema.key, D)
-                );
-                self.note(1);
-                let done = bind(sqlx::query(AssertSqlSafe(sql)), t.arg(&t.schema.key, key))
-                    .execute(&mut *conn)
-                    .await?;
-                Ok(if done.rows_affected() == 0 {
-                    WriteOutcome::NotFound {
-                        key: record_key.clone(),
-                    }
-                } else {
-                    WriteOutcome::Applied {
-                        key: record_key.clone(),
-                        created: false,
-                        stored: None,
-                    }
-                })
-            }
-        }
     }
 
     /// A group of creates: lock and look up the natural keys, one multi-row
@@ -698,6 +653,62 @@ impl MySqlConnector {
         }
         Ok(result)
     }
+}
+
+impl BatchSink for MySqlConnector {
+    type Db = MySql;
+    type Table = MyTable;
+    const KIND: &'static str = KIND;
+
+    fn stats(&self) -> &SqlStats {
+        &self.core.stats
+    }
+
+    fn db_error(&self, e: &sqlx::Error) -> ConnectorError {
+        self.core.db_error(e)
+    }
+
+    fn record_error(&self, e: &sqlx::Error) -> Result<RecordError, ConnectorError> {
+        record_error(&self.core.endpoint, e)
+    }
+
+    /// One prepared op as its own statements.
+    async fn apply_row(
+        &self,
+        conn: &mut MySqlConnection,
+        t: &MyTable,
+        p: &Prepared,
+        ctx: &WriteContext,
+    ) -> Result<WriteOutcome, sqlx::Error> {
+        match p {
+            Prepared::Refused(e) => Ok(WriteOutcome::Failed(e.clone())),
+            Prepared::Missing(k) => Ok(WriteOutcome::NotFound { key: k.clone() }),
+            Prepared::Create(c) => self.create_row(conn, t, c, ctx).await,
+            Prepared::Update(u) => self.update_row(conn, t, u, ctx).await,
+            Prepared::Delete { record_key, key } => {
+                let sql = format!(
+                    "DELETE FROM {} WHERE {} = ?",
+                    t.qtable,
+                    quote(&t.schema.key, D)
+                );
+                self.note(1);
+                let done = bind(sqlx::query(AssertSqlSafe(sql)), t.arg(&t.schema.key, key))
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(if done.rows_affected() == 0 {
+                    WriteOutcome::NotFound {
+                        key: record_key.clone(),
+                    }
+                } else {
+                    WriteOutcome::Applied {
+                        key: record_key.clone(),
+                        created: false,
+                        stored: None,
+                    }
+                })
+            }
+        }
+    }
 
     /// The batch in one transaction with bulk statements.
     async fn write_bulk(
@@ -707,11 +718,6 @@ impl MySqlConnector {
         prepared: &[Prepared],
         ctx: &WriteContext,
     ) -> Result<HashMap<usize, WriteOutcome>, BulkError> {
-        let endpoint = self.core.endpoint.clone();
-        let classify = move |e: &sqlx::Error| match record_error(&endpoint, e) {
-            Ok(r) => BulkError::Record(r.message),
-            Err(c) => BulkError::Batch(c),
-        };
         let result = self
             .with_origin(ctx, async |conn: &mut MySqlConnection| {
                 self.note(1);
@@ -719,26 +725,14 @@ impl MySqlConnector {
                     .await
                     .map_err(|e| BulkError::Batch(self.core.db_error(&e)))?;
                 let mut out = HashMap::new();
-                match self
+                let body = self
                     .bulk_body(&mut tx, t, plan, prepared, ctx, &mut out)
                     .await
-                {
-                    Ok(()) => {
-                        self.note(1);
-                        tx.commit().await.map_err(|e| classify(&e))?;
-                        Ok(out)
-                    }
-                    Err(stop) => {
-                        self.note(1);
-                        if let Err(r) = tx.rollback().await {
-                            return Err(BulkError::Batch(self.core.db_error(&r)));
-                        }
-                        Err(match stop {
-                            Stop::Sql(e) => classify(&e),
-                            Stop::Unmatched(why) => BulkError::Record(why),
-                        })
-                    }
-                }
+                    .map_err(|stop| match stop {
+                        Stop::Sql(e) => BulkError::of(self, &e),
+                        Stop::Unmatched(why) => BulkError::Record(why),
+                    });
+                finish_bulk(self, tx, body.map(|()| out)).await
             })
             .await;
         match result {
@@ -755,32 +749,12 @@ impl MySqlConnector {
         ctx: &WriteContext,
         out: &mut [Option<WriteOutcome>],
     ) -> Result<(), ConnectorError> {
-        let endpoint = self.core.endpoint.clone();
         self.with_origin(ctx, async |conn: &mut MySqlConnection| {
-            let batch = |e: &sqlx::Error| self.core.db_error(e);
             self.note(1);
-            let mut tx = Connection::begin(&mut *conn).await.map_err(|e| batch(&e))?;
-            for (i, p) in prepared.iter().enumerate() {
-                if out[i].is_some() {
-                    continue;
-                }
-                self.note(1);
-                let mut sp = Acquire::begin(&mut tx).await.map_err(|e| batch(&e))?;
-                let result = self.apply_row(&mut sp, t, p, ctx).await;
-                self.note(1);
-                match result {
-                    Ok(o) => {
-                        sp.commit().await.map_err(|e| batch(&e))?;
-                        out[i] = Some(o);
-                    }
-                    Err(e) => {
-                        sp.rollback().await.map_err(|e| batch(&e))?;
-                        out[i] = Some(WriteOutcome::Failed(record_error(&endpoint, &e)?));
-                    }
-                }
-            }
-            self.note(1);
-            tx.commit().await.map_err(|e| batch(&e))
+            let tx = Connection::begin(&mut *conn)
+                .await
+                .map_err(|e| self.core.db_error(&e))?;
+            replay_one_by_one(self, tx, t, prepared, ctx, out).await
         })
         .await?
     }
@@ -795,72 +769,6 @@ impl Sink for MySqlConnector {
         ctx: &WriteContext,
     ) -> Result<Vec<WriteOutcome>, ConnectorError> {
         let t = self.table().await?;
-        let prepared: Vec<Prepared> = ops.iter().map(|op| prepare(&t.schema, op)).collect();
-        let mut out: Vec<Option<WriteOutcome>> = prepared
-            .iter()
-            .map(|p| match p {
-                Prepared::Refused(e) => Some(WriteOutcome::Failed(e.clone())),
-                Prepared::Missing(k) => Some(WriteOutcome::NotFound { key: k.clone() }),
-                _ => None,
-            })
-            .collect();
-        if out.iter().any(Option::is_none) {
-            let mut path = "row_by_row";
-            let unique: HashSet<String> = t.unique.clone();
-            let bulk = match plan_batch(&t.schema.key, &unique, &prepared, &out, BULK_MIN) {
-                Some(p) => Some(self.write_bulk(&t, &p, &prepared, ctx).await),
-                None => None,
-            };
-            match bulk {
-                Some(Ok(done)) => {
-                    for (i, o) in done {
-                        if let Some(slot) = out.get_mut(i) {
-                            *slot = Some(o);
-                        }
-                    }
-                    self.core.stats.bulk_batch();
-                    path = "bulk";
-                }
-                Some(Err(BulkError::Batch(e))) => return Err(e),
-                Some(Err(BulkError::Record(reason))) => {
-                    tracing::debug!(
-                        connector = KIND,
-                        %reason,
-                        "bulk statement refused a record; replaying the batch one record per savepoint"
-                    );
-                }
-                None => {}
-            }
-            if out.iter().any(Option::is_none) {
-                self.write_rows(&t, &prepared, ctx, &mut out).await?;
-                self.core.stats.row_by_row_batch();
-            }
-            let s = self.core.stats.snapshot();
-            tracing::debug!(
-                connector = KIND,
-                ops = ops.len(),
-                path,
-                statements_total = s.statements,
-                "write batch applied"
-            );
-        }
-        let outcomes: Vec<WriteOutcome> = out
-            .into_iter()
-            .zip(ops)
-            .map(|(o, op)| {
-                o.unwrap_or_else(|| {
-                    WriteOutcome::Failed(RecordError::transient(format!(
-                        "{} was not attempted",
-                        op.kind()
-                    )))
-                })
-            })
-            .collect();
-        let applied = outcomes
-            .iter()
-            .filter(|o| matches!(o, WriteOutcome::Applied { .. }))
-            .count();
-        self.core.stats.written(applied as u64);
-        Ok(outcomes)
+        write_batch(self, &*t, &t.schema, &t.unique, ops, ctx, BULK_MIN).await
     }
 }

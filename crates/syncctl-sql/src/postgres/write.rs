@@ -4,31 +4,23 @@
 use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
-use sqlx::postgres::PgConnection;
-use sqlx::{Acquire, AssertSqlSafe, Row};
+use sqlx::postgres::{PgConnection, Postgres};
+use sqlx::{AssertSqlSafe, Row};
 use syncctl_core::{
     ConnectorError, ObjectSchema, RecordError, RecordKey, Sink, WriteContext, WriteOp, WriteOutcome,
 };
 use syncctl_validate::coerce::canonical_text;
 
 use super::{D, KIND, PgConnector, PgTable, record_error};
+use crate::batch_replay::{BatchSink, BulkError, finish_bulk, replay_one_by_one, write_batch};
 use crate::ident::quote;
 use crate::sql_rows::{
-    BatchPlan, CreateOp, GroupKind, Managed, Prepared, UpdateOp, managed, plan_batch, prepare,
-    value_from_text,
+    BatchPlan, CreateOp, GroupKind, Managed, Prepared, SqlStats, UpdateOp, managed, value_from_text,
 };
 
 /// Groups smaller than this are sent one statement per record inside the batch transaction:
 /// the bulk path costs three statements (staging table, `COPY`, apply) whatever its size.
 const BULK_MIN: usize = 4;
-
-/// Why the bulk attempt stopped.
-enum BulkError {
-    /// A record's data was refused: replay the batch record by record.
-    Record(RecordError),
-    /// The batch as a whole failed.
-    Batch(ConnectorError),
-}
 
 /// Appends one value in `COPY … FROM STDIN` text format.
 fn copy_value(buf: &mut String, v: Option<&str>) {
@@ -316,46 +308,6 @@ impl PgConnector {
                 key: u.record_key.clone(),
             }
         })
-    }
-
-    /// One prepared op as its own statement(s).
-    async fn apply_row(
-        &self,
-        conn: &mut PgConnection,
-        t: &PgTable,
-        p: &Prepared,
-        ctx: &WriteContext,
-    ) -> Result<WriteOutcome, sqlx::Error> {
-        match p {
-            Prepared::Refused(e) => Ok(WriteOutcome::Failed(e.clone())),
-            Prepared::Missing(k) => Ok(WriteOutcome::NotFound { key: k.clone() }),
-            Prepared::Create(c) => self.create_row(conn, t, c, ctx).await,
-            Prepared::Update(u) => self.update_row(conn, t, u, ctx).await,
-            Prepared::Delete { record_key, key } => {
-                let sql = format!(
-                    "DELETE FROM {} AS x WHERE x.{} = CAST($1 AS {})",
-                    t.qtable,
-                    quote(&t.schema.key, D),
-                    t.ty(&t.schema.key)
-                );
-                self.note(1);
-                let done = sqlx::query(AssertSqlSafe(sql))
-                    .bind(t.text_of(&t.schema.key, key))
-                    .execute(&mut *conn)
-                    .await?;
-                Ok(if done.rows_affected() == 0 {
-                    WriteOutcome::NotFound {
-                        key: record_key.clone(),
-                    }
-                } else {
-                    WriteOutcome::Applied {
-                        key: record_key.clone(),
-                        created: false,
-                        stored: None,
-                    }
-                })
-            }
-        }
     }
 
     /// Creates a staging table shaped like `columns` of the table (types, no constraints)
@@ -737,6 +689,64 @@ impl PgConnector {
         }
         Ok(())
     }
+}
+
+impl BatchSink for PgConnector {
+    type Db = Postgres;
+    type Table = PgTable;
+    const KIND: &'static str = KIND;
+
+    fn stats(&self) -> &SqlStats {
+        &self.core.stats
+    }
+
+    fn db_error(&self, e: &sqlx::Error) -> ConnectorError {
+        self.core.db_error(e)
+    }
+
+    fn record_error(&self, e: &sqlx::Error) -> Result<RecordError, ConnectorError> {
+        record_error(&self.core.endpoint, e)
+    }
+
+    /// One prepared op as its own statement(s).
+    async fn apply_row(
+        &self,
+        conn: &mut PgConnection,
+        t: &PgTable,
+        p: &Prepared,
+        ctx: &WriteContext,
+    ) -> Result<WriteOutcome, sqlx::Error> {
+        match p {
+            Prepared::Refused(e) => Ok(WriteOutcome::Failed(e.clone())),
+            Prepared::Missing(k) => Ok(WriteOutcome::NotFound { key: k.clone() }),
+            Prepared::Create(c) => self.create_row(conn, t, c, ctx).await,
+            Prepared::Update(u) => self.update_row(conn, t, u, ctx).await,
+            Prepared::Delete { record_key, key } => {
+                let sql = format!(
+                    "DELETE FROM {} AS x WHERE x.{} = CAST($1 AS {})",
+                    t.qtable,
+                    quote(&t.schema.key, D),
+                    t.ty(&t.schema.key)
+                );
+                self.note(1);
+                let done = sqlx::query(AssertSqlSafe(sql))
+                    .bind(t.text_of(&t.schema.key, key))
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(if done.rows_affected() == 0 {
+                    WriteOutcome::NotFound {
+                        key: record_key.clone(),
+                    }
+                } else {
+                    WriteOutcome::Applied {
+                        key: record_key.clone(),
+                        created: false,
+                        stored: None,
+                    }
+                })
+            }
+        }
+    }
 
     /// The batch in one transaction with bulk statements.
     async fn write_bulk(
@@ -746,10 +756,6 @@ impl PgConnector {
         prepared: &[Prepared],
         ctx: &WriteContext,
     ) -> Result<HashMap<usize, WriteOutcome>, BulkError> {
-        let classify = |e: &sqlx::Error| match record_error(&self.core.endpoint, e) {
-            Ok(r) => BulkError::Record(r),
-            Err(c) => BulkError::Batch(c),
-        };
         self.note(1);
         let mut tx = self
             .core
@@ -758,24 +764,11 @@ impl PgConnector {
             .await
             .map_err(|e| BulkError::Batch(self.core.db_error(&e)))?;
         let mut out = HashMap::new();
-        match self
+        let body = self
             .bulk_body(&mut tx, t, plan, prepared, ctx, &mut out)
             .await
-        {
-            Ok(()) => {
-                self.note(1);
-                tx.commit().await.map_err(|e| classify(&e))?;
-                Ok(out)
-            }
-            Err(e) => {
-                let err = classify(&e);
-                self.note(1);
-                if let Err(r) = tx.rollback().await {
-                    return Err(BulkError::Batch(self.core.db_error(&r)));
-                }
-                Err(err)
-            }
-        }
+            .map_err(|e| BulkError::of(self, &e));
+        finish_bulk(self, tx, body.map(|()| out)).await
     }
 
     /// The batch one record per savepoint: exact per-record outcomes at any cost.
@@ -796,28 +789,7 @@ impl PgConnector {
             .execute(&mut *tx)
             .await
             .map_err(|e| batch(&e))?;
-        for (i, p) in prepared.iter().enumerate() {
-            if out[i].is_some() {
-                continue;
-            }
-            self.note(1);
-            let mut sp = Acquire::begin(&mut tx).await.map_err(|e| batch(&e))?;
-            let result = self.apply_row(&mut sp, t, p, ctx).await;
-            self.note(1);
-            match result {
-                Ok(o) => {
-                    sp.commit().await.map_err(|e| batch(&e))?;
-                    out[i] = Some(o);
-                }
-                Err(e) => {
-                    sp.rollback().await.map_err(|e| batch(&e))?;
-                    out[i] = Some(WriteOutcome::Failed(record_error(&self.core.endpoint, &e)?));
-                }
-            }
-        }
-        self.note(1);
-        tx.commit().await.map_err(|e| batch(&e))?;
-        Ok(())
+        replay_one_by_one(self, tx, t, prepared, ctx, out).await
     }
 }
 
@@ -830,72 +802,7 @@ impl Sink for PgConnector {
         ctx: &WriteContext,
     ) -> Result<Vec<WriteOutcome>, ConnectorError> {
         let t = self.table().await?;
-        let prepared: Vec<Prepared> = ops.iter().map(|op| prepare(&t.schema, op)).collect();
-        let mut out: Vec<Option<WriteOutcome>> = prepared
-            .iter()
-            .map(|p| match p {
-                Prepared::Refused(e) => Some(WriteOutcome::Failed(e.clone())),
-                Prepared::Missing(k) => Some(WriteOutcome::NotFound { key: k.clone() }),
-                _ => None,
-            })
-            .collect();
-        if out.iter().any(Option::is_none) {
-            let mut path = "row_by_row";
-            let bulk = match plan_batch(&t.schema.key, &t.unique, &prepared, &out, BULK_MIN) {
-                Some(p) => Some(self.write_bulk(&t, &p, &prepared, ctx).await),
-                None => None,
-            };
-            match bulk {
-                Some(Ok(done)) => {
-                    for (i, o) in done {
-                        if let Some(slot) = out.get_mut(i) {
-                            *slot = Some(o);
-                        }
-                    }
-                    self.core.stats.bulk_batch();
-                    path = "bulk";
-                }
-                Some(Err(BulkError::Batch(e))) => return Err(e),
-                Some(Err(BulkError::Record(e))) => {
-                    tracing::debug!(
-                        connector = KIND,
-                        reason = %e.message,
-                        "bulk statement refused a record; replaying the batch one record per savepoint"
-                    );
-                }
-                None => {}
-            }
-            if out.iter().any(Option::is_none) {
-                self.write_rows(&t, &prepared, ctx, &mut out).await?;
-                self.core.stats.row_by_row_batch();
-            }
-            let s = self.core.stats.snapshot();
-            tracing::debug!(
-                connector = KIND,
-                ops = ops.len(),
-                path,
-                statements_total = s.statements,
-                "write batch applied"
-            );
-        }
-        let outcomes: Vec<WriteOutcome> = out
-            .into_iter()
-            .zip(ops)
-            .map(|(o, op)| {
-                o.unwrap_or_else(|| {
-                    WriteOutcome::Failed(RecordError::transient(format!(
-                        "{} was not attempted",
-                        op.kind()
-                    )))
-                })
-            })
-            .collect();
-        let applied = outcomes
-            .iter()
-            .filter(|o| matches!(o, WriteOutcome::Applied { .. }))
-            .count();
-        self.core.stats.written(applied as u64);
-        Ok(outcomes)
+        write_batch(self, &*t, &t.schema, &t.unique, ops, ctx, BULK_MIN).await
     }
 }
 
