@@ -9,12 +9,16 @@
 
 use std::collections::{HashMap, HashSet};
 
+use serde_json::Value;
 use sqlx::{Acquire, Database, Transaction};
 use syncctl_core::{
-    ConnectorError, ObjectSchema, RecordError, WriteContext, WriteOp, WriteOutcome,
+    ConnectorError, ObjectSchema, Record, RecordError, RecordKey, WriteContext, WriteOp,
+    WriteOutcome,
 };
+use syncctl_validate::coerce::canonical_text;
 
-use crate::sql_rows::{BatchPlan, Prepared, SqlStats, plan_batch, prepare};
+use crate::sql_connector::SqlCore;
+use crate::sql_rows::{BatchPlan, CreateOp, Prepared, UpdateOp, plan_batch, prepare};
 
 /// Why the bulk attempt gave up.
 pub(crate) enum BulkError {
@@ -28,7 +32,7 @@ pub(crate) enum BulkError {
 impl BulkError {
     /// A failed statement: the record's fault or the batch's.
     pub(crate) fn of<S: BatchSink + ?Sized>(sink: &S, e: &sqlx::Error) -> Self {
-        match sink.record_error(e) {
+        match sink.core().record_error(e) {
             Ok(r) => Self::Record(r.message),
             Err(c) => Self::Batch(c),
         }
@@ -41,17 +45,8 @@ pub(crate) trait BatchSink: Sync {
     type Db: Database;
     /// The driver's described table.
     type Table: Sync;
-    /// The connector kind, for logs.
-    const KIND: &'static str;
-
-    /// The connector's counters.
-    fn stats(&self) -> &SqlStats;
-
-    /// A whole-call error from sqlx.
-    fn db_error(&self, e: &sqlx::Error) -> ConnectorError;
-
-    /// A statement failure: the record's fault (`Ok`) or the whole batch's (`Err`).
-    fn record_error(&self, e: &sqlx::Error) -> Result<RecordError, ConnectorError>;
+    /// The connector's state: counters, error classification.
+    fn core(&self) -> &SqlCore<Self::Db, Self::Table>;
 
     /// One prepared op as its own statement(s) on `conn`.
     fn apply_row(
@@ -103,7 +98,7 @@ pub(crate) async fn write_batch<S: BatchSink>(
             _ => None,
         })
         .collect();
-    let stats = sink.stats();
+    let stats = &sink.core().stats;
     if out.iter().any(Option::is_none) {
         let mut path = "row_by_row";
         let bulk = match plan_batch(&schema.key, unique, &prepared, &out, bulk_min) {
@@ -123,7 +118,7 @@ pub(crate) async fn write_batch<S: BatchSink>(
             Some(Err(BulkError::Batch(e))) => return Err(e),
             Some(Err(BulkError::Record(reason))) => {
                 tracing::debug!(
-                    connector = S::KIND,
+                    connector = sink.core().kind(),
                     %reason,
                     "bulk statement refused a record; replaying the batch one record per savepoint"
                 );
@@ -136,7 +131,7 @@ pub(crate) async fn write_batch<S: BatchSink>(
         }
         let s = stats.snapshot();
         tracing::debug!(
-            connector = S::KIND,
+            connector = sink.core().kind(),
             ops = ops.len(),
             path,
             statements_total = s.statements,
@@ -170,7 +165,7 @@ pub(crate) async fn finish_bulk<S: BatchSink>(
     tx: Transaction<'_, S::Db>,
     body: Result<HashMap<usize, WriteOutcome>, BulkError>,
 ) -> Result<HashMap<usize, WriteOutcome>, BulkError> {
-    sink.stats().statements(1);
+    sink.core().stats.statements(1);
     match body {
         Ok(out) => {
             tx.commit().await.map_err(|e| BulkError::of(sink, &e))?;
@@ -178,7 +173,7 @@ pub(crate) async fn finish_bulk<S: BatchSink>(
         }
         Err(err) => {
             if let Err(r) = tx.rollback().await {
-                return Err(BulkError::Batch(sink.db_error(&r)));
+                return Err(BulkError::Batch(sink.core().db_error(&r)));
             }
             Err(err)
         }
@@ -195,8 +190,8 @@ pub(crate) async fn replay_one_by_one<S: BatchSink>(
     ctx: &WriteContext,
     out: &mut [Option<WriteOutcome>],
 ) -> Result<(), ConnectorError> {
-    let batch = |e: &sqlx::Error| sink.db_error(e);
-    let stats = sink.stats();
+    let batch = |e: &sqlx::Error| sink.core().db_error(e);
+    let stats = &sink.core().stats;
     for (i, p) in prepared.iter().enumerate() {
         if out[i].is_some() {
             continue;
@@ -212,10 +207,70 @@ pub(crate) async fn replay_one_by_one<S: BatchSink>(
             }
             Err(e) => {
                 sp.rollback().await.map_err(|e| batch(&e))?;
-                out[i] = Some(WriteOutcome::Failed(sink.record_error(&e)?));
+                out[i] = Some(WriteOutcome::Failed(sink.core().record_error(&e)?));
             }
         }
     }
     stats.statements(1);
     tx.commit().await.map_err(|e| batch(&e))
+}
+
+/// A stored row read back after a write: applied, with the record.
+pub(crate) fn stored_outcome(rec: Record, created: bool) -> WriteOutcome {
+    WriteOutcome::Applied {
+        key: rec.key.clone(),
+        created,
+        stored: Some(rec),
+    }
+}
+
+/// A hard delete: applied when the row was there, else not found.
+pub(crate) fn delete_outcome(record_key: &RecordKey, deleted: bool) -> WriteOutcome {
+    if deleted {
+        WriteOutcome::Applied {
+            key: record_key.clone(),
+            created: false,
+            stored: None,
+        }
+    } else {
+        WriteOutcome::NotFound {
+            key: record_key.clone(),
+        }
+    }
+}
+
+/// A create whose natural key matched more than one record: refused, nothing written.
+pub(crate) fn several_matches(nk: &str) -> WriteOutcome {
+    WriteOutcome::Failed(RecordError::invalid(
+        format!("natural key {nk} matches several records"),
+        Some(nk),
+    ))
+}
+
+/// A create whose natural key matched the record whose key column (`key_col`) holds `key`,
+/// as the update of that record with the create's other fields.
+pub(crate) fn update_of_match(c: &CreateOp, key_col: &str, key: Value) -> UpdateOp {
+    UpdateOp {
+        record_key: RecordKey(canonical_text(&key).unwrap_or_default()),
+        key,
+        fields: c
+            .fields
+            .iter()
+            .filter(|(n, _)| n != key_col)
+            .cloned()
+            .collect(),
+        expected: None,
+    }
+}
+
+/// The outcome of [`update_of_match`]'s update, reported as the create it was: not created.
+pub(crate) fn matched_outcome(o: WriteOutcome) -> WriteOutcome {
+    match o {
+        WriteOutcome::Applied { key, stored, .. } => WriteOutcome::Applied {
+            key,
+            created: false,
+            stored,
+        },
+        other => other,
+    }
 }

@@ -240,7 +240,16 @@ impl MySqlConnector {
             })
             .connect_lazy_with(options.clone());
         Ok(Self {
-            core: SqlCore::new(KIND, options, endpoint, table, settings, pool, db_error),
+            core: SqlCore::new(
+                KIND,
+                options,
+                endpoint,
+                table,
+                settings,
+                pool,
+                db_error,
+                record_error,
+            ),
         })
     }
 

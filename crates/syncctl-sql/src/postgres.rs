@@ -186,7 +186,16 @@ impl PgConnector {
             .acquire_timeout(Duration::from_secs(10))
             .connect_lazy_with(options.clone());
         Ok(Self {
-            core: SqlCore::new(KIND, options, endpoint, table, settings, pool, db_error),
+            core: SqlCore::new(
+                KIND,
+                options,
+                endpoint,
+                table,
+                settings,
+                pool,
+                db_error,
+                record_error,
+            ),
         })
     }
 

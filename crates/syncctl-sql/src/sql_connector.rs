@@ -10,7 +10,9 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use sqlx::{Connection, Database, Executor, IntoArguments, Pool};
-use syncctl_core::{Capabilities, ConnectorError, FieldSchema, FieldType, ObjectSchema};
+use syncctl_core::{
+    Capabilities, ConnectorError, FieldSchema, FieldType, ObjectSchema, RecordError,
+};
 
 use crate::ident::TableName;
 use crate::settings::SqlSettings;
@@ -21,6 +23,10 @@ pub(crate) type ConnectOptionsOf<DB> = <<DB as Database>::Connection as Connecti
 
 /// How a driver turns an sqlx error into a whole-call error, given the endpoint.
 pub(crate) type DbErrorFn = fn(&str, &sqlx::Error) -> ConnectorError;
+
+/// How a driver tells a statement failure that is a record's fault (`Ok`) from one that is the
+/// whole batch's (`Err`), given the endpoint.
+pub(crate) type RecordErrorFn = fn(&str, &sqlx::Error) -> Result<RecordError, ConnectorError>;
 
 /// The state a SQL server connector keeps: one per connector, `T` being the driver's
 /// described table.
@@ -37,10 +43,12 @@ pub(crate) struct SqlCore<DB: Database, T> {
     pub stats: SqlStats,
     described: Mutex<Option<Arc<T>>>,
     db_error: DbErrorFn,
+    record_error: RecordErrorFn,
 }
 
 impl<DB: Database, T> SqlCore<DB, T> {
     /// The state of a connector built from `settings`; nothing is opened yet.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         kind: &'static str,
         options: ConnectOptionsOf<DB>,
@@ -49,6 +57,7 @@ impl<DB: Database, T> SqlCore<DB, T> {
         settings: SqlSettings,
         pool: Pool<DB>,
         db_error: DbErrorFn,
+        record_error: RecordErrorFn,
     ) -> Self {
         Self {
             kind,
@@ -60,12 +69,23 @@ impl<DB: Database, T> SqlCore<DB, T> {
             stats: SqlStats::default(),
             described: Mutex::new(None),
             db_error,
+            record_error,
         }
+    }
+
+    /// The connector kind.
+    pub(crate) fn kind(&self) -> &'static str {
+        self.kind
     }
 
     /// A whole-call error from sqlx, with the endpoint (never credentials) for context.
     pub(crate) fn db_error(&self, e: &sqlx::Error) -> ConnectorError {
         (self.db_error)(&self.endpoint, e)
+    }
+
+    /// A statement failure: the record's fault (`Ok`) or the whole batch's (`Err`).
+    pub(crate) fn record_error(&self, e: &sqlx::Error) -> Result<RecordError, ConnectorError> {
+        (self.record_error)(&self.endpoint, e)
     }
 
     /// Like `db_error`, but when the pool only says it timed out (it retries refused

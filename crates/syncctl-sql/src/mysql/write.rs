@@ -13,13 +13,15 @@ use syncctl_core::{
 };
 use syncctl_validate::coerce::parse_timestamp;
 
-use super::{
-    Arg, D, IN_CHUNK, KIND, MAX_PARAMS, MySqlConnector, MyTable, bind, marks, record_error,
+use super::{Arg, D, IN_CHUNK, MAX_PARAMS, MySqlConnector, MyTable, bind, marks};
+use crate::batch_replay::{
+    BatchSink, BulkError, delete_outcome, finish_bulk, matched_outcome, replay_one_by_one,
+    several_matches, stored_outcome, update_of_match, write_batch,
 };
-use crate::batch_replay::{BatchSink, BulkError, finish_bulk, replay_one_by_one, write_batch};
 use crate::ident::quote;
+use crate::sql_connector::SqlCore;
 use crate::sql_rows::{
-    BatchPlan, CreateOp, GroupKind, Managed, Prepared, SqlStats, UpdateOp, identity_text, managed,
+    BatchPlan, CreateOp, GroupKind, Managed, Prepared, UpdateOp, identity_text, managed,
     value_from_text,
 };
 
@@ -192,35 +194,13 @@ impl MySqlConnector {
                 .fetch_all(&mut *conn)
                 .await?;
             if found.len() > 1 {
-                return Ok(WriteOutcome::Failed(RecordError::invalid(
-                    format!("natural key {nk} matches several records"),
-                    Some(nk),
-                )));
+                return Ok(several_matches(nk));
             }
             if let Some(row) = found.first() {
                 let text: Option<String> = row.try_get_unchecked(0)?;
                 let key = value_from_text(&t.field_type(key_col), text);
-                let u = UpdateOp {
-                    record_key: RecordKey(
-                        syncctl_validate::canonical_text(&key).unwrap_or_default(),
-                    ),
-                    key,
-                    fields: c
-                        .fields
-                        .iter()
-                        .filter(|(n, _)| n != key_col)
-                        .cloned()
-                        .collect(),
-                    expected: None,
-                };
-                return Ok(match self.update_row(conn, t, &u, ctx).await? {
-                    WriteOutcome::Applied { key, stored, .. } => WriteOutcome::Applied {
-                        key,
-                        created: false,
-                        stored,
-                    },
-                    other => other,
-                });
+                let u = update_of_match(c, key_col, key);
+                return Ok(matched_outcome(self.update_row(conn, t, &u, ctx).await?));
             }
         }
         let m = managed(&t.schema, &c.fields);
@@ -253,11 +233,7 @@ impl MySqlConnector {
             }
         };
         Ok(match self.select_key(conn, t, &key).await? {
-            Some(rec) => WriteOutcome::Applied {
-                key: rec.key.clone(),
-                created: true,
-                stored: Some(rec),
-            },
+            Some(rec) => stored_outcome(rec, true),
             None => WriteOutcome::Failed(RecordError::invalid(
                 "the database did not store the record (a trigger may have skipped it)",
                 None,
@@ -310,11 +286,7 @@ impl MySqlConnector {
             q.execute(&mut *conn).await?;
         }
         Ok(match self.select_key(conn, t, &u.key).await? {
-            Some(rec) => WriteOutcome::Applied {
-                key: rec.key.clone(),
-                created: false,
-                stored: Some(rec),
-            },
+            Some(rec) => stored_outcome(rec, false),
             None => WriteOutcome::NotFound {
                 key: u.record_key.clone(),
             },
@@ -408,14 +380,7 @@ impl MySqlConnector {
                     "no stored row matches the {match_col} of op {i}"
                 )));
             };
-            out.insert(
-                i,
-                WriteOutcome::Applied {
-                    key: rec.key.clone(),
-                    created: !existing.contains_key(&id),
-                    stored: Some(rec.clone()),
-                },
-            );
+            out.insert(i, stored_outcome(rec.clone(), !existing.contains_key(&id)));
         }
         Ok(())
     }
@@ -519,14 +484,7 @@ impl MySqlConnector {
                     u.record_key
                 )));
             };
-            out.insert(
-                i,
-                WriteOutcome::Applied {
-                    key: rec.key.clone(),
-                    created: false,
-                    stored: Some(rec.clone()),
-                },
-            );
+            out.insert(i, stored_outcome(rec.clone(), false));
         }
         Ok(())
     }
@@ -570,19 +528,8 @@ impl MySqlConnector {
             q.execute(&mut *conn).await?;
         }
         for (i, record_key, k) in dels {
-            let key = record_key.clone();
-            out.insert(
-                i,
-                if found.contains_key(&identity_text(k)) {
-                    WriteOutcome::Applied {
-                        key,
-                        created: false,
-                        stored: None,
-                    }
-                } else {
-                    WriteOutcome::NotFound { key }
-                },
-            );
+            let deleted = found.contains_key(&identity_text(k));
+            out.insert(i, delete_outcome(record_key, deleted));
         }
         Ok(())
     }
@@ -658,18 +605,9 @@ impl MySqlConnector {
 impl BatchSink for MySqlConnector {
     type Db = MySql;
     type Table = MyTable;
-    const KIND: &'static str = KIND;
 
-    fn stats(&self) -> &SqlStats {
-        &self.core.stats
-    }
-
-    fn db_error(&self, e: &sqlx::Error) -> ConnectorError {
-        self.core.db_error(e)
-    }
-
-    fn record_error(&self, e: &sqlx::Error) -> Result<RecordError, ConnectorError> {
-        record_error(&self.core.endpoint, e)
+    fn core(&self) -> &SqlCore<MySql, MyTable> {
+        &self.core
     }
 
     /// One prepared op as its own statements.
@@ -695,17 +633,7 @@ impl BatchSink for MySqlConnector {
                 let done = bind(sqlx::query(AssertSqlSafe(sql)), t.arg(&t.schema.key, key))
                     .execute(&mut *conn)
                     .await?;
-                Ok(if done.rows_affected() == 0 {
-                    WriteOutcome::NotFound {
-                        key: record_key.clone(),
-                    }
-                } else {
-                    WriteOutcome::Applied {
-                        key: record_key.clone(),
-                        created: false,
-                        stored: None,
-                    }
-                })
+                Ok(delete_outcome(record_key, done.rows_affected() > 0))
             }
         }
     }

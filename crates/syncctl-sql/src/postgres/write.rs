@@ -7,15 +7,19 @@ use serde_json::Value;
 use sqlx::postgres::{PgConnection, Postgres};
 use sqlx::{AssertSqlSafe, Row};
 use syncctl_core::{
-    ConnectorError, ObjectSchema, RecordError, RecordKey, Sink, WriteContext, WriteOp, WriteOutcome,
+    ConnectorError, ObjectSchema, RecordError, Sink, WriteContext, WriteOp, WriteOutcome,
 };
 use syncctl_validate::coerce::canonical_text;
 
-use super::{D, KIND, PgConnector, PgTable, record_error};
-use crate::batch_replay::{BatchSink, BulkError, finish_bulk, replay_one_by_one, write_batch};
+use super::{D, PgConnector, PgTable};
+use crate::batch_replay::{
+    BatchSink, BulkError, delete_outcome, finish_bulk, matched_outcome, replay_one_by_one,
+    several_matches, stored_outcome, update_of_match, write_batch,
+};
 use crate::ident::quote;
+use crate::sql_connector::SqlCore;
 use crate::sql_rows::{
-    BatchPlan, CreateOp, GroupKind, Managed, Prepared, SqlStats, UpdateOp, managed, value_from_text,
+    BatchPlan, CreateOp, GroupKind, Managed, Prepared, UpdateOp, managed, value_from_text,
 };
 
 /// Groups smaller than this are sent one statement per record inside the batch transaction:
@@ -134,33 +138,13 @@ impl PgConnector {
                 .fetch_all(&mut *conn)
                 .await?;
             if found.len() > 1 {
-                return Ok(WriteOutcome::Failed(RecordError::invalid(
-                    format!("natural key {nk} matches several records"),
-                    Some(nk),
-                )));
+                return Ok(several_matches(nk));
             }
             if let Some(row) = found.first() {
                 let text: Option<String> = row.try_get(0)?;
                 let key = value_from_text(&t.field_type(&t.schema.key), text);
-                let u = UpdateOp {
-                    record_key: RecordKey(canonical_text(&key).unwrap_or_default()),
-                    key,
-                    fields: c
-                        .fields
-                        .iter()
-                        .filter(|(n, _)| *n != t.schema.key)
-                        .cloned()
-                        .collect(),
-                    expected: None,
-                };
-                return Ok(match self.update_row(conn, t, &u, ctx).await? {
-                    WriteOutcome::Applied { key, stored, .. } => WriteOutcome::Applied {
-                        key,
-                        created: false,
-                        stored,
-                    },
-                    other => other,
-                });
+                let u = update_of_match(c, &t.schema.key, key);
+                return Ok(matched_outcome(self.update_row(conn, t, &u, ctx).await?));
             }
         }
         let m = managed(&t.schema, &c.fields);
@@ -199,11 +183,7 @@ impl PgConnector {
         let row = q.fetch_one(&mut *conn).await?;
         let created: bool = row.try_get(0)?;
         let rec = t.record(&row, 1)?;
-        Ok(WriteOutcome::Applied {
-            key: rec.key.clone(),
-            created,
-            stored: Some(rec),
-        })
+        Ok(stored_outcome(rec, created))
     }
 
     /// Whether a record with this key exists (tells a stale update from a missing record).
@@ -250,11 +230,7 @@ impl PgConnector {
             return Ok(match row {
                 Some(r) => {
                     let rec = t.record(&r, 0)?;
-                    WriteOutcome::Applied {
-                        key: rec.key.clone(),
-                        created: false,
-                        stored: Some(rec),
-                    }
+                    stored_outcome(rec, false)
                 }
                 None => WriteOutcome::NotFound {
                     key: u.record_key.clone(),
@@ -292,11 +268,7 @@ impl PgConnector {
         self.note(1);
         if let Some(row) = q.fetch_optional(&mut *conn).await? {
             let rec = t.record(&row, 0)?;
-            return Ok(WriteOutcome::Applied {
-                key: rec.key.clone(),
-                created: false,
-                stored: Some(rec),
-            });
+            return Ok(stored_outcome(rec, false));
         }
         let stale = u.expected.is_some() && self.exists(conn, t, &u.key).await?;
         Ok(if stale {
@@ -428,11 +400,7 @@ impl PgConnector {
             let rec = t.record(row, 3)?;
             out.insert(
                 usize::try_from(i).unwrap_or(usize::MAX),
-                WriteOutcome::Applied {
-                    key: rec.key.clone(),
-                    created,
-                    stored: Some(rec),
-                },
+                stored_outcome(rec, created),
             );
         }
         for &i in ops {
@@ -535,11 +503,7 @@ impl PgConnector {
             let rec = t.record(row, 1)?;
             out.insert(
                 usize::try_from(i).unwrap_or(usize::MAX),
-                WriteOutcome::Applied {
-                    key: rec.key.clone(),
-                    created: false,
-                    stored: Some(rec),
-                },
+                stored_outcome(rec, false),
             );
         }
         // Unmatched conditional updates: stale if the record exists, else missing.
@@ -634,20 +598,7 @@ impl PgConnector {
         for &i in ops {
             if let Prepared::Delete { record_key, key: k } = &prepared[i] {
                 let deleted = key_text(t, k).is_some_and(|k| gone.contains(&k));
-                out.insert(
-                    i,
-                    if deleted {
-                        WriteOutcome::Applied {
-                            key: record_key.clone(),
-                            created: false,
-                            stored: None,
-                        }
-                    } else {
-                        WriteOutcome::NotFound {
-                            key: record_key.clone(),
-                        }
-                    },
-                );
+                out.insert(i, delete_outcome(record_key, deleted));
             }
         }
         Ok(())
@@ -694,18 +645,9 @@ impl PgConnector {
 impl BatchSink for PgConnector {
     type Db = Postgres;
     type Table = PgTable;
-    const KIND: &'static str = KIND;
 
-    fn stats(&self) -> &SqlStats {
-        &self.core.stats
-    }
-
-    fn db_error(&self, e: &sqlx::Error) -> ConnectorError {
-        self.core.db_error(e)
-    }
-
-    fn record_error(&self, e: &sqlx::Error) -> Result<RecordError, ConnectorError> {
-        record_error(&self.core.endpoint, e)
+    fn core(&self) -> &SqlCore<Postgres, PgTable> {
+        &self.core
     }
 
     /// One prepared op as its own statement(s).
@@ -733,17 +675,7 @@ impl BatchSink for PgConnector {
                     .bind(t.text_of(&t.schema.key, key))
                     .execute(&mut *conn)
                     .await?;
-                Ok(if done.rows_affected() == 0 {
-                    WriteOutcome::NotFound {
-                        key: record_key.clone(),
-                    }
-                } else {
-                    WriteOutcome::Applied {
-                        key: record_key.clone(),
-                        created: false,
-                        stored: None,
-                    }
-                })
+                Ok(delete_outcome(record_key, done.rows_affected() > 0))
             }
         }
     }
