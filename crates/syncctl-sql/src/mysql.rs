@@ -31,12 +31,12 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use sqlx::mysql::{MySql, MySqlArguments, MySqlConnectOptions, MySqlPoolOptions, MySqlRow};
 use sqlx::{AssertSqlSafe, Executor, Row};
 use syncctl_core::{
     BuildContext, BuildFuture, Connector, ConnectorError, ConnectorFactory, FieldSchema, FieldType,
-    ObjectSchema, Page, PageToken, ReadRequest, Record, RecordError, RecordKey, Sink, Source,
+    ObjectSchema, Page, ReadRequest, Record, RecordError, RecordKey, Sink, Source,
 };
 use syncctl_validate::coerce::{coerce, parse_timestamp};
 
@@ -44,7 +44,9 @@ use crate::ident::{Dialect, TableName, quote};
 use crate::registry::parse_settings;
 use crate::settings::SqlSettings;
 use crate::sql_connector::{SqlCore, auth_error, client_error, scrub};
-use crate::sql_rows::{ScanToken, SqlStats, key_value, one_line, record_from_texts};
+use crate::sql_rows::{
+    ScanRow, ScanToken, SqlStats, key_value, one_line, record_from_texts, scan_page,
+};
 
 const KIND: &str = "mysql";
 const D: Dialect = Dialect::Backtick;
@@ -567,13 +569,7 @@ impl Source for MySqlConnector {
         req: &ReadRequest,
     ) -> Result<Page, ConnectorError> {
         let t = self.table().await?;
-        let token: Option<ScanToken> = match &req.after {
-            None => None,
-            Some(PageToken(v)) => Some(
-                serde_json::from_value(v.clone())
-                    .map_err(|_| ConnectorError::failed(KIND, "invalid page token"))?,
-            ),
-        };
+        let token = ScanToken::of_request(KIND, req)?;
         let limit = req.limit.max(1);
         let key = quote(&t.schema.key, D);
         let key_idx = t.index(&t.schema.key).unwrap_or(0);
@@ -581,7 +577,7 @@ impl Source for MySqlConnector {
             (Some(since), Some(u)) if t.schema.capabilities.incremental => Some((*since, u)),
             _ => None,
         };
-        let mut rows: Vec<(Option<&'static str>, Vec<Option<String>>)> = Vec::new();
+        let mut rows: Vec<ScanRow> = Vec::new();
         let fetch = |sql: String, args: Vec<Arg>, n: usize| {
             let pool = &self.core.pool;
             async move {
@@ -668,22 +664,14 @@ impl Source for MySqlConnector {
                 rows.push((None, t.texts(r, 0).map_err(|e| self.core.db_error(&e))?));
             }
         }
-        let next = (rows.len() >= limit)
-            .then(|| rows.last())
-            .flatten()
-            .map(|(phase, texts)| ScanToken {
-                phase: phase.map(str::to_owned),
-                cursor: cursor_idx.and_then(|i| texts.get(i).cloned().flatten()),
-                key: texts.get(key_idx).cloned().flatten().unwrap_or_default(),
-            });
-        self.core.stats.read(rows.len() as u64);
-        Ok(Page {
-            records: rows
-                .into_iter()
-                .map(|(_, texts)| record_from_texts(&t.schema, texts))
-                .collect(),
-            next: next.map(|tok| PageToken(json!(tok))),
-        })
+        Ok(scan_page(
+            &t.schema,
+            rows,
+            limit,
+            cursor_idx,
+            key_idx,
+            &self.core.stats,
+        ))
     }
 
     async fn read_keys(
@@ -732,6 +720,7 @@ impl Source for MySqlConnector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn types_map_to_validation_types() {

@@ -33,12 +33,12 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow, Postgres};
 use sqlx::{AssertSqlSafe, Row};
 use syncctl_core::{
     BuildContext, BuildFuture, Connector, ConnectorError, ConnectorFactory, FieldSchema, FieldType,
-    ObjectSchema, Page, PageToken, ReadRequest, Record, RecordError, RecordKey, Sink, Source,
+    ObjectSchema, Page, ReadRequest, Record, RecordError, RecordKey, Sink, Source,
 };
 use syncctl_validate::coerce::coerce;
 
@@ -47,7 +47,8 @@ use crate::registry::parse_settings;
 use crate::settings::SqlSettings;
 use crate::sql_connector::{SqlCore, auth_error, client_error, scrub};
 use crate::sql_rows::{
-    ScanToken, SqlStats, key_value, one_line, record_from_texts, sql_text, timestamp_text,
+    ScanRow, ScanToken, SqlStats, key_value, one_line, record_from_texts, scan_page, sql_text,
+    timestamp_text,
 };
 
 const KIND: &str = "postgres";
@@ -488,13 +489,7 @@ impl Source for PgConnector {
         req: &ReadRequest,
     ) -> Result<Page, ConnectorError> {
         let t = self.table().await?;
-        let token: Option<ScanToken> = match &req.after {
-            None => None,
-            Some(PageToken(v)) => Some(
-                serde_json::from_value(v.clone())
-                    .map_err(|_| ConnectorError::failed(KIND, "invalid page token"))?,
-            ),
-        };
+        let token = ScanToken::of_request(KIND, req)?;
         let limit = req.limit.max(1);
         let key = quote(&t.schema.key, D);
         let kty = t.ty(&t.schema.key).to_owned();
@@ -504,7 +499,7 @@ impl Source for PgConnector {
             _ => None,
         };
         // (phase, row texts) in page order.
-        let mut rows: Vec<(Option<&'static str>, Vec<Option<String>>)> = Vec::new();
+        let mut rows: Vec<ScanRow> = Vec::new();
         let fetch = |sql: String, binds: Vec<String>, n: usize| {
             let pool = &self.core.pool;
             async move {
@@ -571,16 +566,14 @@ impl Source for PgConnector {
                     ));
                 }
             }
-            let next =
-                (rows.len() >= limit)
-                    .then(|| rows.last())
-                    .flatten()
-                    .map(|(phase, texts)| ScanToken {
-                        phase: phase.map(str::to_owned),
-                        cursor: texts.get(cursor_idx).cloned().flatten(),
-                        key: texts.get(key_idx).cloned().flatten().unwrap_or_default(),
-                    });
-            return Ok(self.page(&t, rows, next));
+            return Ok(scan_page(
+                &t.schema,
+                rows,
+                limit,
+                Some(cursor_idx),
+                key_idx,
+                &self.core.stats,
+            ));
         }
         let mut sql = format!("SELECT {} FROM {} AS x", t.select, t.qtable);
         let mut binds = Vec::new();
@@ -597,15 +590,14 @@ impl Source for PgConnector {
         for r in &got {
             rows.push((None, t.texts(r, 0).map_err(|e| self.core.db_error(&e))?));
         }
-        let next = (rows.len() >= limit)
-            .then(|| rows.last())
-            .flatten()
-            .map(|(_, texts)| ScanToken {
-                phase: None,
-                cursor: None,
-                key: texts.get(key_idx).cloned().flatten().unwrap_or_default(),
-            });
-        Ok(self.page(&t, rows, next))
+        Ok(scan_page(
+            &t.schema,
+            rows,
+            limit,
+            None,
+            key_idx,
+            &self.core.stats,
+        ))
     }
 
     async fn read_keys(
@@ -650,27 +642,10 @@ impl Source for PgConnector {
     }
 }
 
-impl PgConnector {
-    fn page(
-        &self,
-        t: &PgTable,
-        rows: Vec<(Option<&'static str>, Vec<Option<String>>)>,
-        next: Option<ScanToken>,
-    ) -> Page {
-        self.core.stats.read(rows.len() as u64);
-        Page {
-            records: rows
-                .into_iter()
-                .map(|(_, texts)| record_from_texts(&t.schema, texts))
-                .collect(),
-            next: next.map(|tok| PageToken(json!(tok))),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[tokio::test]
     async fn settings_are_checked_without_touching_the_network() {

@@ -14,7 +14,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use syncctl_core::{
-    FieldType, NaturalKey, ObjectSchema, Record, RecordError, RecordKey, WriteOp, WriteOutcome,
+    ConnectorError, FieldType, NaturalKey, ObjectSchema, Page, PageToken, ReadRequest, Record,
+    RecordError, RecordKey, WriteOp, WriteOutcome,
 };
 use syncctl_validate::coerce::{canonical_text, coerce, format_timestamp, parse_timestamp};
 
@@ -154,6 +155,53 @@ pub(crate) struct ScanToken {
     pub cursor: Option<String>,
     /// The last row's key text.
     pub key: String,
+}
+
+impl ScanToken {
+    /// The position `req` continues from, if any.
+    pub(crate) fn of_request(
+        kind: &str,
+        req: &ReadRequest,
+    ) -> Result<Option<Self>, ConnectorError> {
+        match &req.after {
+            None => Ok(None),
+            Some(PageToken(v)) => serde_json::from_value(v.clone())
+                .map(Some)
+                .map_err(|_| ConnectorError::failed(kind, "invalid page token")),
+        }
+    }
+}
+
+/// One row of a keyset scan: the phase it was read in (see [`ScanToken::phase`]) and its
+/// columns as text, in field order.
+pub(crate) type ScanRow = (Option<&'static str>, Vec<Option<String>>);
+
+/// A page of a keyset scan of at most `limit` rows, counted as read; a full page carries the
+/// position of its last row (`cursor_idx` and `key_idx` locate the cursor and key columns).
+pub(crate) fn scan_page(
+    schema: &ObjectSchema,
+    rows: Vec<ScanRow>,
+    limit: usize,
+    cursor_idx: Option<usize>,
+    key_idx: usize,
+    stats: &SqlStats,
+) -> Page {
+    let next = (rows.len() >= limit)
+        .then(|| rows.last())
+        .flatten()
+        .map(|(phase, texts)| ScanToken {
+            phase: phase.map(str::to_owned),
+            cursor: cursor_idx.and_then(|i| texts.get(i).cloned().flatten()),
+            key: texts.get(key_idx).cloned().flatten().unwrap_or_default(),
+        });
+    stats.read(rows.len() as u64);
+    Page {
+        records: rows
+            .into_iter()
+            .map(|(_, texts)| record_from_texts(schema, texts))
+            .collect(),
+        next: next.map(|tok| PageToken(serde_json::json!(tok))),
+    }
 }
 
 /// A key as the key column's type wants it; `None` when it cannot be one (the record cannot
