@@ -5,11 +5,15 @@
 //! end. A server that cannot be reached fails the test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU32, Ordering};
+mod support;
 
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use support::{
+    applied_keys, archive_first_of_two, assert_conforms, assert_deleted_then_missing,
+    assert_unreachable, assert_updated_stale_fresh_missing, create, fields,
+    read_since_in_pages_of_4, unique_name,
+};
 use syncctl_core::{
     BuildContext, Classified, Connector, ErrorClass, NaturalKey, ReadRequest, RecordKey,
     WriteContext, WriteOp, WriteOutcome,
@@ -21,19 +25,6 @@ use syncctl_sql::settings::SqlSettings;
 fn pg_url() -> String {
     std::env::var("SYNCCTL_TEST_PG_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
-fn unique_name(prefix: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or_default();
-    format!(
-        "{prefix}_{}_{nanos}_{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
 }
 
 /// A schema that exists for one test.
@@ -179,9 +170,7 @@ async fn postgres_passes_the_conformance_suite_with_serial_keys() {
     };
     let result = run_all(&f).await;
     f.schema.drop().await;
-    if let Err(failures) = result {
-        panic!("{}", failures.join("\n"));
-    }
+    assert_conforms(result);
 }
 
 #[tokio::test]
@@ -192,33 +181,11 @@ async fn postgres_passes_the_conformance_suite_with_text_keys_and_local_timestam
     };
     let result = run_all(&f).await;
     f.schema.drop().await;
-    if let Err(failures) = result {
-        panic!("{}", failures.join("\n"));
-    }
+    assert_conforms(result);
 }
 
 fn ctx() -> WriteContext {
     WriteContext::new("pg-test", "00000000-0000-0000-0000-000000000001")
-}
-
-fn fields(pairs: &[(&str, Value)]) -> BTreeMap<String, Value> {
-    pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), v.clone()))
-        .collect()
-}
-
-fn create(email: &str, extra: &[(&str, Value)]) -> WriteOp {
-    let mut f = fields(extra);
-    f.insert("email".into(), json!(email));
-    WriteOp::Create {
-        token: format!("tok-{email}"),
-        natural_key: Some(NaturalKey {
-            field: "email".into(),
-            value: json!(email),
-        }),
-        fields: f,
-    }
 }
 
 /// A concrete connector (for its statement counters) on `$S.people`.
@@ -283,13 +250,7 @@ async fn batches_use_copy_and_one_statement_per_group() {
     assert_eq!(after.statements - before.statements, 6, "{after:?}");
     assert_eq!(after.bulk_batches, 1);
     assert_eq!(after.row_by_row_batches, 0);
-    let keys: Vec<RecordKey> = out
-        .iter()
-        .map(|o| match o {
-            WriteOutcome::Applied { key, .. } => key.clone(),
-            other => panic!("{other:?}"),
-        })
-        .collect();
+    let keys = applied_keys(&out);
     let back = c.source().unwrap().read_keys(&s, &keys).await.unwrap();
     assert_eq!(back.len(), 200);
     let p7 = back
@@ -343,26 +304,7 @@ async fn batches_use_copy_and_one_statement_per_group() {
     let before = c.stats().snapshot();
     let out = sink.write(&s, &updates, &ctx()).await.unwrap();
     let after = c.stats().snapshot();
-    assert!(
-        out[..50]
-            .iter()
-            .all(|o| matches!(o, WriteOutcome::Applied { .. }))
-    );
-    assert!(
-        matches!(out[50], WriteOutcome::Stale { .. }),
-        "{:?}",
-        out[50]
-    );
-    assert!(
-        matches!(out[51], WriteOutcome::Applied { .. }),
-        "{:?}",
-        out[51]
-    );
-    assert!(
-        matches!(out[52], WriteOutcome::NotFound { .. }),
-        "{:?}",
-        out[52]
-    );
+    assert_updated_stale_fresh_missing(&out);
     // BEGIN, mark, CREATE TEMP, COPY, UPDATE, stale probe, COMMIT.
     assert_eq!(after.statements - before.statements, 7, "{after:?}");
 
@@ -374,12 +316,7 @@ async fn batches_use_copy_and_one_statement_per_group() {
         .map(|key| WriteOp::Delete { key })
         .collect();
     let out = sink.write(&s, &dels, &ctx()).await.unwrap();
-    assert!(
-        out[..50]
-            .iter()
-            .all(|o| matches!(o, WriteOutcome::Applied { .. }))
-    );
-    assert!(matches!(out[50], WriteOutcome::NotFound { .. }));
+    assert_deleted_then_missing(&out);
     let left: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT count(*) FROM \"{}\".people",
         schema.name
@@ -685,22 +622,7 @@ async fn incremental_reads_return_null_cursors_last_and_page_through_them() {
         .await;
     let c = pg_connector(&schema, "$S.people", json!({})).await;
     let s = c.describe().await.unwrap();
-    let mut req = ReadRequest {
-        since: Some("2024-01-01T00:00:10Z".parse().unwrap()),
-        after: None,
-        limit: 4,
-        keys_only: false,
-    };
-    let mut got = Vec::new();
-    loop {
-        let page = c.source().unwrap().read_page(&s, &req).await.unwrap();
-        assert!(page.records.len() <= 4);
-        got.extend(page.records);
-        match page.next {
-            Some(t) => req.after = Some(t),
-            None => break,
-        }
-    }
+    let got = read_since_in_pages_of_4(&c, &s).await;
     // i in 10..=25 not divisible by 3 (11 rows), then the 8 NULL-cursor rows.
     let with_cursor: Vec<_> = got.iter().take_while(|r| r.updated_at.is_some()).collect();
     assert_eq!(with_cursor.len(), 11, "{got:?}");
@@ -750,11 +672,7 @@ async fn an_unreachable_server_is_unavailable_and_never_leaks_the_password() {
     }))
     .unwrap();
     let c = PgConnector::new(settings).unwrap();
-    let e = c.check().await.unwrap_err();
-    assert_eq!(e.class(), ErrorClass::Transient, "{e}");
-    assert!(!e.to_string().contains("Sup3rSecretPw"));
-    assert!(!format!("{e:?}{c:?}").contains("Sup3rSecretPw"));
-    assert_eq!(c.endpoint(), "postgres://127.0.0.1:1/db");
+    assert_unreachable(&c, "Sup3rSecretPw", "postgres://127.0.0.1:1/db").await;
 }
 
 #[tokio::test]
@@ -769,40 +687,7 @@ async fn archive_sets_the_deleted_column_and_reads_report_it() {
         .await;
     let c = pg_connector(&schema, "$S.people", json!({"deleted_column": "deleted"})).await;
     let s = c.describe().await.unwrap();
-    assert!(s.capabilities.archive);
-    let out = c
-        .sink()
-        .unwrap()
-        .write(
-            &s,
-            &[
-                WriteOp::Archive {
-                    key: RecordKey::from("1"),
-                },
-                WriteOp::Archive {
-                    key: RecordKey::from("99"),
-                },
-            ],
-            &ctx(),
-        )
-        .await
-        .unwrap();
-    assert!(
-        matches!(&out[0], WriteOutcome::Applied { stored: Some(r), .. } if r.deleted),
-        "{out:?}"
-    );
-    assert!(matches!(out[1], WriteOutcome::NotFound { .. }), "{out:?}");
-    let page = c
-        .source()
-        .unwrap()
-        .read_page(&s, &ReadRequest::full(10))
-        .await
-        .unwrap();
-    let deleted: Vec<bool> = page.records.iter().map(|r| r.deleted).collect();
-    assert_eq!(deleted, vec![true, false]);
-    assert!(
-        page.records[0].updated_at.is_some(),
-        "archive bumps the cursor"
-    );
+    let records = archive_first_of_two(&c, &s, &ctx()).await;
+    assert!(records[0].updated_at.is_some(), "archive bumps the cursor");
     schema.drop().await;
 }
