@@ -29,21 +29,20 @@ use std::collections::HashSet;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde_json::Value;
-use sqlx::mysql::{MySql, MySqlArguments, MySqlConnectOptions, MySqlPoolOptions, MySqlRow};
+use sqlx::mysql::{MySql, MySqlArguments, MySqlConnectOptions, MySqlRow};
 use sqlx::{AssertSqlSafe, Executor, Row};
 use syncctl_core::{
     BuildContext, BuildFuture, Connector, ConnectorError, ConnectorFactory, FieldSchema, FieldType,
     ObjectSchema, Page, ReadRequest, Record, RecordError, RecordKey, Sink, Source,
 };
-use syncctl_validate::coerce::{coerce, parse_timestamp};
+use syncctl_validate::coerce::parse_timestamp;
 
-use crate::ident::{Dialect, TableName, quote};
+use crate::ident::{Dialect, quote};
 use crate::registry::parse_settings;
 use crate::settings::SqlSettings;
-use crate::sql_connector::{SqlCore, auth_error, client_error, scrub};
+use crate::sql_connector::{SqlCore, auth_error, client_error, pool_options, scrub};
 use crate::sql_rows::{
     ScanRow, ScanToken, SqlStats, key_value, one_line, record_from_texts, scan_page,
 };
@@ -229,11 +228,7 @@ impl MySqlConnector {
             options.get_port(),
             options.get_database().unwrap_or_default()
         );
-        let table = TableName::parse(&settings.object)
-            .map_err(|e| ConnectorError::config(KIND, format!("object {e}")))?;
-        let pool = MySqlPoolOptions::new()
-            .max_connections(4)
-            .acquire_timeout(Duration::from_secs(10))
+        let pool = pool_options::<MySql>()
             .after_connect(|conn, _| {
                 Box::pin(async move {
                     conn.execute(STRICT).await?;
@@ -246,12 +241,11 @@ impl MySqlConnector {
                 KIND,
                 options,
                 endpoint,
-                table,
                 settings,
                 pool,
                 db_error,
                 record_error,
-            ),
+            )?,
         })
     }
 
@@ -685,9 +679,6 @@ impl Source for MySqlConnector {
             .filter_map(|k| key_value(&t.schema, k))
             .map(|v| t.arg(&t.schema.key, &v))
             .collect();
-        if args.is_empty() {
-            return Ok(Vec::new());
-        }
         self.select_in(&t, &t.schema.key, args).await
     }
 
@@ -698,21 +689,12 @@ impl Source for MySqlConnector {
         values: &[Value],
     ) -> Result<Vec<Record>, ConnectorError> {
         let t = self.table().await?;
-        let f = t.schema.field(field).ok_or_else(|| {
-            ConnectorError::config(
-                KIND,
-                format!("{field} is not a column of {}", self.core.table),
-            )
-        })?;
-        let args: Vec<Arg> = values
+        let args: Vec<Arg> = self
+            .core
+            .lookup_values(&t.schema, field, values)?
             .iter()
-            .filter_map(|v| coerce(v, &f.field_type).ok())
-            .filter(|v| !v.is_null())
-            .map(|v| t.arg(field, &v))
+            .map(|v| t.arg(field, v))
             .collect();
-        if args.is_empty() {
-            return Ok(Vec::new());
-        }
         self.select_in(&t, field, args).await
     }
 }

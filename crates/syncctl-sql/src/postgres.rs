@@ -31,21 +31,19 @@ use std::collections::HashSet;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde_json::Value;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow, Postgres};
+use sqlx::postgres::{PgConnectOptions, PgRow, Postgres};
 use sqlx::{AssertSqlSafe, Row};
 use syncctl_core::{
     BuildContext, BuildFuture, Connector, ConnectorError, ConnectorFactory, FieldSchema, FieldType,
     ObjectSchema, Page, ReadRequest, Record, RecordError, RecordKey, Sink, Source,
 };
-use syncctl_validate::coerce::coerce;
 
-use crate::ident::{Dialect, TableName, quote};
+use crate::ident::{Dialect, quote};
 use crate::registry::parse_settings;
 use crate::settings::SqlSettings;
-use crate::sql_connector::{SqlCore, auth_error, client_error, scrub};
+use crate::sql_connector::{SqlCore, auth_error, client_error, pool_options, scrub};
 use crate::sql_rows::{
     ScanRow, ScanToken, SqlStats, key_value, one_line, record_from_texts, scan_page, sql_text,
     timestamp_text,
@@ -180,23 +178,17 @@ impl PgConnector {
             options.get_port(),
             options.get_database().unwrap_or_default()
         );
-        let table = TableName::parse(&settings.object)
-            .map_err(|e| ConnectorError::config(KIND, format!("object {e}")))?;
-        let pool = PgPoolOptions::new()
-            .max_connections(4)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_lazy_with(options.clone());
+        let pool = pool_options().connect_lazy_with(options.clone());
         Ok(Self {
             core: SqlCore::new(
                 KIND,
                 options,
                 endpoint,
-                table,
                 settings,
                 pool,
                 db_error,
                 record_error,
-            ),
+            )?,
         })
     }
 
@@ -611,9 +603,6 @@ impl Source for PgConnector {
             .filter_map(|k| key_value(&t.schema, k))
             .filter_map(|v| t.text_of(&t.schema.key, &v))
             .collect();
-        if texts.is_empty() {
-            return Ok(Vec::new());
-        }
         self.select_in(&t, &t.schema.key, texts).await
     }
 
@@ -624,20 +613,12 @@ impl Source for PgConnector {
         values: &[Value],
     ) -> Result<Vec<Record>, ConnectorError> {
         let t = self.table().await?;
-        let f = t.schema.field(field).ok_or_else(|| {
-            ConnectorError::config(
-                KIND,
-                format!("{field} is not a column of {}", self.core.table),
-            )
-        })?;
-        let texts: Vec<String> = values
+        let texts: Vec<String> = self
+            .core
+            .lookup_values(&t.schema, field, values)?
             .iter()
-            .filter_map(|v| coerce(v, &f.field_type).ok())
-            .filter_map(|v| t.text_of(field, &v))
+            .filter_map(|v| t.text_of(field, v))
             .collect();
-        if texts.is_empty() {
-            return Ok(Vec::new());
-        }
         self.select_in(&t, field, texts).await
     }
 }

@@ -8,11 +8,17 @@
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use serde_json::Value;
+
+use sqlx::pool::PoolOptions;
 use sqlx::{Connection, Database, Executor, IntoArguments, Pool};
 use syncctl_core::{
     Capabilities, ConnectorError, FieldSchema, FieldType, ObjectSchema, RecordError,
 };
+
+use syncctl_validate::coerce::coerce;
 
 use crate::ident::TableName;
 use crate::settings::SqlSettings;
@@ -48,18 +54,21 @@ pub(crate) struct SqlCore<DB: Database, T> {
 
 impl<DB: Database, T> SqlCore<DB, T> {
     /// The state of a connector built from `settings`; nothing is opened yet.
-    #[allow(clippy::too_many_arguments)]
+    ///
+    /// # Errors
+    /// A malformed table name.
     pub(crate) fn new(
         kind: &'static str,
         options: ConnectOptionsOf<DB>,
         endpoint: String,
-        table: TableName,
         settings: SqlSettings,
         pool: Pool<DB>,
         db_error: DbErrorFn,
         record_error: RecordErrorFn,
-    ) -> Self {
-        Self {
+    ) -> Result<Self, ConnectorError> {
+        let table = TableName::parse(&settings.object)
+            .map_err(|e| ConnectorError::config(kind, format!("object {e}")))?;
+        Ok(Self {
             kind,
             options,
             endpoint,
@@ -70,7 +79,7 @@ impl<DB: Database, T> SqlCore<DB, T> {
             described: Mutex::new(None),
             db_error,
             record_error,
-        }
+        })
     }
 
     /// The connector kind.
@@ -127,6 +136,30 @@ impl<DB: Database, T> SqlCore<DB, T> {
         let _ = conn.close().await;
         probe.map_err(|e| self.db_error(&e))?;
         Ok(())
+    }
+
+    /// The values of a lookup on `field`, converted to its type; values that do not convert
+    /// or are null match nothing and are dropped.
+    ///
+    /// # Errors
+    /// `field` is not a column.
+    pub(crate) fn lookup_values(
+        &self,
+        schema: &ObjectSchema,
+        field: &str,
+        values: &[Value],
+    ) -> Result<Vec<Value>, ConnectorError> {
+        let f = schema.field(field).ok_or_else(|| {
+            ConnectorError::config(
+                self.kind,
+                format!("{field} is not a column of {}", self.table),
+            )
+        })?;
+        Ok(values
+            .iter()
+            .filter_map(|v| coerce(v, &f.field_type).ok())
+            .filter(|v| !v.is_null())
+            .collect())
     }
 
     /// The described table if `describe` ran already.
@@ -253,6 +286,14 @@ impl<DB: Database, T> SqlCore<DB, T> {
             max_batch: s.max_batch.unwrap_or(default_max_batch).max(1),
         }
     }
+}
+
+/// The pool settings of every SQL server connector: a few connections, and a bounded wait for
+/// one so that an unreachable server fails instead of hanging.
+pub(crate) fn pool_options<DB: Database>() -> PoolOptions<DB> {
+    PoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(Duration::from_secs(10))
 }
 
 /// Logs what the connector sent over its life (`SYNCCTL_LOG=syncctl_sql::stats=debug`): the
