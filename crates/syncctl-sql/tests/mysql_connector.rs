@@ -10,9 +10,9 @@ mod support;
 use serde_json::{Value, json};
 use sqlx::MySqlPool;
 use support::{
-    applied_keys, archive_first_of_two, assert_conforms, assert_deleted_then_missing,
-    assert_unreachable, assert_updated_stale_fresh_missing, create, fields,
-    read_since_in_pages_of_4, unique_name,
+    applied_keys, archive_first_of_two, assert_all_created, assert_conforms,
+    assert_deleted_then_missing, assert_matched_again, assert_unreachable,
+    assert_updated_stale_fresh_missing, create, fields, read_since_in_pages_of_4, unique_name,
 };
 use syncctl_core::{
     Classified, Connector, ErrorClass, NaturalKey, ReadRequest, RecordKey, WriteContext, WriteOp,
@@ -215,17 +215,7 @@ async fn batches_use_multi_row_statements() {
     let before = c.stats().snapshot();
     let out = sink.write(&s, &ops, &ctx()).await.unwrap();
     let after = c.stats().snapshot();
-    assert!(
-        out.iter().all(|o| matches!(
-            o,
-            WriteOutcome::Applied {
-                created: true,
-                stored: Some(_),
-                ..
-            }
-        )),
-        "{out:?}"
-    );
+    assert_all_created(&out);
     // SET @origin, BEGIN, lock, INSERT … ON DUPLICATE KEY UPDATE, read back, COMMIT, reset.
     assert_eq!(after.statements - before.statements, 7, "{after:?}");
     assert_eq!(after.bulk_batches, 1);
@@ -241,12 +231,7 @@ async fn batches_use_multi_row_statements() {
 
     // Replayed creates update the same rows.
     let again = sink.write(&s, &ops[..10], &ctx()).await.unwrap();
-    assert!(
-        again.iter().zip(&keys).all(
-            |(o, k)| matches!(o, WriteOutcome::Applied { created: false, key, .. } if key == k)
-        ),
-        "{again:?}"
-    );
+    assert_matched_again(&again, &keys);
     assert_eq!(db.count("people", "1=1").await, 200);
 
     // Updates: lock, one UPDATE … CASE, read back; stale and missing reported.

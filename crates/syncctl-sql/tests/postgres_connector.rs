@@ -10,9 +10,9 @@ mod support;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use support::{
-    applied_keys, archive_first_of_two, assert_conforms, assert_deleted_then_missing,
-    assert_unreachable, assert_updated_stale_fresh_missing, create, fields,
-    read_since_in_pages_of_4, unique_name,
+    applied_keys, archive_first_of_two, assert_all_created, assert_conforms,
+    assert_deleted_then_missing, assert_matched_again, assert_unreachable,
+    assert_updated_stale_fresh_missing, create, fields, read_since_in_pages_of_4, unique_name,
 };
 use syncctl_core::{
     BuildContext, Classified, Connector, ErrorClass, NaturalKey, ReadRequest, RecordKey,
@@ -235,17 +235,7 @@ async fn batches_use_copy_and_one_statement_per_group() {
     let before = c.stats().snapshot();
     let out = sink.write(&s, &ops, &ctx()).await.unwrap();
     let after = c.stats().snapshot();
-    assert!(
-        out.iter().all(|o| matches!(
-            o,
-            WriteOutcome::Applied {
-                created: true,
-                stored: Some(_),
-                ..
-            }
-        )),
-        "{out:?}"
-    );
+    assert_all_created(&out);
     // BEGIN, mark, CREATE TEMP, COPY, INSERT, COMMIT.
     assert_eq!(after.statements - before.statements, 6, "{after:?}");
     assert_eq!(after.bulk_batches, 1);
@@ -265,12 +255,7 @@ async fn batches_use_copy_and_one_statement_per_group() {
 
     // Replaying the same creates updates the same rows (natural key), reported created: false.
     let again = sink.write(&s, &ops[..10], &ctx()).await.unwrap();
-    assert!(
-        again.iter().zip(&keys).all(
-            |(o, k)| matches!(o, WriteOutcome::Applied { created: false, key, .. } if key == k)
-        ),
-        "{again:?}"
-    );
+    assert_matched_again(&again, &keys);
 
     // Updates of one column set: one UPDATE … FROM; a stale one and a missing one reported.
     let mut updates: Vec<WriteOp> = keys[..50]

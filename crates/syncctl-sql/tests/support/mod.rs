@@ -173,3 +173,29 @@ pub(crate) fn assert_deleted_then_missing(out: &[WriteOutcome]) {
     );
     assert!(matches!(out[50], WriteOutcome::NotFound { .. }));
 }
+
+/// Every op created a record, and its stored row came back.
+pub(crate) fn assert_all_created(out: &[WriteOutcome]) {
+    assert!(
+        out.iter().all(|o| matches!(
+            o,
+            WriteOutcome::Applied {
+                created: true,
+                stored: Some(_),
+                ..
+            }
+        )),
+        "{out:?}"
+    );
+}
+
+/// Creates sent again matched (by natural key) the records they created the first time:
+/// updated in place, not created.
+pub(crate) fn assert_matched_again(again: &[WriteOutcome], keys: &[RecordKey]) {
+    assert!(
+        again.iter().zip(keys).all(
+            |(o, k)| matches!(o, WriteOutcome::Applied { created: false, key, .. } if key == k)
+        ),
+        "{again:?}"
+    );
+}
