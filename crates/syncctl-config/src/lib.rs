@@ -11,6 +11,7 @@ mod yaml;
 pub use env::{Env, EnvFileError};
 pub use interpolate::{InterpolateError, interpolate};
 pub use secrecy::{ExposeSecret, SecretString};
+pub use syncctl_core::redact::redact_userinfo;
 pub use yaml::{YamlError, from_yaml_str};
 
 /// Why a setting could not be resolved.
@@ -73,18 +74,6 @@ pub fn parse_base_url(name: &str, value: &str) -> Result<String, ConfigError> {
             ),
         })
     }
-}
-
-/// Hides `user:password@` in a URL before it goes into a message.
-#[must_use]
-pub fn redact_userinfo(url: &str) -> String {
-    if let Some((scheme, rest)) = url.split_once("://") {
-        let authority_end = rest.find('/').unwrap_or(rest.len());
-        if let Some(at) = rest[..authority_end].rfind('@') {
-            return format!("{scheme}://***@{}", &rest[at + 1..]);
-        }
-    }
-    url.to_owned()
 }
 
 #[cfg(test)]

@@ -22,8 +22,25 @@ impl Redactor {
         Self::default()
     }
 
-    /// Registers a secret value (ignored when shorter than 4 characters).
+    /// Registers a secret value (ignored when shorter than 4 characters). A multi-line secret
+    /// (a PEM key) is also registered line by line, because logs may carry a single line of it.
     pub fn add(&mut self, secret: &str) {
+        self.add_one(secret);
+        if secret.trim().contains('\n') {
+            for line in secret.lines() {
+                self.add_one(line);
+            }
+        }
+    }
+
+    /// Registers the password inside a URL such as `postgres://user:password@host/db`.
+    pub fn add_url_password(&mut self, url: &str) {
+        if let Some(pw) = url_password(url) {
+            self.add(pw);
+        }
+    }
+
+    fn add_one(&mut self, secret: &str) {
         let s = secret.trim();
         if s.len() >= MIN_SECRET_LEN && !self.secrets.iter().any(|x| x == s) {
             self.secrets.push(s.to_owned());
@@ -72,6 +89,28 @@ impl Redactor {
     }
 }
 
+/// The password in `scheme://user:password@host…`, if any.
+#[must_use]
+pub fn url_password(url: &str) -> Option<&str> {
+    let (_, rest) = url.split_once("://")?;
+    let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
+    let userinfo = &authority[..authority.rfind('@')?];
+    let (_, pw) = userinfo.split_once(':')?;
+    (!pw.is_empty()).then_some(pw)
+}
+
+/// `url` with its `user:password@` part replaced by `***@`, for messages about it.
+#[must_use]
+pub fn redact_userinfo(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        let authority_end = rest.find('/').unwrap_or(rest.len());
+        if let Some(at) = rest[..authority_end].rfind('@') {
+            return format!("{scheme}://***@{}", &rest[at + 1..]);
+        }
+    }
+    url.to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,6 +122,28 @@ mod tests {
         r.add("abcdefgh");
         r.add("xy");
         assert_eq!(r.redact("t=abcdefgh u=abcd v=xy"), "t=*** u=*** v=xy");
+    }
+
+    #[test]
+    fn multi_line_secrets_are_matched_line_by_line() {
+        let mut r = Redactor::new();
+        r.add("-----BEGIN KEY-----\nMIIEabcdefgh\n-----END KEY-----");
+        assert_eq!(r.redact("log: MIIEabcdefgh"), "log: ***");
+    }
+
+    #[test]
+    fn url_passwords_and_userinfo() {
+        assert_eq!(url_password("postgres://u:pw1234@h/db"), Some("pw1234"));
+        assert_eq!(url_password("https://h/x:y@z"), None);
+        assert_eq!(url_password("sqlite://crm.db"), None);
+        assert_eq!(
+            redact_userinfo("postgres://u:pw@h:5432/db"),
+            "postgres://***@h:5432/db"
+        );
+        assert_eq!(redact_userinfo("https://h/x@y"), "https://h/x@y");
+        let mut r = Redactor::new();
+        r.add_url_password("mysql://root:hunter22@db/x");
+        assert_eq!(r.redact("hunter22"), "***");
     }
 
     #[test]

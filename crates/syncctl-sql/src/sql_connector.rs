@@ -342,13 +342,7 @@ pub(crate) fn auth_error(kind: &str, message: String) -> ConnectorError {
 
 /// Hides the password of a connection URL in a message about it.
 pub(crate) fn scrub(message: &str, url: &str) -> String {
-    let password = url
-        .split_once("://")
-        .and_then(|(_, rest)| rest.split('@').next().filter(|_| rest.contains('@')))
-        .and_then(|userinfo| userinfo.split_once(':'))
-        .map(|(_, p)| p)
-        .filter(|p| !p.is_empty());
-    match password {
+    match syncctl_core::redact::url_password(url) {
         Some(p) => message.replace(p, "***"),
         None => message.to_owned(),
     }

@@ -140,19 +140,8 @@ pub fn parse_state_url(url: &str, base: &Path) -> Result<StateLocation, SyncErro
     }
     Err(SyncError::StoreConfig(format!(
         "{:?} is not a state URL; use sqlite:///path/state.db or postgres://…",
-        syncctl_config_free_redact(url)
+        syncctl_core::redact::redact_userinfo(url)
     )))
-}
-
-/// Hides `user:password@` before a URL goes into a message.
-fn syncctl_config_free_redact(url: &str) -> String {
-    if let Some((scheme, rest)) = url.split_once("://") {
-        let end = rest.find('/').unwrap_or(rest.len());
-        if let Some(at) = rest[..end].rfind('@') {
-            return format!("{scheme}://***@{}", &rest[at + 1..]);
-        }
-    }
-    url.to_owned()
 }
 
 /// The sync state store.
@@ -553,7 +542,10 @@ impl StateStore {
 
     async fn postgres(url: &str, schema: Option<&str>, read_only: bool) -> Result<Self, SyncError> {
         let mut opts = PgConnectOptions::from_str(url).map_err(|e| {
-            SyncError::StoreConfig(format!("{}: {e}", syncctl_config_free_redact(url)))
+            SyncError::StoreConfig(format!(
+                "{}: {e}",
+                syncctl_core::redact::redact_userinfo(url)
+            ))
         })?;
         let mut settings = vec![("application_name", "syncctl".to_owned())];
         if let Some(s) = schema {

@@ -368,37 +368,15 @@ fn redactor_for(env: &Env) -> Redactor {
         let Some(value) = env.get(name) else { continue };
         if Redactor::is_secret_name(name) {
             r.add(&value);
-            // Multi-line secrets (PEM keys) are also matched line by line.
-            for line in value.lines() {
-                r.add(line);
-            }
         }
-        if let Some(pw) = url_password(&value) {
-            r.add(pw);
-        }
+        r.add_url_password(&value);
     }
     r
-}
-
-/// The password in `scheme://user:password@host…`, if any.
-fn url_password(value: &str) -> Option<&str> {
-    let (_, rest) = value.split_once("://")?;
-    let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
-    let userinfo = &authority[..authority.rfind('@')?];
-    let (_, pw) = userinfo.split_once(':')?;
-    (!pw.is_empty()).then_some(pw)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn url_passwords_are_found() {
-        assert_eq!(url_password("postgres://u:pw1234@h/db"), Some("pw1234"));
-        assert_eq!(url_password("https://h/x:y@z"), None);
-        assert_eq!(url_password("plain"), None);
-    }
 
     #[test]
     fn secret_env_values_are_registered() {

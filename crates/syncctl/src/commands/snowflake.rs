@@ -294,7 +294,7 @@ async fn copy(a: CopyArgs, ctx: &AppContext) -> Result<Outcome, CliError> {
     };
     let settings = ConnectionSettings::resolve(&ctx.env, &overrides)?;
     for s in &settings.secrets {
-        register_secret(ctx, s.expose_secret());
+        ctx.add_secret(s.expose_secret());
     }
     tracing::info!(
         base_url = %settings.base_url,
@@ -333,13 +333,6 @@ async fn copy(a: CopyArgs, ctx: &AppContext) -> Result<Outcome, CliError> {
     let mut on_progress = |m: &str| progress.update(m);
     let report = syncctl_snowflake::run_copy(&api, &plan, &opts, &mut on_progress).await;
     Ok(outcome(base, &spec, plan.warnings, report, a.deadline))
-}
-
-fn register_secret(ctx: &AppContext, value: &str) {
-    ctx.add_secret(value);
-    for line in value.lines() {
-        ctx.add_secret(line);
-    }
 }
 
 fn sql_api(ctx: &AppContext, settings: &ConnectionSettings) -> Result<SqlApi, CliError> {
@@ -586,7 +579,7 @@ async fn probe(ctx: &AppContext, offline: bool) -> ServiceReport {
         }
     };
     for s in &settings.secrets {
-        register_secret(ctx, s.expose_secret());
+        ctx.add_secret(s.expose_secret());
     }
     r.base_url = Some(settings.base_url.clone());
     r.auth = Some(match settings.credentials.fingerprint() {

@@ -75,7 +75,7 @@ pub(super) fn load_config(
 fn register_secrets(v: &Value, ctx: &AppContext) {
     match v {
         Value::String(s) => {
-            if let Some(pw) = url_password(s) {
+            if let Some(pw) = syncctl_core::redact::url_password(s) {
                 ctx.add_secret(pw);
             }
         }
@@ -91,14 +91,6 @@ fn register_secrets(v: &Value, ctx: &AppContext) {
         Value::Array(a) => a.iter().for_each(|v| register_secrets(v, ctx)),
         _ => {}
     }
-}
-
-fn url_password(value: &str) -> Option<&str> {
-    let (_, rest) = value.split_once("://")?;
-    let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
-    let userinfo = &authority[..authority.rfind('@')?];
-    let (_, pw) = userinfo.split_once(':')?;
-    (!pw.is_empty()).then_some(pw)
 }
 
 /// The state URL and the directory its relative path is taken from: `--state-url`, then
@@ -300,15 +292,4 @@ pub(super) fn recorded_args(r: &Resolved, a: &RunArgs, dry_run: bool) -> Value {
         "full_refresh": a.full_refresh,
         "dry_run": dry_run,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn url_passwords() {
-        assert_eq!(url_password("postgres://u:pw1@h/db"), Some("pw1"));
-        assert_eq!(url_password("sqlite://crm.db"), None);
-    }
 }
