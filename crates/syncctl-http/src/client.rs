@@ -74,6 +74,9 @@ pub enum RetrySafety {
     /// request certainly did nothing: it never left (connection refused), or the server
     /// refused it with 429 (RFC 6585: rejected before processing). Callers reconcile otherwise.
     Unsafe,
+    /// Resent by the client only when it certainly never left (connection refused); every
+    /// other resend is the caller's, because a resend must differ (Snowflake's `retry=true`).
+    CallerResends,
 }
 
 /// A request body.
@@ -210,6 +213,12 @@ impl Request {
     #[must_use]
     pub fn unsafe_to_retry(mut self) -> Self {
         self.safety = RetrySafety::Unsafe;
+        self
+    }
+    /// Sends the request exactly once; the caller resends it (differently) when needed.
+    #[must_use]
+    pub fn caller_resends(mut self) -> Self {
+        self.safety = RetrySafety::CallerResends;
         self
     }
     /// Sends the request without the client's credentials (token endpoints).
@@ -539,7 +548,11 @@ impl HttpClient {
                 // A 429 is the server refusing the request before doing anything, so even an
                 // unsafe request may be sent again once the server says when.
                 let may_retry = is_retryable_status(status)
-                    && (req.safety != RetrySafety::Unsafe || status == 429);
+                    && match req.safety {
+                        RetrySafety::Idempotent | RetrySafety::Keyed => true,
+                        RetrySafety::Unsafe => status == 429,
+                        RetrySafety::CallerResends => false,
+                    };
                 if !may_retry {
                     return Attempt::Done(resp);
                 }
@@ -562,7 +575,10 @@ impl HttpClient {
             }
             Err(err) => {
                 let may_retry = err.is_retryable_kind()
-                    && (req.safety != RetrySafety::Unsafe || err.not_sent());
+                    && match req.safety {
+                        RetrySafety::Idempotent | RetrySafety::Keyed => true,
+                        RetrySafety::Unsafe | RetrySafety::CallerResends => err.not_sent(),
+                    };
                 if !may_retry {
                     return Attempt::Fail(err);
                 }

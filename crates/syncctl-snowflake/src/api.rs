@@ -186,7 +186,7 @@ impl SqlApi {
                 // repeat this one freely.
                 r.query("retry", "true").keyed()
             } else {
-                r.unsafe_to_retry()
+                r.caller_resends()
             };
             let outcome = self.http.send_raw(r).await;
             let lost = match &outcome {
