@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+bash scripts/check-prereqs.sh # seconds: fails naming what is missing, before anything compiles
 bash scripts/ensure-services.sh
 
 # Prism for the contract tests (pinned in tools/contract/package-lock.json).
@@ -11,7 +12,8 @@ if [ ! -x tools/contract/node_modules/.bin/prism ] || [ tools/contract/package-l
   npm ci --prefix tools/contract --no-audit --no-fund --loglevel=error
 fi
 
-export SYNCCTL_CONTRACTS_DIR="${SYNCCTL_CONTRACTS_DIR:-$(cd .. && pwd)/shared/contracts}"
+# Vendor specs: tests/contracts/vendor in the repository unless SYNCCTL_CONTRACTS_DIR is set.
+
 # Database tests always fail (never skip) when their server is unreachable.
 export SYNCCTL_TEST_PG_URL="${SYNCCTL_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/test}"
 export SYNCCTL_TEST_MYSQL_URL="${SYNCCTL_TEST_MYSQL_URL:-mysql://root@127.0.0.1:3306/test}"

@@ -13,4 +13,11 @@ for f in contacts.csv crm.db; do
 done
 if [ $# -eq 0 ]; then set -- run; fi
 cd "$here/../.."
-exec cargo run -q -p syncctl -- sync "$@" --config examples/quickstart/sync.yaml
+# Build in the open: a silent first build looks like a hang. Progress goes to stderr, so stdout
+# still ends with the JSON result only.
+bin="${CARGO_TARGET_DIR:-target}/debug/syncctl"
+if [ ! -x "$bin" ]; then
+  echo "quickstart: building syncctl; the first build takes a few minutes (about 6 on 2 cores), later runs start in seconds" >&2
+fi
+cargo build -p syncctl --bin syncctl
+exec "$bin" sync "$@" --config examples/quickstart/sync.yaml

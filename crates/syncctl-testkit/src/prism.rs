@@ -7,8 +7,9 @@
 //! some problems). Fakes must never answer 501: Prism would fall back to mocking.
 //!
 //! Prism comes from npm (`tools/contract/package.json`, installed by `scripts/test.sh`).
-//! Specs are read from `SYNCCTL_CONTRACTS_DIR` (default `../shared/contracts` beside the
-//! workspace). A missing Prism or spec fails the test: contract tests never skip.
+//! Vendor specs are read from `tests/contracts/vendor/` in the repository (copies with their
+//! licences and provenance in `SOURCES.md` there), or from `SYNCCTL_CONTRACTS_DIR` when set.
+//! A missing Prism or spec fails the test: contract tests never skip.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -22,13 +23,19 @@ pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// Where the vendor specs are.
+/// The vendor spec copies kept in the repository (`tests/contracts/vendor`).
+#[must_use]
+pub fn vendored_contracts_dir() -> PathBuf {
+    workspace_root().join("tests/contracts/vendor")
+}
+
+/// Where the vendor specs are: `SYNCCTL_CONTRACTS_DIR` when set (same layout), else the
+/// copies in the repository.
 #[must_use]
 pub fn contracts_dir() -> PathBuf {
-    std::env::var_os("SYNCCTL_CONTRACTS_DIR").map_or_else(
-        || workspace_root().join("../shared/contracts"),
-        PathBuf::from,
-    )
+    std::env::var_os("SYNCCTL_CONTRACTS_DIR")
+        .filter(|dir| !dir.is_empty())
+        .map_or_else(vendored_contracts_dir, PathBuf::from)
 }
 
 /// A spec under the contracts dir (`airbyte/config.yaml`), or one of ours under
@@ -44,7 +51,8 @@ pub fn spec_path(rel: &str) -> PathBuf {
     };
     assert!(
         p.is_file(),
-        "contract spec {} not found; set SYNCCTL_CONTRACTS_DIR to the shared/contracts folder",
+        "contract spec {} not found; the vendor copies live in tests/contracts/vendor (see SOURCES.md \
+         there), and SYNCCTL_CONTRACTS_DIR, when set, must point at a folder with the same layout",
         p.display()
     );
     p
@@ -231,4 +239,85 @@ fn strip_ansi(s: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sha2::{Digest, Sha256};
+    use std::collections::BTreeMap;
+
+    /// The `sha256  path` lines of the SOURCES.md checksum block.
+    fn listed_checksums(sources: &str) -> BTreeMap<String, String> {
+        sources
+            .lines()
+            .filter_map(|line| {
+                let (sum, path) = line.split_once("  ")?;
+                (sum.len() == 64 && sum.bytes().all(|b| b.is_ascii_hexdigit()))
+                    .then(|| (path.trim().to_owned(), sum.to_ascii_lowercase()))
+            })
+            .collect()
+    }
+
+    fn files_under(dir: &std::path::Path, root: &std::path::Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                files_under(&path, root, out);
+            } else {
+                let rel = path
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                if rel != "SOURCES.md" {
+                    out.push(rel);
+                }
+            }
+        }
+    }
+
+    /// Provenance stays true: every vendored file has a checksum in SOURCES.md and matches it,
+    /// and every listed file exists.
+    #[test]
+    fn vendor_specs_match_sources() {
+        let root = vendored_contracts_dir();
+        let sources = std::fs::read_to_string(root.join("SOURCES.md")).unwrap();
+        let listed = listed_checksums(&sources);
+        let mut present = Vec::new();
+        files_under(&root, &root, &mut present);
+        present.sort();
+        for rel in &present {
+            let bytes = std::fs::read(root.join(rel)).unwrap();
+            let actual: String = Sha256::digest(&bytes)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            let expected = listed.get(rel).unwrap_or_else(|| {
+                panic!("{rel} has no SHA-256 line in tests/contracts/vendor/SOURCES.md")
+            });
+            assert_eq!(
+                &actual, expected,
+                "{rel} differs from the checksum in SOURCES.md"
+            );
+        }
+        for rel in listed.keys() {
+            assert!(
+                present.contains(rel),
+                "SOURCES.md lists {rel}, which is not in the folder"
+            );
+        }
+        assert!(
+            present.iter().any(|f| f.ends_with("LICENSE")),
+            "licence files travel with the specs"
+        );
+    }
+
+    #[test]
+    fn specs_default_to_the_vendored_copies() {
+        if std::env::var_os("SYNCCTL_CONTRACTS_DIR").is_none() {
+            assert_eq!(contracts_dir(), vendored_contracts_dir());
+            assert!(spec_path("snowflake/sqlapi.yaml").is_file());
+        }
+    }
 }
