@@ -1,0 +1,1158 @@
+//! The `google_sheets` connector: one tab of a spreadsheet as a keyed table.
+//!
+//! * **Identity** is the key column's value, never the row number: people sort and insert rows.
+//! * **Reads** fetch the whole tab in one `values.get` and page through that snapshot; there is
+//!   no per-row modified time (unless an `updated_at_column` exists), so the engine diffs the
+//!   whole tab against its last-synced values every run (`incremental: false`).
+//! * **Writes** are planned on a fresh read of the header row, the key column and the rows new
+//!   records would land on (one `values.batchGet`), and sent as one `values.batchUpdate` with
+//!   explicit A1 ranges and `valueInputOption=RAW`. The layout the plan was made on is compared
+//!   with that fresh read first: when a touched key moved (sorted, inserted, deleted rows) or
+//!   the append area filled, the connector re-plans and reads again, and writes only once two
+//!   reads agree. New rows go after the last used row; the grid is grown first with
+//!   `appendDimension`. Never `values.append`.
+//! * **Deletes** clear the row's cells; **archive** writes `deleted_value` to the
+//!   `deleted_column` (a status column), and reads report such rows as deleted.
+//! * **Refusals**: a cell over 50 000 characters, a value that does not fit a typed column, or
+//!   a column the header lacks fails that record alone. Merged header cells, duplicate header
+//!   names, a missing key column, a row with values but no key and a key on two rows are config
+//!   errors naming the cells, raised before anything is written.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use syncctl_core::{
+    BuildContext, BuildFuture, Capabilities, Connector, ConnectorError, ConnectorFactory,
+    FieldSchema, FieldType, ObjectSchema, Page, PageToken, ReadRequest, Record, RecordError,
+    RecordKey, Sink, Source, WriteContext, WriteOp, WriteOutcome,
+};
+use syncctl_http::{HttpClient, RateLimiter, RefreshingToken, RetryPolicy, Sleeper};
+use tokio::sync::Mutex;
+
+use crate::SheetsError;
+use crate::a1;
+use crate::auth::{RENEW_BEFORE, ServiceAccountJwt, ServiceAccountKey};
+use crate::client::{SheetsClient, TabInfo, ValueRange};
+use crate::error::KIND;
+use crate::settings::{ResolvedSettings, SheetsSettings};
+use crate::table::{Header, Layout, RowRules, Table};
+use crate::value::{self, ColumnType, MAX_CELL_CHARS};
+
+/// The registry entry.
+pub const FACTORY: ConnectorFactory = ConnectorFactory {
+    kind: KIND,
+    summary: "Google Sheets tab as a table (GOOGLE_SHEETS_SPREADSHEET_ID, GOOGLE_SHEETS_CREDENTIALS_JSON; object = tab, key_column, updated_at_column, deleted_column)",
+    build,
+};
+
+/// Rows per write batch: about 1 000 rows keeps a `values.batchUpdate` well under the 2 MB
+/// payload Google recommends.
+pub const MAX_BATCH: usize = 1000;
+
+/// Reads of the key column a write makes at most before it gives up on a sheet that keeps
+/// changing under it.
+const MAX_PLAN_ROUNDS: usize = 5;
+
+/// Time zones in which serial numbers are UTC.
+const UTC_ZONES: &[&str] = &[
+    "UTC",
+    "Etc/UTC",
+    "GMT",
+    "Etc/GMT",
+    "Etc/Greenwich",
+    "Etc/UCT",
+    "Etc/Zulu",
+];
+
+fn build(ctx: BuildContext, settings: Value) -> BuildFuture {
+    Box::pin(async move {
+        let c =
+            GoogleSheets::from_settings(settings, &ctx.base_dir, &|k| std::env::var(k).ok(), None)?;
+        Ok(Box::new(c) as Box<dyn Connector>)
+    })
+}
+
+/// A configured Google Sheets tab.
+pub struct GoogleSheets {
+    settings: ResolvedSettings,
+    client: SheetsClient,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    tab: Option<TabInfo>,
+    header: Option<Header>,
+    layout: Option<Layout>,
+    snapshot: Option<Arc<Snapshot>>,
+    scans: u64,
+}
+
+struct Snapshot {
+    id: u64,
+    records: Vec<Record>,
+}
+
+/// One op, checked and turned into cells by column name.
+enum Prepared {
+    Done(WriteOutcome),
+    Put {
+        key: Option<String>,
+        create: bool,
+        natural: Option<(String, String)>,
+        cells: BTreeMap<String, Value>,
+    },
+    Clear {
+        key: String,
+    },
+}
+
+/// Where one prepared op lands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Placement {
+    Row {
+        row: usize,
+        key: String,
+        created: bool,
+    },
+    NotFound,
+    Duplicate(usize),
+}
+
+impl GoogleSheets {
+    /// Builds from a settings block; `env` fills what the block leaves out. `sleeper` replaces
+    /// the retry timer (tests record backoff delays instead of sleeping).
+    ///
+    /// # Errors
+    /// Invalid settings or an unusable service-account key (no network is touched).
+    pub fn from_settings(
+        settings: Value,
+        base_dir: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+        sleeper: Option<Arc<dyn Sleeper>>,
+    ) -> Result<Self, ConnectorError> {
+        let mut settings = settings;
+        if let Some(m) = settings.as_object_mut() {
+            m.remove("connector");
+        }
+        let parsed: SheetsSettings = serde_json::from_value(settings)
+            .map_err(|e| ConnectorError::config(KIND, format!("invalid settings: {e}")))?;
+        let s = parsed.resolve(env, base_dir)?;
+        for (k, ty) in &s.column_types {
+            if Some(k) == s.updated_at_column.as_ref() && !matches!(ty, ColumnType::Timestamp) {
+                return Err(ConnectorError::config(
+                    KIND,
+                    format!("column_types: {k} is the updated_at_column, so it is a timestamp"),
+                ));
+            }
+        }
+        let key = ServiceAccountKey::from_setting(&s.credentials_json, base_dir)?;
+        let token_url = s.token_url.clone().unwrap_or_else(|| key.token_uri.clone());
+        let retry = RetryPolicy {
+            max_retries: 6,
+            base_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(64),
+            max_retry_after: Duration::from_secs(120),
+        };
+        let with_sleeper = |b: syncctl_http::HttpClientBuilder| match &sleeper {
+            Some(sl) => b.sleeper(sl.clone()),
+            None => b,
+        };
+        let token_http = with_sleeper(HttpClient::builder("google-oauth", token_url.clone()))
+            .retry(retry)
+            .build()
+            .map_err(|e| ConnectorError::config(KIND, e.to_string()))?;
+        let auth = RefreshingToken::new(
+            "google-sheets",
+            ServiceAccountJwt::new(key, token_http, token_url),
+            RENEW_BEFORE,
+        );
+        let per_second = f64::from(s.requests_per_minute) / 60.0;
+        let http = with_sleeper(HttpClient::builder("google-sheets", s.base_url.clone()))
+            .retry(retry)
+            .auth(Arc::new(auth))
+            .rate_limiter(Arc::new(RateLimiter::new(
+                per_second,
+                s.requests_per_minute,
+            )))
+            .build()
+            .map_err(|e| ConnectorError::config(KIND, e.to_string()))?;
+        let client = SheetsClient::new(http, s.spreadsheet_id.clone());
+        Ok(Self {
+            settings: s,
+            client,
+            state: Mutex::new(State::default()),
+        })
+    }
+
+    /// The API client (call counts for benchmarks and tests).
+    #[must_use]
+    pub fn client(&self) -> &SheetsClient {
+        &self.client
+    }
+
+    fn rules(&self, schema: &ObjectSchema) -> RowRules {
+        RowRules {
+            tab: self.settings.tab.clone(),
+            key: schema.key.clone(),
+            updated_at: schema.updated_at.clone(),
+            deleted: schema
+                .deleted
+                .clone()
+                .map(|d| (d, self.settings.deleted_value.clone())),
+            types: self.types(),
+        }
+    }
+
+    fn types(&self) -> BTreeMap<String, ColumnType> {
+        let mut t = self.settings.column_types.clone();
+        if let Some(u) = &self.settings.updated_at_column {
+            t.insert(u.clone(), ColumnType::Timestamp);
+        }
+        t
+    }
+
+    /// Reads the whole tab and remembers its layout.
+    async fn read_table(&self, schema: &ObjectSchema) -> Result<Table, ConnectorError> {
+        let vr = self
+            .client
+            .values_get(&a1::whole_tab(&self.settings.tab))
+            .await?;
+        let table = self.rules(schema).parse_table(&vr.values)?;
+        for f in &schema.fields {
+            if table.header.index(&f.name).is_none() {
+                return Err(self.rules(schema).missing(&f.name, &table.header).into());
+            }
+        }
+        let mut st = self.state.lock().await;
+        st.layout = Some(table.layout.clone());
+        st.header = Some(table.header.clone());
+        drop(st);
+        Ok(table)
+    }
+
+    async fn tab_info(&self, fresh: bool) -> Result<TabInfo, ConnectorError> {
+        if !fresh && let Some(t) = self.state.lock().await.tab.clone() {
+            return Ok(t);
+        }
+        let info = self.client.spreadsheet().await?;
+        let tab = info
+            .tabs
+            .iter()
+            .find(|t| t.title == self.settings.tab)
+            .cloned()
+            .ok_or_else(|| {
+                let names: Vec<&str> = info.tabs.iter().map(|t| t.title.as_str()).collect();
+                ConnectorError::config(
+                    KIND,
+                    format!(
+                        "spreadsheet has no tab {:?} (tabs: {}); set object: to the tab's name",
+                        self.settings.tab,
+                        names.join(", ")
+                    ),
+                )
+            })?;
+        let mut st = self.state.lock().await;
+        st.tab = Some(tab.clone());
+        Ok(tab)
+    }
+}
+
+#[async_trait::async_trait]
+impl Connector for GoogleSheets {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn endpoint(&self) -> String {
+        format!(
+            "google_sheets:{}/{}",
+            self.settings.spreadsheet_id, self.settings.tab
+        )
+    }
+
+    fn object(&self) -> &str {
+        &self.settings.tab
+    }
+
+    async fn check(&self) -> Result<(), ConnectorError> {
+        self.tab_info(true).await.map(|_| ())
+    }
+
+    async fn describe(&self) -> Result<ObjectSchema, ConnectorError> {
+        let info = self.client.spreadsheet().await?;
+        let tab = info
+            .tabs
+            .iter()
+            .find(|t| t.title == self.settings.tab)
+            .cloned()
+            .ok_or_else(|| {
+                let names: Vec<&str> = info.tabs.iter().map(|t| t.title.as_str()).collect();
+                ConnectorError::config(
+                    KIND,
+                    format!(
+                        "spreadsheet has no tab {:?} (tabs: {}); set object: to the tab's name",
+                        self.settings.tab,
+                        names.join(", ")
+                    ),
+                )
+            })?;
+        let tabname = &self.settings.tab;
+        if let Some((_, _, c0, c1)) = tab.merges.iter().find(|(r0, r1, _, _)| *r0 == 0 && *r1 > 0) {
+            let first = usize::try_from(*c0).unwrap_or(0);
+            let last = usize::try_from(c1.saturating_sub(1)).unwrap_or(0);
+            return Err(ConnectorError::config(
+                KIND,
+                format!(
+                    "tab {tabname:?}: header cells {}1:{}1 are merged; unmerge them so each column has its own name",
+                    a1::column_letters(first),
+                    a1::column_letters(last)
+                ),
+            ));
+        }
+        let vr = self.client.values_get(&a1::row(tabname, 1)).await?;
+        let header = Header::parse(tabname, vr.values.first().map_or(&[][..], Vec::as_slice))?;
+        let missing = |name: &str| {
+            let have: Vec<&str> = header.names().collect();
+            ConnectorError::config(
+                KIND,
+                format!(
+                    "tab {tabname:?} has no column {name:?} in its header row (columns: {})",
+                    have.join(", ")
+                ),
+            )
+        };
+        let key = match &self.settings.key_column {
+            Some(k) => {
+                header.index(k).ok_or_else(|| missing(k))?;
+                k.clone()
+            }
+            None if header.index("id").is_some() => "id".to_owned(),
+            None => header.names().next().unwrap_or_default().to_owned(),
+        };
+        for c in self
+            .settings
+            .updated_at_column
+            .iter()
+            .chain(self.settings.deleted_column.iter())
+            .chain(self.settings.column_types.keys())
+        {
+            header.index(c).ok_or_else(|| missing(c))?;
+        }
+        let types = self.types();
+        if types.values().any(|t| *t == ColumnType::Timestamp)
+            && let Some(tz) = &info.time_zone
+            && !UTC_ZONES.contains(&tz.as_str())
+        {
+            return Err(ConnectorError::config(
+                KIND,
+                format!(
+                    "the spreadsheet's time zone is {tz}, but date-times are exchanged as serial numbers in UTC; set the spreadsheet's time zone to GMT (File → Settings) or drop the timestamp column types"
+                ),
+            ));
+        }
+        let fields = header
+            .names()
+            .map(|n| FieldSchema {
+                name: n.to_owned(),
+                field_type: match types.get(n).copied().unwrap_or_default() {
+                    ColumnType::Auto | ColumnType::Text => FieldType::Text,
+                    ColumnType::Number => FieldType::Float,
+                    ColumnType::Boolean => FieldType::Boolean,
+                    ColumnType::Date => FieldType::Date,
+                    ColumnType::Timestamp => FieldType::Timestamp,
+                },
+                nullable: n != key,
+                writable: true,
+                unique: n == key,
+                max_length: u32::try_from(MAX_CELL_CHARS).ok(),
+                has_default: false,
+            })
+            .collect();
+        {
+            let mut st = self.state.lock().await;
+            st.tab = Some(tab);
+            st.header = Some(header.clone());
+        }
+        Ok(ObjectSchema {
+            object: tabname.clone(),
+            key,
+            updated_at: self.settings.updated_at_column.clone(),
+            deleted: self.settings.deleted_column.clone(),
+            origin: None,
+            fields,
+            capabilities: Capabilities {
+                create: true,
+                update: true,
+                delete: true,
+                archive: self.settings.deleted_column.is_some(),
+                incremental: false,
+                generated_keys: false,
+                conditional_update: false,
+                returns_stored: false,
+            },
+            max_batch: MAX_BATCH,
+        })
+    }
+
+    fn source(&self) -> Option<&dyn Source> {
+        Some(self)
+    }
+
+    fn sink(&self) -> Option<&dyn Sink> {
+        Some(self)
+    }
+}
+
+#[async_trait::async_trait]
+impl Source for GoogleSheets {
+    async fn read_page(
+        &self,
+        schema: &ObjectSchema,
+        request: &ReadRequest,
+    ) -> Result<Page, ConnectorError> {
+        let (snap, offset) = match &request.after {
+            None => {
+                let table = self.read_table(schema).await?;
+                let mut st = self.state.lock().await;
+                st.scans += 1;
+                let snap = Arc::new(Snapshot {
+                    id: st.scans,
+                    records: table.records,
+                });
+                st.snapshot = Some(snap.clone());
+                (snap, 0)
+            }
+            Some(PageToken(t)) => {
+                let id = t.get("scan").and_then(Value::as_u64);
+                let offset = t.get("offset").and_then(Value::as_u64);
+                let st = self.state.lock().await;
+                match (&st.snapshot, id, offset) {
+                    (Some(s), Some(id), Some(off)) if s.id == id => {
+                        (s.clone(), usize::try_from(off).unwrap_or(usize::MAX))
+                    }
+                    _ => {
+                        return Err(ConnectorError::failed(
+                            KIND,
+                            "page token does not belong to this connector's current scan of the tab; restart the scan",
+                        ));
+                    }
+                }
+            }
+        };
+        let limit = request.limit.max(1);
+        let end = offset.saturating_add(limit).min(snap.records.len());
+        let records = snap.records.get(offset..end).unwrap_or_default().to_vec();
+        let next = (end < snap.records.len())
+            .then(|| PageToken(serde_json::json!({"scan": snap.id, "offset": end})));
+        Ok(Page { records, next })
+    }
+
+    async fn read_keys(
+        &self,
+        schema: &ObjectSchema,
+        keys: &[RecordKey],
+    ) -> Result<Vec<Record>, ConnectorError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        if let Some(found) = self.read_rows_of(schema, keys).await? {
+            return Ok(found);
+        }
+        let want: std::collections::HashSet<&str> = keys.iter().map(RecordKey::as_str).collect();
+        let table = self.read_table(schema).await?;
+        Ok(table
+            .records
+            .into_iter()
+            .filter(|r| want.contains(r.key.as_str()))
+            .collect())
+    }
+
+    async fn lookup(
+        &self,
+        schema: &ObjectSchema,
+        field: &str,
+        values: &[Value],
+    ) -> Result<Vec<Record>, ConnectorError> {
+        if schema.field(field).is_none() {
+            return Err(ConnectorError::config(
+                KIND,
+                format!(
+                    "lookup field {field:?} is not a column of tab {:?}",
+                    self.settings.tab
+                ),
+            ));
+        }
+        if values.is_empty() {
+            return Ok(Vec::new());
+        }
+        let want: std::collections::HashSet<String> =
+            values.iter().filter_map(value::key_text).collect();
+        // Matching runs right after a scan: its snapshot is as fresh as a new read, and a
+        // create that still races a hand-added row is caught by the write's fresh read.
+        let snap = self.state.lock().await.snapshot.clone();
+        let records = match snap {
+            Some(s) => s.records.clone(),
+            None => self.read_table(schema).await?.records,
+        };
+        Ok(records
+            .into_iter()
+            .filter(|r| {
+                r.fields
+                    .get(field)
+                    .and_then(value::key_text)
+                    .is_some_and(|v| want.contains(&v))
+            })
+            .collect())
+    }
+}
+
+/// Sorted 1-based rows merged into spans when the gap between them is small.
+fn row_spans(mut rows: Vec<usize>, max_gap: usize) -> Vec<(usize, usize)> {
+    rows.sort_unstable();
+    rows.dedup();
+    let mut spans: Vec<(usize, usize)> = Vec::new();
+    for r in rows {
+        match spans.last_mut() {
+            Some((_, end)) if r <= *end + max_gap + 1 => *end = r,
+            _ => spans.push((r, r)),
+        }
+    }
+    spans
+}
+
+/// Most ranges a read-back of written rows asks for before reading the whole tab instead
+/// (the query string carries every range).
+const MAX_READBACK_SPANS: usize = 40;
+
+impl GoogleSheets {
+    /// Reads just the rows the cached layout places `keys` on, when that is a few ranges and
+    /// every key is still where the layout says; `None` means "read the whole tab".
+    async fn read_rows_of(
+        &self,
+        schema: &ObjectSchema,
+        keys: &[RecordKey],
+    ) -> Result<Option<Vec<Record>>, ConnectorError> {
+        let rows: Vec<usize> = {
+            let st = self.state.lock().await;
+            let Some(layout) = &st.layout else {
+                return Ok(None);
+            };
+            let mut rows = Vec::with_capacity(keys.len());
+            for k in keys {
+                match layout.rows.get(k.as_str()) {
+                    Some(r) => rows.push(*r),
+                    None => return Ok(None),
+                }
+            }
+            rows
+        };
+        let spans = row_spans(rows, 20);
+        if spans.len() > MAX_READBACK_SPANS {
+            return Ok(None);
+        }
+        let tab = &self.settings.tab;
+        let mut ranges = vec![a1::row(tab, 1)];
+        ranges.extend(
+            spans
+                .iter()
+                .map(|(a, b)| format!("{}!{a}:{b}", a1::quote_tab(tab))),
+        );
+        let got = self.client.values_batch_get(&ranges).await?;
+        // Rebuild a small table: header + the spans' rows, then check every key sits where
+        // the layout said; any surprise falls back to a whole-tab read.
+        let header_row = got
+            .first()
+            .and_then(|v| v.values.first())
+            .cloned()
+            .unwrap_or_default();
+        let rules = self.rules(schema);
+        let want: HashMap<&str, usize> = {
+            let st = self.state.lock().await;
+            let Some(layout) = &st.layout else {
+                return Ok(None);
+            };
+            keys.iter()
+                .filter_map(|k| layout.rows.get(k.as_str()).map(|r| (k.as_str(), *r)))
+                .collect()
+        };
+        let mut found = Vec::with_capacity(keys.len());
+        for ((start, end), vr) in spans.iter().zip(got.iter().skip(1)) {
+            let mut values = vec![header_row.clone()];
+            values.extend(vr.values.iter().cloned());
+            let span_len = end - start + 1;
+            values.resize(span_len + 1, Vec::new());
+            let Ok(table) = rules.parse_table(&values) else {
+                return Ok(None);
+            };
+            for r in table.records {
+                let expected_row = table
+                    .layout
+                    .rows
+                    .get(r.key.as_str())
+                    .map(|local| start + local - 2);
+                match want.get(r.key.as_str()) {
+                    Some(row) if Some(*row) == expected_row => found.push(r),
+                    Some(_) => return Ok(None),
+                    None => {}
+                }
+            }
+        }
+        if found.len() != want.len() {
+            return Ok(None);
+        }
+        found.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(Some(found))
+    }
+
+    /// Checks each op and turns it into cells by column name.
+    fn prepare(&self, schema: &ObjectSchema, op: &WriteOp, header: &Header) -> Prepared {
+        let types = self.types();
+        let now = chrono::Utc::now();
+        let cells_of = |fields: &BTreeMap<String, Value>, create: bool| {
+            let mut cells = BTreeMap::new();
+            for (name, v) in fields {
+                if header.index(name).is_none() {
+                    return Err(RecordError::invalid(
+                        format!(
+                            "tab {:?} has no column {name:?}; add it to the header row",
+                            self.settings.tab
+                        ),
+                        Some(name),
+                    ));
+                }
+                let ty = types.get(name).copied().unwrap_or_default();
+                let cell = value::value_to_cell(v, ty)
+                    .map_err(|r| RecordError::invalid(format!("{name}: {}", r.0), Some(name)))?;
+                // A create leaves absent cells alone; null only clears on updates.
+                if create && value::is_empty(&cell) {
+                    continue;
+                }
+                cells.insert(name.clone(), cell);
+            }
+            if let Some(u) = &schema.updated_at
+                && !fields.contains_key(u)
+            {
+                cells.insert(u.clone(), value::number(value::datetime_to_serial(now)));
+            }
+            Ok(cells)
+        };
+        match op {
+            WriteOp::Create {
+                natural_key,
+                fields,
+                ..
+            } => {
+                let key = fields.get(&schema.key).and_then(value::key_text);
+                let natural = natural_key
+                    .as_ref()
+                    .and_then(|nk| value::key_text(&nk.value).map(|v| (nk.field.clone(), v)));
+                if key.is_none() && natural.as_ref().is_none_or(|(f, _)| *f != schema.key) {
+                    return Prepared::Done(WriteOutcome::Failed(RecordError::invalid(
+                        format!("a new row needs a value in the key column {}", schema.key),
+                        Some(&schema.key),
+                    )));
+                }
+                match cells_of(fields, true) {
+                    Ok(cells) => Prepared::Put {
+                        key,
+                        create: true,
+                        natural,
+                        cells,
+                    },
+                    Err(e) => Prepared::Done(WriteOutcome::Failed(e)),
+                }
+            }
+            WriteOp::Update { key, fields, .. } => match cells_of(fields, false) {
+                Ok(cells) => Prepared::Put {
+                    key: Some(key.0.clone()),
+                    create: false,
+                    natural: None,
+                    cells,
+                },
+                Err(e) => Prepared::Done(WriteOutcome::Failed(e)),
+            },
+            WriteOp::Delete { key } => Prepared::Clear { key: key.0.clone() },
+            WriteOp::Archive { key } => match &schema.deleted {
+                Some(d) => {
+                    let mut cells = BTreeMap::new();
+                    cells.insert(
+                        d.clone(),
+                        Value::String(self.settings.deleted_value.clone()),
+                    );
+                    if let Some(u) = &schema.updated_at {
+                        cells.insert(u.clone(), value::number(value::datetime_to_serial(now)));
+                    }
+                    Prepared::Put {
+                        key: Some(key.0.clone()),
+                        create: false,
+                        natural: None,
+                        cells,
+                    }
+                }
+                None => Prepared::Done(WriteOutcome::Failed(RecordError::invalid(
+                    "archive needs a deleted_column (a status column) on the sheet",
+                    None,
+                ))),
+            },
+        }
+    }
+}
+
+/// The rows each prepared op lands on, given where keys are and where new rows start.
+fn place(
+    prepared: &[Prepared],
+    layout: &Layout,
+    natural_rows: &HashMap<String, HashMap<String, usize>>,
+    append_at: usize,
+) -> (Vec<Placement>, usize) {
+    let mut next_new = append_at;
+    let mut claimed: HashMap<String, usize> = HashMap::new();
+    let mut out = Vec::with_capacity(prepared.len());
+    for p in prepared {
+        let placement = match p {
+            Prepared::Done(_) => Placement::NotFound,
+            Prepared::Clear { key } => match layout.rows.get(key) {
+                Some(r) => Placement::Row {
+                    row: *r,
+                    key: key.clone(),
+                    created: false,
+                },
+                None => Placement::NotFound,
+            },
+            Prepared::Put {
+                key, create: false, ..
+            } => {
+                match key
+                    .as_ref()
+                    .and_then(|k| layout.rows.get(k).map(|r| (k, r)))
+                {
+                    Some((k, r)) => Placement::Row {
+                        row: *r,
+                        key: k.clone(),
+                        created: false,
+                    },
+                    None => Placement::NotFound,
+                }
+            }
+            Prepared::Put {
+                key,
+                create: true,
+                natural,
+                ..
+            } => {
+                let existing = natural
+                    .as_ref()
+                    .and_then(|(f, v)| natural_rows.get(f).and_then(|m| m.get(v)).copied());
+                let by_key = key.as_ref().and_then(|k| layout.rows.get(k)).copied();
+                let key_of_row = |row: usize| {
+                    layout
+                        .rows
+                        .iter()
+                        .find(|(_, r)| **r == row)
+                        .map(|(k, _)| k.clone())
+                };
+                match (existing, by_key) {
+                    (Some(row), _) => match key_of_row(row) {
+                        Some(k) => Placement::Row {
+                            row,
+                            key: k,
+                            created: false,
+                        },
+                        None => Placement::NotFound,
+                    },
+                    (None, Some(row)) => Placement::Duplicate(row),
+                    (None, None) => {
+                        let k = key
+                            .clone()
+                            .or_else(|| natural.as_ref().map(|(_, v)| v.clone()))
+                            .unwrap_or_default();
+                        if let Some(row) = claimed.get(&k) {
+                            Placement::Duplicate(*row)
+                        } else {
+                            let row = next_new;
+                            next_new += 1;
+                            claimed.insert(k.clone(), row);
+                            Placement::Row {
+                                row,
+                                key: k,
+                                created: true,
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        out.push(placement);
+    }
+    (out, next_new - append_at)
+}
+
+/// Contiguous column runs of one row's cells, as ranges.
+fn row_ranges(
+    tab: &str,
+    header: &Header,
+    row: usize,
+    cells: &BTreeMap<String, Value>,
+) -> Vec<ValueRange> {
+    let mut by_col: Vec<(usize, Value)> = cells
+        .iter()
+        .filter_map(|(n, v)| header.index(n).map(|c| (c, v.clone())))
+        .collect();
+    by_col.sort_by_key(|(c, _)| *c);
+    let mut out = Vec::new();
+    let mut run: Vec<(usize, Value)> = Vec::new();
+    let mut flush = |run: &mut Vec<(usize, Value)>| {
+        if let (Some((first, _)), Some((last, _))) = (run.first(), run.last()) {
+            out.push(ValueRange {
+                range: a1::cells(tab, *first, row, *last, row),
+                major_dimension: Some("ROWS".into()),
+                values: vec![run.iter().map(|(_, v)| v.clone()).collect()],
+            });
+        }
+        run.clear();
+    };
+    for (c, v) in by_col {
+        if run.last().is_some_and(|(prev, _)| *prev + 1 != c) {
+            flush(&mut run);
+        }
+        run.push((c, v));
+    }
+    flush(&mut run);
+    out
+}
+
+#[async_trait::async_trait]
+impl Sink for GoogleSheets {
+    async fn write(
+        &self,
+        schema: &ObjectSchema,
+        ops: &[WriteOp],
+        _ctx: &WriteContext,
+    ) -> Result<Vec<WriteOutcome>, ConnectorError> {
+        if ops.is_empty() {
+            return Ok(Vec::new());
+        }
+        let tab = self.settings.tab.clone();
+        let rules = self.rules(schema);
+        let key_col_name = schema.key.clone();
+        let natural_fields: Vec<String> = {
+            let mut f: Vec<String> = ops
+                .iter()
+                .filter_map(|op| match op {
+                    WriteOp::Create {
+                        natural_key: Some(nk),
+                        ..
+                    } if nk.field != key_col_name => Some(nk.field.clone()),
+                    _ => None,
+                })
+                .collect();
+            f.sort();
+            f.dedup();
+            f
+        };
+        let creates = ops
+            .iter()
+            .filter(|o| matches!(o, WriteOp::Create { .. }))
+            .count();
+        // The basis is what the plan is made on: the last known header and layout. Each round
+        // reads the header, the key column and the append area fresh; the write goes out only
+        // when that read places every op where the basis did.
+        let mut basis: Option<(Header, Layout)> = {
+            let st = self.state.lock().await;
+            st.header.clone().zip(st.layout.clone())
+        };
+        for _round in 0..MAX_PLAN_ROUNDS {
+            let (guess_header, guess_layout) = match &basis {
+                Some((h, l)) => (h.clone(), Some(l.clone())),
+                None => {
+                    let vr = self.client.values_get(&a1::row(&tab, 1)).await?;
+                    let h = Header::parse(&tab, vr.values.first().map_or(&[][..], Vec::as_slice))?;
+                    (h, None)
+                }
+            };
+            let key_idx = guess_header
+                .index(&key_col_name)
+                .ok_or_else(|| rules.missing(&key_col_name, &guess_header))?;
+            let append_at = guess_layout.as_ref().map_or(2, |l| l.last_row + 1);
+            if creates > 0 {
+                self.ensure_rows(append_at + creates - 1).await?;
+            }
+            let mut ranges = vec![a1::row(&tab, 1), a1::column(&tab, key_idx)];
+            for f in &natural_fields {
+                let i = guess_header
+                    .index(f)
+                    .ok_or_else(|| rules.missing(f, &guess_header))?;
+                ranges.push(a1::column(&tab, i));
+            }
+            if creates > 0 {
+                ranges.push(a1::cells(
+                    &tab,
+                    0,
+                    append_at,
+                    guess_header.last_column(),
+                    append_at + creates - 1,
+                ));
+            }
+            let got = self.client.values_batch_get(&ranges).await?;
+            let header = Header::parse(&tab, got[0].values.first().map_or(&[][..], Vec::as_slice))?;
+            for f in &schema.fields {
+                if header.index(&f.name).is_none() {
+                    return Err(rules.missing(&f.name, &header).into());
+                }
+            }
+            let mut fresh = rules.parse_key_column(&got[1].values)?;
+            let mut natural_rows: HashMap<String, HashMap<String, usize>> = HashMap::new();
+            natural_rows.insert(
+                key_col_name.clone(),
+                fresh.rows.iter().map(|(k, r)| (k.clone(), *r)).collect(),
+            );
+            for (i, f) in natural_fields.iter().enumerate() {
+                let mut m = HashMap::new();
+                for (r, row) in got[2 + i].values.iter().enumerate().skip(1) {
+                    if let Some(v) = row.first().and_then(value::key_text) {
+                        m.entry(v).or_insert(r + 1);
+                    }
+                }
+                natural_rows.insert(f.clone(), m);
+            }
+            // Anything in the append area (a row typed without a key) pushes new rows down.
+            let area_used = if creates > 0 {
+                got.last().and_then(|v| {
+                    v.values
+                        .iter()
+                        .rposition(|row| !row.iter().all(value::is_empty))
+                })
+            } else {
+                None
+            };
+            if let Some(i) = area_used {
+                fresh.last_row = fresh.last_row.max(append_at + i);
+            }
+            let prepared: Vec<Prepared> = ops
+                .iter()
+                .map(|op| self.prepare(schema, op, &header))
+                .collect();
+            let plan = place(&prepared, &fresh, &natural_rows, fresh.last_row + 1);
+            let stable = header == guess_header
+                && fresh.last_row + 1 == append_at
+                && guess_layout
+                    .as_ref()
+                    .is_some_and(|l| place(&prepared, l, &natural_rows, append_at).0 == plan.0);
+            if !stable {
+                tracing::debug!(tab = %tab, "the tab changed since it was read; planning again on a fresh read");
+                basis = Some((header, fresh));
+                continue;
+            }
+            return self.apply(schema, &header, prepared, plan.0, fresh).await;
+        }
+        Err(ConnectorError::unavailable(
+            KIND,
+            format!(
+                "tab {tab:?} kept changing between reads ({MAX_PLAN_ROUNDS} attempts); nothing was written; run again when edits settle"
+            ),
+        ))
+    }
+}
+
+impl GoogleSheets {
+    /// Grows the grid so row `last` exists (`appendDimension` adds empty rows only, never
+    /// shrinking what someone else grew).
+    async fn ensure_rows(&self, last: usize) -> Result<(), ConnectorError> {
+        let tab = self.tab_info(false).await?;
+        if last as u64 <= tab.row_count {
+            return Ok(());
+        }
+        let tab = self.tab_info(true).await?;
+        if last as u64 <= tab.row_count {
+            return Ok(());
+        }
+        let add = last as u64 - tab.row_count;
+        self.client.append_rows(tab.sheet_id, add).await?;
+        let mut st = self.state.lock().await;
+        if let Some(t) = &mut st.tab {
+            t.row_count += add;
+        }
+        Ok(())
+    }
+
+    async fn apply(
+        &self,
+        schema: &ObjectSchema,
+        header: &Header,
+        prepared: Vec<Prepared>,
+        placements: Vec<Placement>,
+        mut layout: Layout,
+    ) -> Result<Vec<WriteOutcome>, ConnectorError> {
+        let tab = &self.settings.tab;
+        let width = header.last_column();
+        let mut per_op: Vec<Vec<ValueRange>> = Vec::with_capacity(prepared.len());
+        let mut outcomes: Vec<Option<WriteOutcome>> = Vec::with_capacity(prepared.len());
+        for (p, pl) in prepared.into_iter().zip(placements.iter()) {
+            let (ranges, outcome) = match (p, pl) {
+                (Prepared::Done(o), _) => (Vec::new(), Some(o)),
+                (Prepared::Put { key, create, .. }, Placement::NotFound) => (
+                    Vec::new(),
+                    Some(if create {
+                        WriteOutcome::Failed(RecordError::invalid(
+                            "no row found for the natural key",
+                            None,
+                        ))
+                    } else {
+                        WriteOutcome::NotFound {
+                            key: RecordKey(key.unwrap_or_default()),
+                        }
+                    }),
+                ),
+                (Prepared::Clear { key }, Placement::NotFound) => (
+                    Vec::new(),
+                    Some(WriteOutcome::NotFound {
+                        key: RecordKey(key),
+                    }),
+                ),
+                (_, Placement::Duplicate(row)) => (
+                    Vec::new(),
+                    Some(WriteOutcome::Failed(RecordError::invalid(
+                        format!(
+                            "key already on row {row} of tab {tab:?}; a second row with the same {} is refused",
+                            schema.key
+                        ),
+                        Some(&schema.key),
+                    ))),
+                ),
+                (Prepared::Put { cells, create, .. }, Placement::Row { row, .. }) => {
+                    let ranges = if create && matches!(pl, Placement::Row { created: true, .. }) {
+                        // A new row is written whole: absent cells stay blank (null = skip).
+                        let mut values = vec![Value::Null; width + 1];
+                        for (n, v) in &cells {
+                            if let Some(c) = header.index(n) {
+                                values[c] = v.clone();
+                            }
+                        }
+                        vec![ValueRange {
+                            range: a1::cells(tab, 0, *row, width, *row),
+                            major_dimension: Some("ROWS".into()),
+                            values: vec![values],
+                        }]
+                    } else {
+                        row_ranges(tab, header, *row, &cells)
+                    };
+                    (ranges, None)
+                }
+                (Prepared::Clear { .. }, Placement::Row { row, .. }) => (
+                    vec![ValueRange {
+                        range: a1::cells(tab, 0, *row, width, *row),
+                        major_dimension: Some("ROWS".into()),
+                        values: vec![vec![Value::String(String::new()); width + 1]],
+                    }],
+                    None,
+                ),
+            };
+            per_op.push(ranges);
+            outcomes.push(outcome);
+        }
+        let data: Vec<ValueRange> = per_op.iter().flatten().cloned().collect();
+        if !data.is_empty() {
+            match self.client.values_batch_update(&data).await {
+                Ok(_) => {}
+                Err(SheetsError::Api {
+                    status: 400,
+                    message,
+                    ..
+                }) if per_op.iter().filter(|r| !r.is_empty()).count() > 1 => {
+                    // Sheets applies a batch atomically: find the record it refuses by
+                    // sending each one alone.
+                    tracing::debug!(%message, "batchUpdate refused; writing records one by one");
+                    for (i, ranges) in per_op.iter().enumerate() {
+                        if ranges.is_empty() {
+                            continue;
+                        }
+                        match self.client.values_batch_update(ranges).await {
+                            Ok(_) => {}
+                            Err(SheetsError::Api {
+                                status: 400,
+                                message,
+                                ..
+                            }) => {
+                                outcomes[i] =
+                                    Some(WriteOutcome::Failed(RecordError::invalid(message, None)));
+                            }
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let mut result = Vec::with_capacity(outcomes.len());
+        for (i, (o, pl)) in outcomes.into_iter().zip(placements).enumerate() {
+            match (o, pl) {
+                (Some(o), _) => result.push(o),
+                (None, Placement::Row { row, key, created }) => {
+                    let cleared = per_op[i].len() == 1
+                        && per_op[i][0]
+                            .values
+                            .first()
+                            .is_some_and(|r| r.iter().all(|c| c == &Value::String(String::new())));
+                    if cleared && !created {
+                        layout.rows.remove(&key);
+                    } else {
+                        layout.rows.insert(key.clone(), row);
+                        layout.last_row = layout.last_row.max(row);
+                    }
+                    result.push(WriteOutcome::Applied {
+                        key: RecordKey(key),
+                        created,
+                        stored: None,
+                    });
+                }
+                (None, _) => {
+                    result.push(WriteOutcome::Failed(RecordError::transient("no placement")))
+                }
+            }
+        }
+        let mut st = self.state.lock().await;
+        st.layout = Some(layout);
+        st.header = Some(header.clone());
+        Ok(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_merge_near_rows() {
+        assert_eq!(
+            row_spans(vec![5, 3, 4, 40, 9], 2),
+            vec![(3, 5), (9, 9), (40, 40)]
+        );
+        assert_eq!(row_spans(vec![5, 7], 1), vec![(5, 7)]);
+    }
+
+    #[test]
+    fn update_cells_become_contiguous_ranges() {
+        let header = Header {
+            columns: vec![
+                Some("id".into()),
+                Some("a".into()),
+                None,
+                Some("b".into()),
+                Some("c".into()),
+            ],
+        };
+        let mut cells = BTreeMap::new();
+        cells.insert("a".to_owned(), Value::from(1));
+        cells.insert("b".to_owned(), Value::from(2));
+        cells.insert("c".to_owned(), Value::from(3));
+        let r = row_ranges("T", &header, 7, &cells);
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].range, "'T'!B7:B7");
+        assert_eq!(r[1].range, "'T'!D7:E7");
+        assert_eq!(r[1].values, vec![vec![Value::from(2), Value::from(3)]]);
+    }
+}
