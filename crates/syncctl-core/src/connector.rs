@@ -21,14 +21,39 @@
 //! * **Reads are keyset-paginated** ([`ReadRequest`]): without `since`, ascending by key; with
 //!   `since`, every record whose cursor column is `>= since` (inclusive: the engine subtracts
 //!   its overlap window and de-duplicates), ascending by `(updated_at, key)`. A page holds at
-//!   most `limit` records; [`Page::next`] is `None` on the last page. Pages must neither skip
-//!   nor repeat a record that did not change during the scan. No `OFFSET`.
+//!   most `limit` records; [`Page::next`] is `None` on the last page. Pages must never skip a
+//!   record. With [`PageOrder::Keyset`] they also never repeat one that did not change during
+//!   the scan (no `OFFSET`); a SaaS API whose paging cannot promise that (HubSpot search
+//!   re-anchored at its 10 000-result cap) declares [`PageOrder::MayRepeat`] and the engine
+//!   drops the repeats by key.
+//! * **Versions.** A system with optimistic concurrency (QuickBooks `SyncToken`, an ETag) puts
+//!   the record's version in [`Record::version`]; the engine hands it back in
+//!   [`WriteOp::Update::expected_version`] and a sink that finds the record at another version
+//!   writes nothing and reports [`WriteOutcome::Stale`]. The engine then re-reads the record,
+//!   merges again three-way against its base and retries once; a second stale outcome leaves
+//!   the pair for the next run. A stale record is never a failed run.
+//! * **Rate limits** are [`ConnectorError::RateLimited`], never [`ConnectorError::Unavailable`]:
+//!   burst limits are absorbed by the HTTP core (limiter, `Retry-After`, retries) and only
+//!   surface when retries are exhausted; a [`RateLimitScope::Daily`] quota stops the run
+//!   cleanly (what was written is committed, the run fails as `transient`, exit 4) and is not
+//!   counted against the circuit breaker, because the system is healthy.
+//! * **Normalisation.** A system that rewrites values (HubSpot lower-cases emails and returns
+//!   every number as a string) says so per field ([`FieldSchema::normalisation`]); read-back
+//!   verification and change detection compare [`FieldSchema::normalise`]d values, so a value
+//!   never flips back and forth between the two sides.
+//! * **Deletes.** A source that reports deletes itself in its change feed (HubSpot
+//!   `archived=true`, QuickBooks CDC `status: Deleted`) sets [`Capabilities::reports_deletes`];
+//!   the engine then trusts [`Record::deleted`] from incremental reads instead of scanning every
+//!   key to find missing records.
 //! * **Writes are batches with per-record outcomes** ([`Sink::write`]): the returned vector has
 //!   exactly one [`WriteOutcome`] per op, in the same order. One bad record never loses the
 //!   others: a SQL sink that runs a batch as one statement must, when that statement fails,
 //!   retry the batch record by record (each in its own savepoint) to find the culprit.
 //!   `Err(ConnectorError)` means the whole batch is in an unknown or failed state (connection
-//!   lost, auth refused); the engine counts it against the connector's circuit breaker.
+//!   lost, auth refused); the engine counts it against the connector's circuit breaker. A
+//!   per-record refusal keeps its meaning ([`RecordError`]: class, the vendor's code such as
+//!   HubSpot's `category` or QuickBooks' `6240`, field and message) into the run report and the
+//!   audit.
 //! * **Creates are idempotent** through [`WriteOp::Create::natural_key`]: when present, the
 //!   sink creates the record only if no record has that value in that field, and otherwise
 //!   updates the existing one and reports it with `created: false` (PostgreSQL
@@ -52,15 +77,18 @@
 //!   what was stored and to record the stored values as the new base, which absorbs the
 //!   system's own normalisation (trimmed strings, rounded numbers) and prevents ping-pong.
 //!
-//! Conformance: every connector must pass `syncctl_sql::conformance` (see that module), which
-//! checks each rule above against a real instance of the system.
+//! Conformance: every connector must pass `syncctl_testkit::conformance` (see that module),
+//! which checks each rule above against a real instance of the system or its stateful fake.
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::breaker::{CircuitBreaker, SharedBreaker};
 use crate::{Classified, ErrorClass, Record, RecordKey};
 
 /// A connector's view of one object: its fields, key, cursor and what it can do.
@@ -111,6 +139,9 @@ pub struct FieldSchema {
     pub max_length: Option<u32>,
     /// Whether the system fills it when a create leaves it out (defaults, serials).
     pub has_default: bool,
+    /// How the system rewrites values of this field on write (applied in order).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub normalisation: Vec<Normalisation>,
 }
 
 impl FieldSchema {
@@ -125,6 +156,43 @@ impl FieldSchema {
             unique: false,
             max_length: None,
             has_default: false,
+            normalisation: Vec::new(),
+        }
+    }
+
+    /// `value` as the system would store it: every [`Normalisation`] of this field applied.
+    /// Change detection and read-back verification compare normalised forms.
+    #[must_use]
+    pub fn normalise(&self, value: &serde_json::Value) -> serde_json::Value {
+        self.normalisation
+            .iter()
+            .fold(value.clone(), |v, n| n.apply(&v))
+    }
+}
+
+/// One way a system rewrites a value it stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Normalisation {
+    /// Text is stored lower-cased (HubSpot `email`).
+    Lowercase,
+    /// Leading and trailing whitespace is dropped.
+    Trim,
+    /// Numbers and booleans come back as strings (every HubSpot property): `42` → `"42"`.
+    NumbersAsText,
+}
+
+impl Normalisation {
+    /// `value` after this rewrite; values it does not apply to pass through unchanged.
+    #[must_use]
+    pub fn apply(self, value: &serde_json::Value) -> serde_json::Value {
+        use serde_json::Value;
+        match (self, value) {
+            (Self::Lowercase, Value::String(s)) => Value::String(s.to_lowercase()),
+            (Self::Trim, Value::String(s)) => Value::String(s.trim().to_owned()),
+            (Self::NumbersAsText, Value::Number(n)) => Value::String(n.to_string()),
+            (Self::NumbersAsText, Value::Bool(b)) => Value::String(b.to_string()),
+            _ => value.clone(),
         }
     }
 }
@@ -176,6 +244,25 @@ pub struct Capabilities {
     pub conditional_update: bool,
     /// [`WriteOutcome::Applied::stored`] carries the record as stored (`RETURNING`).
     pub returns_stored: bool,
+    /// [`WriteOp::Update::expected_version`] is honoured ([`WriteOutcome::Stale`]).
+    pub versioned: bool,
+    /// Whether incremental reads report deleted records themselves ([`Record::deleted`]), so
+    /// the engine needs no full key scan to find deletes.
+    pub reports_deletes: bool,
+    /// What paging promises about repeats.
+    pub page_order: PageOrder,
+}
+
+/// What a connector's paging promises. Neither order ever skips a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PageOrder {
+    /// Strict keyset order: a record that did not change is returned exactly once.
+    #[default]
+    Keyset,
+    /// A record may be returned more than once in one scan (HubSpot search re-anchored at its
+    /// result cap); the engine drops repeats by key.
+    MayRepeat,
 }
 
 impl Capabilities {
@@ -191,6 +278,9 @@ impl Capabilities {
             generated_keys: true,
             conditional_update: false,
             returns_stored: false,
+            versioned: false,
+            reports_deletes: false,
+            page_order: PageOrder::Keyset,
         }
     }
 }
@@ -296,6 +386,11 @@ pub enum WriteOp {
         /// When the sink is [`Capabilities::conditional_update`]: apply only if the record's
         /// cursor field still equals this value, else report [`WriteOutcome::Stale`].
         expected_updated_at: Option<DateTime<Utc>>,
+        /// When the sink is [`Capabilities::versioned`]: the [`Record::version`] the plan was
+        /// made from (QuickBooks `SyncToken`); a record at another version is not written and
+        /// is reported [`WriteOutcome::Stale`].
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expected_version: Option<String>,
     },
     /// Remove a record for good.
     Delete {
@@ -362,6 +457,10 @@ pub struct RecordError {
     pub message: String,
     /// The field at fault, when the system says.
     pub field: Option<String>,
+    /// The vendor's own error code (HubSpot `category` such as `VALIDATION_ERROR`, QuickBooks
+    /// `Fault.Error.code` such as `6240`, a SQLSTATE), kept for the report and the audit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
 }
 
 impl RecordError {
@@ -372,7 +471,29 @@ impl RecordError {
             class: ErrorClass::Config,
             message: message.into(),
             field: field.map(str::to_owned),
+            code: None,
         }
+    }
+
+    /// This error with the vendor's code attached.
+    #[must_use]
+    pub fn with_code(mut self, code: impl Into<String>) -> Self {
+        self.code = Some(code.into());
+        self
+    }
+
+    /// One line for reports and the audit: `[code] field: message`.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        if let Some(c) = &self.code {
+            out.push_str(&format!("[{c}] "));
+        }
+        if let Some(f) = &self.field {
+            out.push_str(&format!("{f}: "));
+        }
+        out.push_str(&self.message);
+        out
     }
 
     /// A failure that may pass on retry.
@@ -382,6 +503,7 @@ impl RecordError {
             class: ErrorClass::Transient,
             message: message.into(),
             field: None,
+            code: None,
         }
     }
 }
@@ -430,6 +552,40 @@ pub enum ConnectorError {
         /// The operation.
         what: String,
     },
+    /// The system refused because a rate limit is used up, after the HTTP core's own waits
+    /// and retries. Not an outage: the circuit breaker ignores it.
+    #[error("{connector}: rate limited ({scope}): {message}")]
+    RateLimited {
+        /// The connector kind.
+        connector: String,
+        /// How long the system asked to wait, when it said.
+        retry_after: Option<Duration>,
+        /// Which limit: a burst window the next run will find open, or a daily quota.
+        scope: RateLimitScope,
+        /// The system's message.
+        message: String,
+    },
+}
+
+/// Which rate limit refused a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RateLimitScope {
+    /// A short rolling window (HubSpot's 10-second limit, QuickBooks' per-minute throttle)
+    /// that stayed closed through every retry.
+    Burst,
+    /// A daily quota (HubSpot `policyName: DAILY`): nothing more can be done today, so the
+    /// run stops cleanly with what it has written committed.
+    Daily,
+}
+
+impl fmt::Display for RateLimitScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Burst => "burst",
+            Self::Daily => "daily quota",
+        })
+    }
 }
 
 impl ConnectorError {
@@ -468,6 +624,40 @@ impl ConnectorError {
             what: what.into(),
         }
     }
+
+    /// A rate-limit refusal.
+    #[must_use]
+    pub fn rate_limited(
+        connector: &str,
+        scope: RateLimitScope,
+        retry_after: Option<Duration>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self::RateLimited {
+            connector: connector.to_owned(),
+            retry_after,
+            scope,
+            message: message.into(),
+        }
+    }
+
+    /// Whether this is a rate limit (any scope): not an outage, never counted by a breaker.
+    #[must_use]
+    pub fn is_rate_limit(&self) -> bool {
+        matches!(self, Self::RateLimited { .. })
+    }
+
+    /// Whether a daily quota is used up: the run must stop, keeping what it wrote.
+    #[must_use]
+    pub fn is_quota_exhausted(&self) -> bool {
+        matches!(
+            self,
+            Self::RateLimited {
+                scope: RateLimitScope::Daily,
+                ..
+            }
+        )
+    }
 }
 
 impl Classified for ConnectorError {
@@ -475,7 +665,7 @@ impl Classified for ConnectorError {
         match self {
             Self::Config { .. } | Self::Unsupported { .. } => ErrorClass::Config,
             Self::Auth { .. } => ErrorClass::Auth,
-            Self::Unavailable { .. } => ErrorClass::Transient,
+            Self::Unavailable { .. } | Self::RateLimited { .. } => ErrorClass::Transient,
             Self::Failed { .. } => ErrorClass::RemoteFailed,
         }
     }
@@ -570,12 +760,137 @@ pub trait Sink: Send + Sync {
 }
 
 /// What a factory needs besides the connector's own settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Built by the binary per side; tests use [`BuildContext::new`] and the `with_*` setters.
+#[derive(Clone)]
 pub struct BuildContext {
     /// Relative paths in settings (`path: contacts.csv`, `sqlite://crm.db`) are resolved
     /// against this directory: the config file's directory, or the working directory when
     /// there is no config file.
     pub base_dir: std::path::PathBuf,
+    /// Settings from the environment (`HUBSPOT_API_TOKEN`, `QUICKBOOKS_BASE_URL`): the
+    /// binary's snapshot of the process environment over `--env-file`s. Core reads no
+    /// environment itself.
+    pub env: Arc<dyn Fn(&str) -> Option<String> + Send + Sync>,
+    /// Cancelled on SIGINT/SIGTERM: long waits (rate-limit back-off, token refresh) stop early.
+    pub cancel: tokio_util::sync::CancellationToken,
+    /// The engine's persisted breaker for this connector; HTTP connectors hand it to their
+    /// `HttpClient` so requests fail fast while it is open and there is one breaker, not two.
+    pub breaker: SharedBreaker,
+    /// Where rotating credentials (QuickBooks refresh tokens) survive between runs: the sync
+    /// state store, encrypted when `SYNCCTL_STATE_KEY` is set.
+    pub credentials: Arc<dyn CredentialStore>,
+}
+
+impl BuildContext {
+    /// A context with no environment, a closed default breaker, a token nobody cancels and
+    /// credentials kept in memory only.
+    #[must_use]
+    pub fn new(base_dir: impl Into<std::path::PathBuf>) -> Self {
+        Self {
+            base_dir: base_dir.into(),
+            env: Arc::new(|_| None),
+            cancel: tokio_util::sync::CancellationToken::new(),
+            breaker: Arc::new(Mutex::new(CircuitBreaker::new(
+                crate::breaker::BreakerConfig::default(),
+            ))),
+            credentials: Arc::new(MemoryCredentials::default()),
+        }
+    }
+
+    /// Reads settings from `env` (a lookup by variable name).
+    #[must_use]
+    pub fn with_env(
+        mut self,
+        env: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.env = Arc::new(env);
+        self
+    }
+
+    /// Uses `breaker` as the connector's breaker.
+    #[must_use]
+    pub fn with_breaker(mut self, breaker: SharedBreaker) -> Self {
+        self.breaker = breaker;
+        self
+    }
+
+    /// Uses `cancel` as the run's cancellation token.
+    #[must_use]
+    pub fn with_cancel(mut self, cancel: tokio_util::sync::CancellationToken) -> Self {
+        self.cancel = cancel;
+        self
+    }
+
+    /// Keeps rotating credentials in `store`.
+    #[must_use]
+    pub fn with_credentials(mut self, store: Arc<dyn CredentialStore>) -> Self {
+        self.credentials = store;
+        self
+    }
+
+    /// The environment variable `name`, when set and not blank.
+    #[must_use]
+    pub fn env_var(&self, name: &str) -> Option<String> {
+        (self.env)(name).filter(|v| !v.trim().is_empty())
+    }
+}
+
+impl fmt::Debug for BuildContext {
+    // The environment holds secrets: never printed.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BuildContext")
+            .field("base_dir", &self.base_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Secrets that change between runs and must survive them: a rotated OAuth refresh token
+/// (QuickBooks invalidates the old one the moment it issues a new one, so losing the new one
+/// locks the integration out until someone re-authorises it).
+///
+/// Names are chosen by the connector and should include its account (`quickbooks:<realm>:
+/// refresh_token`). A store saves before it returns, so a token is never used before it is
+/// durable.
+#[async_trait::async_trait]
+pub trait CredentialStore: Send + Sync {
+    /// The stored value of `name`, if any.
+    ///
+    /// # Errors
+    /// The store is unreachable, or the value cannot be decrypted (wrong `SYNCCTL_STATE_KEY`).
+    async fn load(&self, name: &str) -> Result<Option<secrecy::SecretString>, ConnectorError>;
+
+    /// Stores `value` as `name`, replacing the previous value.
+    ///
+    /// # Errors
+    /// The store is unreachable or refused the write.
+    async fn save(&self, name: &str, value: &secrecy::SecretString) -> Result<(), ConnectorError>;
+}
+
+/// Credentials kept in memory: for tests, and for commands without a state store.
+#[derive(Default)]
+pub struct MemoryCredentials {
+    values: Mutex<BTreeMap<String, secrecy::SecretString>>,
+}
+
+#[async_trait::async_trait]
+impl CredentialStore for MemoryCredentials {
+    async fn load(&self, name: &str) -> Result<Option<secrecy::SecretString>, ConnectorError> {
+        Ok(self
+            .values
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(name)
+            .cloned())
+    }
+
+    async fn save(&self, name: &str, value: &secrecy::SecretString) -> Result<(), ConnectorError> {
+        self.values
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(name.to_owned(), value.clone());
+        Ok(())
+    }
 }
 
 /// The future a factory returns.

@@ -41,6 +41,12 @@ pub struct Record {
     pub updated_at: Option<DateTime<Utc>>,
     /// Whether the system reports this record as deleted or archived.
     pub deleted: bool,
+    /// The system's opaque concurrency version (QuickBooks `SyncToken`, an ETag), if it has
+    /// one. The engine never interprets it: it hands it back in
+    /// [`WriteOp::Update::expected_version`](crate::WriteOp::Update) so the sink can refuse a
+    /// write made from a stale read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 impl Record {
@@ -52,6 +58,7 @@ impl Record {
             fields,
             updated_at: None,
             deleted: false,
+            version: None,
         }
     }
 }

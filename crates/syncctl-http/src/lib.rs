@@ -8,7 +8,6 @@
 //! to repeat (see [`RetrySafety`]).
 
 pub mod auth;
-mod breaker;
 mod client;
 mod error;
 mod rate;
@@ -18,7 +17,8 @@ pub use auth::{
     AccessToken, AuthProvider, BasicAuth, BearerToken, ClientCredentials, CredentialStyle,
     RefreshingToken, TokenFetcher,
 };
-pub use breaker::{BreakerConfig, BreakerPhase, BreakerState, CircuitBreaker};
+// The breaker is pure state (it lives in core so a connector's `BuildContext` can carry the
+// engine's persisted one); re-exported here where the client uses it.
 pub use client::{
     Body, HttpClient, HttpClientBuilder, RecordingSleeper, Request, Response, RetrySafety, Sleeper,
     TokioSleeper,
@@ -26,6 +26,9 @@ pub use client::{
 pub use error::{HttpError, is_retryable_status};
 pub use rate::RateLimiter;
 pub use retry::{RetryPolicy, parse_retry_after};
+pub use syncctl_core::breaker::{
+    BreakerConfig, BreakerPhase, BreakerState, CircuitBreaker, SharedBreaker,
+};
 
 /// The User-Agent every request carries.
 pub const USER_AGENT: &str = concat!("syncctl/", "0.1.0");

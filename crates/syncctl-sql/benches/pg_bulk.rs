@@ -190,6 +190,7 @@ async fn bench(rows: usize) {
                     key: key.clone(),
                     fields: changed,
                     expected_updated_at: None,
+                    expected_version: None,
                 })
             })
             .collect();

@@ -523,6 +523,7 @@ async fn updates_are_partial_and_bump_the_cursor(
             key: keys[0].clone(),
             fields: fields(&[("name", json!("Renamed"))]),
             expected_updated_at: None,
+            expected_version: None,
         }],
     )
     .await?;
@@ -572,6 +573,7 @@ async fn deletes_and_missing_records(f: &dyn Fixture, c: &dyn Connector) -> Resu
                 key: keys[0].clone(),
                 fields: fields(&[("name", json!("x"))]),
                 expected_updated_at: None,
+                expected_version: None,
             },
         ],
     )
@@ -606,11 +608,13 @@ async fn one_bad_record_does_not_lose_the_batch(
             key: keys[0].clone(),
             fields: fields(&[("name", json!("ok-1"))]),
             expected_updated_at: None,
+            expected_version: None,
         },
         WriteOp::Update {
             key: RecordKey::from("987654321"),
             fields: fields(&[("name", json!("ghost"))]),
             expected_updated_at: None,
+            expected_version: None,
         },
     ];
     let mut expect_failed = Vec::new();
@@ -620,6 +624,7 @@ async fn one_bad_record_does_not_lose_the_batch(
             key: keys[1].clone(),
             fields: fields(&[("age", bad)]),
             expected_updated_at: None,
+            expected_version: None,
         });
     }
     if f.enforces_unique_email() {
@@ -640,6 +645,7 @@ async fn one_bad_record_does_not_lose_the_batch(
         key: keys[1].clone(),
         fields: fields(&[("name", json!("ok-2"))]),
         expected_updated_at: None,
+        expected_version: None,
     });
     let out = write(c, &s, &ops).await?;
     let mut ck = Check::new();
@@ -700,6 +706,7 @@ async fn conditional_updates_detect_stale_records(
         key: keys[0].clone(),
         fields: fields(&[("name", json!("cas"))]),
         expected_updated_at: Some(expected),
+        expected_version: None,
     };
     let stale = write(c, &s, &[update(t0() - Duration::hours(1))]).await?;
     let fresh = write(c, &s, &[update(t0())]).await?;

@@ -313,6 +313,7 @@ impl CsvConnector {
                 fields,
                 updated_at,
                 deleted,
+                version: None,
             });
         }
         if blank > 0 {
@@ -402,6 +403,9 @@ impl Connector for CsvConnector {
                 generated_keys: false,
                 conditional_update: false,
                 returns_stored: true,
+                versioned: false,
+                reports_deletes: false,
+                page_order: syncctl_core::PageOrder::Keyset,
             },
             max_batch: 5000,
         })
@@ -603,6 +607,7 @@ impl CsvConnector {
                 fields,
                 updated_at,
                 deleted: false,
+                version: None,
             }
         };
         match op {
@@ -768,9 +773,7 @@ mod tests {
             )
             .unwrap();
             (FACTORY.build)(
-                BuildContext {
-                    base_dir: self.dir.path().to_path_buf(),
-                },
+                BuildContext::new(self.dir.path().to_path_buf()),
                 json!({"connector": "csv", "path": "people.csv", "updated_at_column": "updated_at"}),
             )
             .await
@@ -817,14 +820,9 @@ mod tests {
     }
 
     async fn connector(dir: &Path, settings: Value) -> Box<dyn Connector> {
-        (FACTORY.build)(
-            BuildContext {
-                base_dir: dir.to_path_buf(),
-            },
-            settings,
-        )
-        .await
-        .unwrap()
+        (FACTORY.build)(BuildContext::new(dir.to_path_buf()), settings)
+            .await
+            .unwrap()
     }
 
     #[tokio::test]
@@ -848,6 +846,7 @@ mod tests {
                     key: RecordKey::from("a@x.io"),
                     fields: BTreeMap::from([("name".to_owned(), json!("Ann \"Q\" Smith"))]),
                     expected_updated_at: None,
+                    expected_version: None,
                 }],
                 &WriteContext::new("t", "r"),
             )

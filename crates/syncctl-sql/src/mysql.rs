@@ -390,6 +390,7 @@ impl MySqlConnector {
                     None
                 },
                 has_default: auto || default.is_some(),
+                normalisation: Vec::new(),
                 field_type,
                 name,
             });
@@ -724,9 +725,7 @@ mod tests {
 
     #[tokio::test]
     async fn settings_are_checked_without_touching_the_network() {
-        let ctx = || BuildContext {
-            base_dir: ".".into(),
-        };
+        let ctx = || BuildContext::new(".");
         let bad = (FACTORY.build)(
             ctx(),
             json!({"connector": "mysql", "url": "postgres://h/db", "object": "t"}),

@@ -311,6 +311,7 @@ impl PgConnector {
                 writable: generated.is_empty() && identity != "a",
                 max_length: maxlen.and_then(|n| u32::try_from(n).ok()),
                 has_default: hasdef || !identity.is_empty(),
+                normalisation: Vec::new(),
                 field_type,
                 name,
             });
@@ -631,9 +632,7 @@ mod tests {
     #[tokio::test]
     async fn settings_are_checked_without_touching_the_network() {
         let bad = (FACTORY.build)(
-            BuildContext {
-                base_dir: ".".into(),
-            },
+            BuildContext::new("."),
             json!({"connector": "postgres", "url": "mysql://h/db", "object": "t"}),
         )
         .await
@@ -641,9 +640,7 @@ mod tests {
         .map(|e| e.to_string());
         assert!(bad.is_some_and(|m| m.contains("postgres://")));
         let unknown = (FACTORY.build)(
-            BuildContext {
-                base_dir: ".".into(),
-            },
+            BuildContext::new("."),
             json!({"connector": "postgres", "url": "postgres://h/db", "object": "t", "tabel": 1}),
         )
         .await
@@ -651,9 +648,7 @@ mod tests {
         .map(|e| e.to_string());
         assert!(unknown.is_some_and(|m| m.contains("tabel")));
         let ok = (FACTORY.build)(
-            BuildContext {
-                base_dir: ".".into(),
-            },
+            BuildContext::new("."),
             json!({"connector": "postgres", "url": "postgres://u:pw@db.example.com:6543/crm",
                    "object": "crm.contacts"}),
         )

@@ -1,6 +1,5 @@
 //! The connector registry: kind → factory. Adding a connector = one module + one line here.
 
-use serde::de::DeserializeOwned;
 use syncctl_core::{BuildContext, Connector, ConnectorError, ConnectorFactory};
 
 /// Every connector this crate provides.
@@ -36,21 +35,8 @@ pub async fn build(
     (f.build)(ctx, settings).await
 }
 
-/// Deserializes a connector's settings struct from its config block, dropping the
-/// `connector` key first so the struct can keep `#[serde(deny_unknown_fields)]`.
-///
-/// # Errors
-/// A [`ConnectorError::Config`] naming the unknown, missing or malformed key.
-pub fn parse_settings<T: DeserializeOwned>(
-    kind: &str,
-    mut settings: serde_json::Value,
-) -> Result<T, ConnectorError> {
-    if let Some(map) = settings.as_object_mut() {
-        map.remove("connector");
-    }
-    serde_json::from_value(settings)
-        .map_err(|e| ConnectorError::config(kind, format!("invalid settings: {e}")))
-}
+/// Settings parsing lives in core so that every connector crate shares it.
+pub use syncctl_core::parse_settings;
 
 #[cfg(test)]
 mod tests {

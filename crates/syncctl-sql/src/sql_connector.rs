@@ -282,6 +282,9 @@ impl<DB: Database, T> SqlCore<DB, T> {
                 generated_keys,
                 conditional_update: has_cursor,
                 returns_stored: true,
+                versioned: false,
+                reports_deletes: false,
+                page_order: syncctl_core::PageOrder::Keyset,
             },
             max_batch: s.max_batch.unwrap_or(default_max_batch).max(1),
         }

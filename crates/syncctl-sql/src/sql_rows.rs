@@ -139,6 +139,7 @@ pub(crate) fn record_from_texts(schema: &ObjectSchema, texts: Vec<Option<String>
         fields,
         updated_at,
         deleted,
+        version: None,
     }
 }
 
@@ -406,6 +407,7 @@ pub(crate) fn prepare(schema: &ObjectSchema, op: &WriteOp) -> Prepared {
             key,
             fields,
             expected_updated_at,
+            expected_version: _,
         } => update(key, typed_fields(schema, fields), *expected_updated_at),
         WriteOp::Delete { key } => match key_value(schema, key) {
             None => Prepared::Missing(key.clone()),
@@ -665,12 +667,14 @@ mod tests {
             key: RecordKey::from("1"),
             fields: BTreeMap::from([("age".to_owned(), json!("old"))]),
             expected_updated_at: None,
+            expected_version: None,
         };
         assert!(matches!(prepare(&s, &bad_type), Prepared::Refused(_)));
         let generated = WriteOp::Update {
             key: RecordKey::from("1"),
             fields: BTreeMap::from([("full".to_owned(), json!("x"))]),
             expected_updated_at: None,
+            expected_version: None,
         };
         assert!(matches!(prepare(&s, &generated), Prepared::Refused(_)));
         let ghost = WriteOp::Delete {

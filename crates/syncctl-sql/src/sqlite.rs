@@ -355,6 +355,7 @@ impl SqliteConnector {
             fields,
             updated_at,
             deleted,
+            version: None,
         }
     }
 
@@ -473,6 +474,7 @@ impl Connector for SqliteConnector {
                 writable: true,
                 max_length,
                 has_default: default.is_some(),
+                normalisation: Vec::new(),
             });
         }
         let single_pk = (pks.len() == 1).then(|| pks[0].clone());
@@ -531,6 +533,9 @@ impl Connector for SqliteConnector {
                 generated_keys: generated,
                 conditional_update: has_cursor,
                 returns_stored: true,
+                versioned: false,
+                reports_deletes: false,
+                page_order: syncctl_core::PageOrder::Keyset,
             },
             max_batch: self.settings.max_batch.unwrap_or(500).max(1),
         })
@@ -809,6 +814,7 @@ impl SqliteConnector {
                 key: k,
                 fields,
                 expected_updated_at,
+                expected_version: _,
             } => {
                 let typed = match Self::typed(schema, fields) {
                     Ok(t) => t,
@@ -997,14 +1003,9 @@ mod tests {
             pool.close().await;
             let settings = json!({"connector": "sqlite", "url": "sqlite://people.db",
                 "object": "people", "updated_at_column": "updated_at"});
-            (FACTORY.build)(
-                BuildContext {
-                    base_dir: self.dir.path().to_path_buf(),
-                },
-                settings,
-            )
-            .await
-            .unwrap()
+            (FACTORY.build)(BuildContext::new(self.dir.path().to_path_buf()), settings)
+                .await
+                .unwrap()
         }
 
         async fn insert(&self, rows: &[Person]) -> Vec<RecordKey> {
@@ -1069,9 +1070,7 @@ mod tests {
     async fn a_missing_database_is_a_config_error_and_is_not_created() {
         let dir = tempfile::tempdir().unwrap();
         let c = (FACTORY.build)(
-            BuildContext {
-                base_dir: dir.path().to_path_buf(),
-            },
+            BuildContext::new(dir.path().to_path_buf()),
             json!({"connector": "sqlite", "url": "sqlite://nope.db", "object": "t"}),
         )
         .await
@@ -1080,9 +1079,7 @@ mod tests {
         assert!(e.to_string().contains("does not exist"), "{e}");
         assert!(!dir.path().join("nope.db").exists());
         let e = (FACTORY.build)(
-            BuildContext {
-                base_dir: dir.path().to_path_buf(),
-            },
+            BuildContext::new(dir.path().to_path_buf()),
             json!({"connector": "sqlite", "url": "sqlite://x.db", "object": "t", "tabel": 1}),
         )
         .await

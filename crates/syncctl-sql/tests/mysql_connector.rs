@@ -250,12 +250,14 @@ async fn batches_use_multi_row_statements() {
                 ("age", json!(i + 1)),
             ]),
             expected_updated_at: None,
+            expected_version: None,
         })
         .collect();
     updates.push(WriteOp::Update {
         key: keys[50].clone(),
         fields: fields(&[("name", json!("stale")), ("age", json!(1))]),
         expected_updated_at: Some(current - chrono::Duration::seconds(5)),
+        expected_version: None,
     });
     updates.push(WriteOp::Update {
         key: keys[51].clone(),
@@ -264,11 +266,13 @@ async fn batches_use_multi_row_statements() {
             .iter()
             .find(|r| r.key == keys[51])
             .and_then(|r| r.updated_at),
+        expected_version: None,
     });
     updates.push(WriteOp::Update {
         key: RecordKey::from("987654"),
         fields: fields(&[("name", json!("ghost")), ("age", json!(1))]),
         expected_updated_at: None,
+        expected_version: None,
     });
     let before = c.stats().snapshot();
     let out = sink.write(&s, &updates, &ctx()).await.unwrap();
@@ -402,6 +406,7 @@ async fn own_writes_are_marked_for_capture_triggers() {
                 key: key.clone(),
                 fields: fields(&[("name", json!("x"))]),
                 expected_updated_at: None,
+                expected_version: None,
             }],
             &ctx(),
         )

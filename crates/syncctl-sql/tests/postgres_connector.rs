@@ -57,14 +57,7 @@ impl PgSchema {
         if let Some(o) = s["object"].as_str() {
             s["object"] = json!(o.replace("$S", &self.name));
         }
-        (FACTORY.build)(
-            BuildContext {
-                base_dir: ".".into(),
-            },
-            s,
-        )
-        .await
-        .unwrap()
+        (FACTORY.build)(BuildContext::new("."), s).await.unwrap()
     }
 
     async fn drop(self) {
@@ -264,6 +257,7 @@ async fn batches_use_copy_and_one_statement_per_group() {
             key: k.clone(),
             fields: fields(&[("name", json!("renamed"))]),
             expected_updated_at: None,
+            expected_version: None,
         })
         .collect();
     let current = back
@@ -275,16 +269,19 @@ async fn batches_use_copy_and_one_statement_per_group() {
         key: keys[50].clone(),
         fields: fields(&[("name", json!("renamed"))]),
         expected_updated_at: Some(current - chrono::Duration::seconds(5)),
+        expected_version: None,
     });
     updates.push(WriteOp::Update {
         key: keys[51].clone(),
         fields: fields(&[("name", json!("renamed"))]),
         expected_updated_at: Some(current),
+        expected_version: None,
     });
     updates.push(WriteOp::Update {
         key: RecordKey::from("987654321"),
         fields: fields(&[("name", json!("ghost"))]),
         expected_updated_at: None,
+        expected_version: None,
     });
     let before = c.stats().snapshot();
     let out = sink.write(&s, &updates, &ctx()).await.unwrap();
@@ -395,6 +392,7 @@ async fn own_writes_are_marked_for_capture_triggers() {
                 key: key.clone(),
                 fields: fields(&[("name", json!("x"))]),
                 expected_updated_at: None,
+                expected_version: None,
             }],
             &ctx(),
         )
@@ -571,16 +569,19 @@ async fn values_round_trip_by_type() {
                     key: r.key.clone(),
                     fields: fields(&[("price", json!("cheap"))]),
                     expected_updated_at: None,
+                    expected_version: None,
                 },
                 WriteOp::Update {
                     key: r.key.clone(),
                     fields: fields(&[("nope", json!(1))]),
                     expected_updated_at: None,
+                    expected_version: None,
                 },
                 WriteOp::Update {
                     key: RecordKey::from("not-a-uuid"),
                     fields: fields(&[("price", json!(1))]),
                     expected_updated_at: None,
+                    expected_version: None,
                 },
             ],
             &ctx(),

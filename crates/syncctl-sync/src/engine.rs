@@ -1258,6 +1258,10 @@ impl<'a> Engine<'a> {
                     key: rec.key.clone(),
                     fields,
                     expected_updated_at: expected,
+                    expected_version: rec
+                        .version
+                        .clone()
+                        .filter(|_| self.sides[idx(side)].schema.capabilities.versioned),
                 },
                 changes,
                 before: Some(json!(self.mapping.to_side(side, &proj.values))),

@@ -116,6 +116,7 @@ impl Memory {
             fields,
             updated_at: Some(at),
             deleted: false,
+            version: None,
         }
     }
 }
@@ -143,6 +144,7 @@ impl Connector for Memory {
             unique: true,
             max_length: None,
             has_default: true,
+            normalisation: Vec::new(),
         }];
         fields.extend(self.fields.iter().map(|n| FieldSchema::text(*n)));
         Ok(ObjectSchema {

@@ -234,14 +234,9 @@ pub(super) async fn build_connector(
         };
         return Err(CliError::config(msg));
     };
-    (f.build)(
-        BuildContext {
-            base_dir: base_dir.to_path_buf(),
-        },
-        block,
-    )
-    .await
-    .map_err(|e| connector_error(side, e))
+    (f.build)(BuildContext::new(base_dir.to_path_buf()), block)
+        .await
+        .map_err(|e| connector_error(side, e))
 }
 
 /// A connector error with the side it happened on.

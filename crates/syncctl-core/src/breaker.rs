@@ -5,6 +5,7 @@
 //! state store before a run and saves it after, so the next scheduled run (on another pod)
 //! still sees an open breaker and probes half-open only after the cool-down.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -67,6 +68,10 @@ impl Default for BreakerConfig {
         }
     }
 }
+
+/// One breaker shared by the engine (which loads and saves its state) and a connector's HTTP
+/// client (which fails fast while it is open): one breaker per connector, not two.
+pub type SharedBreaker = Arc<Mutex<CircuitBreaker>>;
 
 /// A breaker: configuration plus persisted state. Callers pass `now` so tests control time.
 #[derive(Debug, Clone, PartialEq, Eq)]
