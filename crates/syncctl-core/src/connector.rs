@@ -759,6 +759,9 @@ pub trait Sink: Send + Sync {
     ) -> Result<Vec<WriteOutcome>, ConnectorError>;
 }
 
+/// A lookup of environment variables by name (the binary's snapshot, never the process's).
+pub type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
 /// What a factory needs besides the connector's own settings.
 ///
 /// Built by the binary per side; tests use [`BuildContext::new`] and the `with_*` setters.
@@ -771,7 +774,7 @@ pub struct BuildContext {
     /// Settings from the environment (`HUBSPOT_API_TOKEN`, `QUICKBOOKS_BASE_URL`): the
     /// binary's snapshot of the process environment over `--env-file`s. Core reads no
     /// environment itself.
-    pub env: Arc<dyn Fn(&str) -> Option<String> + Send + Sync>,
+    pub env: EnvLookup,
     /// Cancelled on SIGINT/SIGTERM: long waits (rate-limit back-off, token refresh) stop early.
     pub cancel: tokio_util::sync::CancellationToken,
     /// The engine's persisted breaker for this connector; HTTP connectors hand it to their
