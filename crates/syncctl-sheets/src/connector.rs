@@ -2,8 +2,10 @@
 //!
 //! * **Identity** is the key column's value, never the row number: people sort and insert rows.
 //! * **Reads** fetch the whole tab in one `values.get` and page through that snapshot; there is
-//!   no per-row modified time (unless an `updated_at_column` exists), so the engine diffs the
-//!   whole tab against its last-synced values every run (`incremental: false`).
+//!   no per-row modified time, so the engine diffs the whole tab against its last-synced values
+//!   every run (`incremental: false`). Only an `updated_at_column` that every edit sets (a form,
+//!   an Apps Script `onEdit` trigger) makes reads incremental; rows without a time are always
+//!   returned.
 //! * **Writes** are planned on a fresh read of the header row, the key column and the rows new
 //!   records would land on (one `values.batchGet`), and sent as one `values.batchUpdate` with
 //!   explicit A1 ranges and `valueInputOption=RAW`. The layout the plan was made on is compared
@@ -11,6 +13,9 @@
 //!   the append area filled, the connector re-plans and reads again, and writes only once two
 //!   reads agree. New rows go after the last used row; the grid is grown first with
 //!   `appendDimension`. Never `values.append`.
+//!   What this cannot close: Sheets has no conditional write on values, so a sort landing in
+//!   the one round trip between the last fresh read and the `batchUpdate` is not seen before
+//!   the write (the read-back that follows reads the keys again).
 //! * **Deletes** clear the row's cells; **archive** writes `deleted_value` to the
 //!   `deleted_column` (a status column), and reads report such rows as deleted.
 //! * **Refusals**: a cell over 50 000 characters, a value that does not fit a typed column, or
@@ -88,6 +93,8 @@ struct State {
     header: Option<Header>,
     layout: Option<Layout>,
     snapshot: Option<Arc<Snapshot>>,
+    /// A write went out after the snapshot was taken: lookups must read again.
+    snapshot_stale: bool,
     scans: u64,
 }
 
@@ -102,6 +109,9 @@ enum Prepared {
     Put {
         key: Option<String>,
         create: bool,
+        /// The key was made from the create's token: finding it already in the sheet means
+        /// this create is a replay, which updates that row.
+        replay_safe: bool,
         natural: Option<(String, String)>,
         cells: BTreeMap<String, Value>,
     },
@@ -389,7 +399,9 @@ impl Connector for GoogleSheets {
                 update: true,
                 delete: true,
                 archive: self.settings.deleted_column.is_some(),
-                incremental: false,
+                // Only a modified-time column that every edit sets makes `since` safe;
+                // without one the engine diffs the whole tab every run.
+                incremental: self.settings.updated_at_column.is_some(),
                 generated_keys: false,
                 conditional_update: false,
                 returns_stored: false,
@@ -417,13 +429,21 @@ impl Source for GoogleSheets {
         let (snap, offset) = match &request.after {
             None => {
                 let table = self.read_table(schema).await?;
+                let mut records = table.records;
+                if let (Some(since), true) = (request.since, schema.capabilities.incremental) {
+                    // Rows without a time (typed in by hand) are always returned: the engine
+                    // diffs them against the base, so nothing is missed.
+                    records.retain(|r| r.updated_at.is_none_or(|t| t >= since));
+                    records.sort_by(|a, b| (a.updated_at, &a.key).cmp(&(b.updated_at, &b.key)));
+                }
                 let mut st = self.state.lock().await;
                 st.scans += 1;
                 let snap = Arc::new(Snapshot {
                     id: st.scans,
-                    records: table.records,
+                    records,
                 });
                 st.snapshot = Some(snap.clone());
+                st.snapshot_stale = false;
                 (snap, 0)
             }
             Some(PageToken(t)) => {
@@ -493,7 +513,10 @@ impl Source for GoogleSheets {
             values.iter().filter_map(value::key_text).collect();
         // Matching runs right after a scan: its snapshot is as fresh as a new read, and a
         // create that still races a hand-added row is caught by the write's fresh read.
-        let snap = self.state.lock().await.snapshot.clone();
+        let snap = {
+            let st = self.state.lock().await;
+            st.snapshot.clone().filter(|_| !st.snapshot_stale)
+        };
         let records = match snap {
             Some(s) => s.records.clone(),
             None => self.read_table(schema).await?.records,
@@ -644,25 +667,43 @@ impl GoogleSheets {
             WriteOp::Create {
                 natural_key,
                 fields,
-                ..
+                token,
             } => {
-                let key = fields.get(&schema.key).and_then(value::key_text);
                 let natural = natural_key
                     .as_ref()
                     .and_then(|nk| value::key_text(&nk.value).map(|v| (nk.field.clone(), v)));
-                if key.is_none() && natural.as_ref().is_none_or(|(f, _)| *f != schema.key) {
+                let given = fields
+                    .get(&schema.key)
+                    .and_then(value::key_text)
+                    .or_else(|| {
+                        natural
+                            .as_ref()
+                            .filter(|(f, _)| *f == schema.key)
+                            .map(|(_, v)| v.clone())
+                    });
+                // A sheet has no generated keys: a create without one gets its stable token
+                // (the same on a replay after a crash), so the row can be found again.
+                let replay_safe = given.is_none();
+                let key = given.unwrap_or_else(|| token.clone());
+                if key.is_empty() {
                     return Prepared::Done(WriteOutcome::Failed(RecordError::invalid(
                         format!("a new row needs a value in the key column {}", schema.key),
                         Some(&schema.key),
                     )));
                 }
                 match cells_of(fields, true) {
-                    Ok(cells) => Prepared::Put {
-                        key,
-                        create: true,
-                        natural,
-                        cells,
-                    },
+                    Ok(mut cells) => {
+                        cells
+                            .entry(schema.key.clone())
+                            .or_insert_with(|| Value::String(key.clone()));
+                        Prepared::Put {
+                            key: Some(key),
+                            create: true,
+                            replay_safe,
+                            natural,
+                            cells,
+                        }
+                    }
                     Err(e) => Prepared::Done(WriteOutcome::Failed(e)),
                 }
             }
@@ -670,6 +711,7 @@ impl GoogleSheets {
                 Ok(cells) => Prepared::Put {
                     key: Some(key.0.clone()),
                     create: false,
+                    replay_safe: false,
                     natural: None,
                     cells,
                 },
@@ -689,6 +731,7 @@ impl GoogleSheets {
                     Prepared::Put {
                         key: Some(key.0.clone()),
                         create: false,
+                        replay_safe: false,
                         natural: None,
                         cells,
                     }
@@ -711,6 +754,19 @@ fn place(
 ) -> (Vec<Placement>, usize) {
     let mut next_new = append_at;
     let mut claimed: HashMap<String, usize> = HashMap::new();
+    let by_row: HashMap<usize, &String> = if prepared.iter().any(|p| {
+        matches!(
+            p,
+            Prepared::Put {
+                natural: Some(_),
+                ..
+            }
+        )
+    }) {
+        layout.rows.iter().map(|(k, r)| (*r, k)).collect()
+    } else {
+        HashMap::new()
+    };
     let mut out = Vec::with_capacity(prepared.len());
     for p in prepared {
         let placement = match p {
@@ -742,19 +798,14 @@ fn place(
                 key,
                 create: true,
                 natural,
+                replay_safe,
                 ..
             } => {
                 let existing = natural
                     .as_ref()
                     .and_then(|(f, v)| natural_rows.get(f).and_then(|m| m.get(v)).copied());
                 let by_key = key.as_ref().and_then(|k| layout.rows.get(k)).copied();
-                let key_of_row = |row: usize| {
-                    layout
-                        .rows
-                        .iter()
-                        .find(|(_, r)| **r == row)
-                        .map(|(k, _)| k.clone())
-                };
+                let key_of_row = |row: usize| by_row.get(&row).map(|k| (*k).clone());
                 match (existing, by_key) {
                     (Some(row), _) => match key_of_row(row) {
                         Some(k) => Placement::Row {
@@ -763,6 +814,11 @@ fn place(
                             created: false,
                         },
                         None => Placement::NotFound,
+                    },
+                    (None, Some(row)) if *replay_safe => Placement::Row {
+                        row,
+                        key: key.clone().unwrap_or_default(),
+                        created: false,
                     },
                     (None, Some(row)) => Placement::Duplicate(row),
                     (None, None) => {
@@ -1117,6 +1173,7 @@ impl GoogleSheets {
         let mut st = self.state.lock().await;
         st.layout = Some(layout);
         st.header = Some(header.clone());
+        st.snapshot_stale = true;
         Ok(result)
     }
 }

@@ -2,4 +2,5 @@
 
 pub mod airbyte;
 pub mod databricks;
+pub mod sheets;
 pub mod snowflake;
