@@ -380,6 +380,7 @@ impl Connector for GoogleSheets {
                 unique: n == key,
                 max_length: u32::try_from(MAX_CELL_CHARS).ok(),
                 has_default: false,
+                normalisation: Vec::new(),
             })
             .collect();
         {
@@ -405,6 +406,9 @@ impl Connector for GoogleSheets {
                 generated_keys: false,
                 conditional_update: false,
                 returns_stored: false,
+                versioned: false,
+                reports_deletes: false,
+                page_order: syncctl_core::PageOrder::Keyset,
             },
             max_batch: MAX_BATCH,
         })

@@ -175,6 +175,7 @@ impl RowRules {
                     Value::String(s) => s.trim().eq_ignore_ascii_case(v),
                     _ => false,
                 }),
+                version: None,
             });
         }
         records.sort_by(|a, b| a.key.cmp(&b.key));

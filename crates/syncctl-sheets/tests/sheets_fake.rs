@@ -153,6 +153,7 @@ async fn writes_are_raw_explicit_ranges_and_never_append() {
             key: RecordKey::from("a@x.io"),
             fields: fields(&[("name", json!("Alice")), ("joined", json!("2026-03-01"))]),
             expected_updated_at: None,
+            expected_version: None,
         },
         WriteOp::Create {
             token: "t1".into(),
@@ -177,6 +178,7 @@ async fn writes_are_raw_explicit_ranges_and_never_append() {
             key: RecordKey::from("ghost@x.io"),
             fields: fields(&[("name", json!("x"))]),
             expected_updated_at: None,
+            expected_version: None,
         },
     ];
     let out = c.sink().unwrap().write(&s, &ops, &ctx()).await.unwrap();
@@ -262,6 +264,7 @@ async fn rows_moved_between_read_and_write_are_never_overwritten() {
             key: RecordKey::from("b@x.io"),
             fields: fields(&[("name", json!("Bob"))]),
             expected_updated_at: None,
+            expected_version: None,
         },
         WriteOp::Create {
             token: "t".into(),
@@ -381,21 +384,25 @@ async fn oversized_and_ill_typed_cells_fail_alone() {
             key: RecordKey::from("a@x.io"),
             fields: fields(&[("name", json!("x".repeat(50_001)))]),
             expected_updated_at: None,
+            expected_version: None,
         },
         WriteOp::Update {
             key: RecordKey::from("b@x.io"),
             fields: fields(&[("joined", json!("next tuesday"))]),
             expected_updated_at: None,
+            expected_version: None,
         },
         WriteOp::Update {
             key: RecordKey::from("b@x.io"),
             fields: fields(&[("nope", json!("x"))]),
             expected_updated_at: None,
+            expected_version: None,
         },
         WriteOp::Update {
             key: RecordKey::from("c@x.io"),
             fields: fields(&[("name", json!("Cy"))]),
             expected_updated_at: None,
+            expected_version: None,
         },
     ];
     let out = c.sink().unwrap().write(&s, &ops, &ctx()).await.unwrap();
