@@ -1,0 +1,24 @@
+//! The binary's end-to-end tests, as one test binary (one link instead of one per file, as
+//! ripgrep and uv do): each module drives the real `syncctl` against the testkit fakes or the
+//! local databases. Add new end-to-end tests as a module here, not as a new file in `tests/`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+mod airbyte_cli;
+mod airbyte_signals;
+mod cli_contract;
+mod dbx_commands;
+mod dbx_run_now;
+mod secret_leak;
+mod secret_leak_airbyte;
+mod secret_leak_dbx;
+mod secret_leak_snowflake;
+mod secret_leak_sync;
+mod snowflake_contract;
+mod snowflake_copy;
+mod sync_crash;
+mod sync_help;
+mod sync_lock;
+mod sync_pg_mysql;
+mod sync_quickstart;
