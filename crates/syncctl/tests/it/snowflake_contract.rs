@@ -139,7 +139,9 @@ async fn a_deadline_cancel_conforms_to_the_sql_api_spec() {
         &[
             &COPY[..],
             &TABLE,
-            &["--date", "2025-10-30", "--deadline", "500ms"],
+            // Long enough for the submit to pass through Prism on a loaded machine: the
+            // deadline must fire while the statement runs, when it has a handle to cancel.
+            &["--date", "2025-10-30", "--deadline", "3s"],
         ]
         .concat(),
     )
