@@ -1,0 +1,312 @@
+//! Reading and pairing: pages of changed records (and the pending ones) are paired with their
+//! links, their counterparts and, for never-linked records, natural-key candidates, then
+//! planned and executed one page at a time.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde_json::Value;
+use syncctl_core::{ReadRequest, Record, RecordKey};
+use syncctl_validate::same_value;
+
+use super::plan::{Work, deleted_on, set_record};
+use super::{Engine, PAGE, idx};
+use crate::error::SyncError;
+use crate::store::{ConflictWrite, Link, LinkWrite, PairCommit, Side};
+
+impl<'a> Engine<'a> {
+    pub(super) async fn process_pending(&mut self, side: Side) -> Result<(), SyncError> {
+        let keys: Vec<RecordKey> = self.pending[idx(side)]
+            .iter()
+            .filter(|k| !self.processed[idx(side)].contains(k.as_str()))
+            .cloned()
+            .collect();
+        for chunk in keys.chunks(PAGE) {
+            self.check_cancel()?;
+            let src = self.sides[idx(side)].source;
+            let schema = self.sides[idx(side)].schema.clone();
+            let recs = src
+                .read_keys(&schema, chunk)
+                .await
+                .map_err(|e| self.read_failed(side, e))?;
+            self.side(side).counts.read += recs.len() as u64;
+            let found: HashSet<&RecordKey> = recs.iter().map(|r| &r.key).collect();
+            let missing: Vec<RecordKey> = chunk
+                .iter()
+                .filter(|k| !found.contains(k))
+                .cloned()
+                .collect();
+            self.process(side, recs, missing, false).await?;
+        }
+        Ok(())
+    }
+
+    pub(super) async fn scan_changes(&mut self, side: Side) -> Result<(), SyncError> {
+        let (incremental, before) = {
+            let s = &self.sides[idx(side)];
+            (s.schema.capabilities.incremental, s.cursor_before)
+        };
+        let since = if self.s.full_refresh || !incremental {
+            None
+        } else {
+            before.map(|c| {
+                c - chrono::Duration::from_std(self.cfg.overlap).unwrap_or(chrono::Duration::zero())
+            })
+        };
+        let mut req = ReadRequest {
+            since,
+            after: None,
+            limit: PAGE,
+            keys_only: false,
+        };
+        loop {
+            self.check_cancel()?;
+            let src = self.sides[idx(side)].source;
+            let schema = self.sides[idx(side)].schema.clone();
+            let page = src
+                .read_page(&schema, &req)
+                .await
+                .map_err(|e| self.read_failed(side, e))?;
+            {
+                let s = self.side(side);
+                for r in &page.records {
+                    if let Some(t) = r.updated_at
+                        && s.max_seen.is_none_or(|m| t > m)
+                    {
+                        s.max_seen = Some(t);
+                    }
+                }
+            }
+            let recs: Vec<Record> = page
+                .records
+                .into_iter()
+                .filter(|r| !self.processed[idx(side)].contains(r.key.as_str()))
+                .collect();
+            self.side(side).counts.read += recs.len() as u64;
+            if !recs.is_empty() {
+                self.process(side, recs, Vec::new(), true).await?;
+            }
+            match page.next {
+                Some(t) => req.after = Some(t),
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// Pairs, plans and executes one page of records read from `x`.
+    #[allow(clippy::too_many_lines)]
+    pub(super) async fn process(
+        &mut self,
+        x: Side,
+        mut records: Vec<Record>,
+        missing: Vec<RecordKey>,
+        from_scan: bool,
+    ) -> Result<(), SyncError> {
+        let y = x.other();
+        let name = self.cfg.name.clone();
+        records.sort_by(|a, b| a.key.cmp(&b.key));
+        let mut keys: Vec<RecordKey> = records.iter().map(|r| r.key.clone()).collect();
+        keys.extend(missing.iter().cloned());
+        let mut links = self.store.links_for(&name, x, &keys).await?;
+        if from_scan {
+            // A linked record whose values still equal the base did not change on this side:
+            // nothing can flow from it. A change on the other side is found when that side is
+            // scanned, so skip it without reading its counterpart (the overlap window and
+            // records sharing one timestamp make this the common case).
+            records.retain(|r| {
+                let unchanged = links.get(&r.key).is_some_and(|l| {
+                    !r.deleted
+                        && !deleted_on(l, x)
+                        && self.mapping.fields.iter().all(|f| {
+                            let v = f.canonical(r.fields.get(f.name(x)).unwrap_or(&Value::Null));
+                            l.base.get(&f.canon).is_some_and(|b| same_value(&v, b))
+                        })
+                });
+                if unchanged {
+                    links.remove(&r.key);
+                }
+                !unchanged
+            });
+        }
+        // Counterparts of linked records, read by key in one call.
+        let cp_keys: Vec<RecordKey> = links
+            .values()
+            .filter(|l| !deleted_on(l, y))
+            .map(|l| l.key(y).clone())
+            .collect();
+        let y_src = self.sides[idx(y)].source;
+        let y_schema = self.sides[idx(y)].schema.clone();
+        let mut y_records: HashMap<RecordKey, Record> = HashMap::new();
+        if !cp_keys.is_empty() {
+            let got = y_src
+                .read_keys(&y_schema, &cp_keys)
+                .await
+                .map_err(|e| self.read_failed(y, e))?;
+            self.side(y).counts.read += got.len() as u64;
+            y_records.extend(got.into_iter().map(|r| (r.key.clone(), r)));
+        }
+        // Natural-key candidates of never-linked records.
+        let mut nks: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for (i, r) in records.iter().enumerate() {
+            if links.contains_key(&r.key) || r.deleted {
+                continue;
+            }
+            if let Some(nk) = self.mapping.natural_key(&self.project(x, r)) {
+                nks.entry(nk).or_default().push(i);
+            }
+        }
+        let mut candidates: HashMap<String, Vec<Record>> = HashMap::new();
+        let mut cand_links: HashMap<RecordKey, Link> = HashMap::new();
+        if !nks.is_empty()
+            && let Some(kf) = self.mapping.key_field()
+        {
+            let field = kf.name(y).to_owned();
+            let values: Vec<Value> = nks.keys().map(|k| Value::String(k.clone())).collect();
+            let found = y_src
+                .lookup(&y_schema, &field, &values)
+                .await
+                .map_err(|e| self.read_failed(y, e))?;
+            self.side(y).counts.read += found.len() as u64;
+            let found_keys: Vec<RecordKey> = found.iter().map(|r| r.key.clone()).collect();
+            cand_links = self.store.links_for(&name, y, &found_keys).await?;
+            for r in found {
+                if r.deleted {
+                    continue;
+                }
+                if let Some(nk) = self.mapping.natural_key(&self.project(y, &r)) {
+                    candidates.entry(nk).or_default().push(r);
+                }
+            }
+        }
+        let mut works = Vec::new();
+        for r in records {
+            if self.processed[idx(x)].contains(r.key.as_str()) {
+                continue;
+            }
+            self.processed[idx(x)].insert(r.key.as_str());
+            let seq = self.next_seq();
+            let mut w = Work::new(seq);
+            if let Some(l) = links.get(&r.key) {
+                let other = if deleted_on(l, y) {
+                    None
+                } else {
+                    y_records.remove(l.key(y))
+                };
+                self.processed[idx(y)].insert(l.key(y).as_str());
+                w.link = Some(l.clone());
+                w.natural_key.clone_from(&l.natural_key);
+                set_record(&mut w, x, Some(r));
+                set_record(&mut w, y, other);
+                self.plan_linked(&mut w);
+            } else {
+                if r.deleted {
+                    continue;
+                }
+                let p = self.project(x, &r);
+                let nk = self.mapping.natural_key(&p);
+                w.natural_key.clone_from(&nk);
+                let key_name = self
+                    .mapping
+                    .key_field()
+                    .map_or("key", |f| f.name(x))
+                    .to_owned();
+                match nk {
+                    None => {
+                        w.rejected.push(format!(
+                            "{key_name} is empty, so the record can be neither matched nor created"
+                        ));
+                        w.reject_side = Some(y);
+                        set_record(&mut w, x, Some(r));
+                    }
+                    Some(nk) if self.claimed.contains(&nk) => {
+                        w.rejected.push(format!(
+                            "another {} record with the same {key_name} was matched or created in this run",
+                            x.as_str()
+                        ));
+                        w.reject_side = Some(y);
+                        set_record(&mut w, x, Some(r));
+                    }
+                    Some(nk) => {
+                        self.claimed.insert(&nk);
+                        let cands = candidates.get(&nk).cloned().unwrap_or_default();
+                        set_record(&mut w, x, Some(r));
+                        match cands.as_slice() {
+                            [] => self.plan_create(&mut w, x),
+                            [c] if cand_links.contains_key(&c.key) => {
+                                w.rejected.push(format!(
+                                    "{key_name} matches {} record {} which is already linked to another record",
+                                    y.as_str(),
+                                    c.key
+                                ));
+                                w.reject_side = Some(y);
+                            }
+                            [c] => {
+                                self.processed[idx(y)].insert(c.key.as_str());
+                                set_record(&mut w, y, Some(c.clone()));
+                                self.plan_merge(&mut w, None);
+                            }
+                            many => {
+                                w.rejected.push(format!(
+                                    "{key_name} matches {} {} records; matching is ambiguous, fix the duplicates",
+                                    many.len(),
+                                    y.as_str()
+                                ));
+                                w.reject_side = Some(y);
+                            }
+                        }
+                    }
+                }
+            }
+            works.push(w);
+        }
+        for k in missing {
+            if self.processed[idx(x)].contains(k.as_str()) {
+                continue;
+            }
+            self.processed[idx(x)].insert(k.as_str());
+            let Some(l) = links.get(&k) else {
+                // A pending record that no longer exists and was never linked.
+                self.forget_pending(x, &k).await?;
+                continue;
+            };
+            let other = if deleted_on(l, y) {
+                None
+            } else {
+                y_records.remove(l.key(y))
+            };
+            self.processed[idx(y)].insert(l.key(y).as_str());
+            let mut w = Work::new(self.next_seq());
+            w.link = Some(l.clone());
+            w.natural_key.clone_from(&l.natural_key);
+            set_record(&mut w, y, other);
+            self.plan_linked(&mut w);
+            works.push(w);
+        }
+        self.validate(&mut works);
+        self.execute_works(works).await
+    }
+
+    pub(super) async fn forget_pending(
+        &mut self,
+        side: Side,
+        key: &RecordKey,
+    ) -> Result<(), SyncError> {
+        if self.s.dry_run {
+            return Ok(());
+        }
+        self.store
+            .commit(
+                &self.cfg.name,
+                &self.run_id,
+                &[PairCommit {
+                    link_id: None,
+                    link: LinkWrite::Keep,
+                    conflict: ConflictWrite::None,
+                    changes: Vec::new(),
+                    pending_add: Vec::new(),
+                    pending_remove: vec![(side, key.clone())],
+                }],
+            )
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,474 @@
+//! Executing a page's plan: the plan is persisted as `planned` audit rows, the writes are sent
+//! per side in batches behind the breaker, read back and verified, and links, audit outcomes and
+//! pending keys are committed in one transaction.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use syncctl_core::{
+    Classified, ConnectorError, ErrorClass, Record, RecordKey, WriteOp, WriteOutcome,
+};
+use syncctl_validate::same_value;
+
+use super::plan::{LinkAfter, OpResult, Work};
+use super::tally::status_of;
+use super::{Engine, fmt_time, idx};
+use crate::error::SyncError;
+use crate::store::{ChangeRow, ConflictWrite, LinkWrite, PairCommit, Side};
+
+impl<'a> Engine<'a> {
+    #[allow(clippy::too_many_lines)]
+    pub(super) async fn execute_works(&mut self, mut works: Vec<Work>) -> Result<(), SyncError> {
+        if works.is_empty() {
+            return Ok(());
+        }
+        if self.s.dry_run {
+            for w in &works {
+                self.count_planned(w);
+                let entries = self.entries(w);
+                self.add_plan(entries);
+            }
+            return Ok(());
+        }
+        // 1. Persist the plan before anything is sent.
+        let mut rows = Vec::new();
+        let mut slots = Vec::new();
+        for (wi, w) in works.iter().enumerate() {
+            let link_id = w.link.as_ref().map(|l| l.id);
+            for (oi, op) in w.ops.iter().enumerate() {
+                rows.push(ChangeRow {
+                    seq: w.seq,
+                    link_id,
+                    side: op.side,
+                    record_key: op_key(&op.op),
+                    action: op.op.kind().to_owned(),
+                    before: op.before.clone(),
+                    after: Some(json!(write_fields(&op.op))),
+                    status: "planned".to_owned(),
+                    error: None,
+                    origin_key: w.key(op.side.other()).map(|k| k.0),
+                });
+                slots.push((wi, Some(oi)));
+            }
+            if !w.rejected.is_empty() || w.queued {
+                let side = w.reject_side.unwrap_or(Side::Target);
+                rows.push(ChangeRow {
+                    seq: w.seq,
+                    link_id,
+                    side,
+                    record_key: w.key(side.other()).map(|k| k.0),
+                    action: if w.queued { "conflict" } else { "reject" }.to_owned(),
+                    before: None,
+                    after: (!w.conflict.is_empty()).then(|| json!(w.conflict)),
+                    status: if w.queued { "queued" } else { "rejected" }.to_owned(),
+                    error: (!w.rejected.is_empty()).then(|| w.rejected.join("; ")),
+                    origin_key: None,
+                });
+                slots.push((wi, None));
+            }
+        }
+        let ids = self.store.insert_changes(&self.run_id, &rows).await?;
+        for ((wi, oi), id) in slots.into_iter().zip(ids) {
+            match oi {
+                Some(oi) => works[wi].ops[oi].change_id = Some(id),
+                None => works[wi].note_change = Some(id),
+            }
+        }
+        // 2. Write, per side, in batches. A signal or a fatal error stops between batches;
+        // what was written is still committed below, what was not is recorded as skipped.
+        let mut stop: Option<SyncError> = None;
+        'sides: for side in [Side::Target, Side::Source] {
+            let mut refs: Vec<(usize, usize)> = Vec::new();
+            for (wi, w) in works.iter().enumerate() {
+                for (oi, op) in w.ops.iter().enumerate() {
+                    if op.side == side {
+                        refs.push((wi, oi));
+                    }
+                }
+            }
+            let batch = self.sides[idx(side)].batch;
+            for chunk in refs.chunks(batch) {
+                if let Err(e) = self.check_cancel() {
+                    stop = Some(e);
+                    break 'sides;
+                }
+                let ops: Vec<WriteOp> = chunk
+                    .iter()
+                    .map(|(wi, oi)| works[*wi].ops[*oi].op.clone())
+                    .collect();
+                match self.write_batch(side, &ops).await {
+                    Ok(results) => {
+                        for ((wi, oi), r) in chunk.iter().zip(results) {
+                            works[*wi].ops[*oi].result = r;
+                        }
+                    }
+                    Err(e) => {
+                        stop = Some(e);
+                        break 'sides;
+                    }
+                }
+            }
+        }
+        // 3. Link, audit and pending in one transaction.
+        let mut commits = Vec::with_capacity(works.len());
+        for w in &works {
+            commits.push(self.commit_of(w));
+        }
+        let ids = self
+            .store
+            .commit(&self.cfg.name, &self.run_id, &commits)
+            .await?;
+        for (w, (_, conflict_id)) in works.iter().zip(ids) {
+            // Records this run created are not read back as changes later in the run.
+            for op in &w.ops {
+                if let (WriteOp::Create { .. }, OpResult::Applied { key, .. }) =
+                    (&op.op, &op.result)
+                {
+                    self.processed[idx(op.side)].insert(key.as_str());
+                }
+            }
+            self.count_done(w, conflict_id);
+            let mut entries = self.entries(w);
+            for e in &mut entries {
+                if let Some(op) = w
+                    .ops
+                    .iter()
+                    .find(|o| Some(o.side.as_str()) == e.side && o.op.kind() == e.action)
+                {
+                    e.status = status_of(&op.result).to_owned();
+                }
+            }
+            if self.s.include_plan {
+                self.add_plan(entries);
+            }
+        }
+        stop.map_or(Ok(()), Err)
+    }
+
+    /// Sends one batch to `side`, gated by its breaker, and verifies it by reading it back.
+    pub(super) async fn write_batch(
+        &mut self,
+        side: Side,
+        ops: &[WriteOp],
+    ) -> Result<Vec<OpResult>, SyncError> {
+        let now = Utc::now();
+        let endpoint = self.sides[idx(side)].conn.endpoint();
+        if self.sides[idx(side)].blocked.is_some() {
+            return Ok(vec![
+                OpResult::Skipped("circuit breaker open".to_owned());
+                ops.len()
+            ]);
+        }
+        if self.sides[idx(side)].breaker.state.phase == syncctl_http::BreakerPhase::Open {
+            let st = &self.sides[idx(side)].breaker.state;
+            let (failures, next) = (st.consecutive_failures, st.next_probe_at.unwrap_or(now));
+            self.side(side).blocked = Some(SyncError::BreakerOpen {
+                endpoint,
+                failures,
+                next_probe: fmt_time(next),
+            });
+            return Ok(vec![
+                OpResult::Skipped("circuit breaker open".to_owned());
+                ops.len()
+            ]);
+        }
+        let Some(sink) = self.sides[idx(side)].sink else {
+            return Ok(vec![
+                OpResult::Failed("connector cannot write".to_owned());
+                ops.len()
+            ]);
+        };
+        let schema = self.sides[idx(side)].schema.clone();
+        let outcome = sink.write(&schema, ops, &self.ctx).await;
+        let outcomes = match outcome {
+            Ok(o) if o.len() == ops.len() => o,
+            Ok(o) => {
+                return Err(SyncError::Connector(ConnectorError::failed(
+                    self.sides[idx(side)].conn.kind(),
+                    format!("returned {} outcomes for {} writes", o.len(), ops.len()),
+                )));
+            }
+            Err(e) => {
+                let class = e.class();
+                if matches!(class, ErrorClass::Config | ErrorClass::Auth) {
+                    return Err(e.into());
+                }
+                let s = self.side(side);
+                s.breaker.record_failure(Utc::now());
+                s.breaker_dirty = true;
+                let msg = e.to_string();
+                return Ok(vec![OpResult::Failed(msg); ops.len()]);
+            }
+        };
+        let mut any_applied = false;
+        let mut transient = 0;
+        let mut results: Vec<OpResult> = outcomes
+            .into_iter()
+            .map(|o| match o {
+                WriteOutcome::Applied { key, stored, .. } => {
+                    any_applied = true;
+                    OpResult::Applied { key, stored }
+                }
+                WriteOutcome::Stale { .. } => OpResult::Stale,
+                WriteOutcome::NotFound { .. } => OpResult::NotFound,
+                WriteOutcome::Failed(e) => {
+                    if e.class == ErrorClass::Transient {
+                        transient += 1;
+                    }
+                    OpResult::Failed(e.message)
+                }
+            })
+            .collect();
+        {
+            let s = self.side(side);
+            s.breaker_dirty = true;
+            if transient > 0 && !any_applied {
+                s.breaker.record_failure(Utc::now());
+            } else {
+                s.breaker.record_success();
+            }
+        }
+        self.verify(side, ops, &mut results).await?;
+        Ok(results)
+    }
+
+    /// After-write validation: what is stored must equal what was written.
+    pub(super) async fn verify(
+        &mut self,
+        side: Side,
+        ops: &[WriteOp],
+        results: &mut [OpResult],
+    ) -> Result<(), SyncError> {
+        let schema = self.sides[idx(side)].schema.clone();
+        let missing: Vec<RecordKey> = results
+            .iter()
+            .zip(ops)
+            .filter_map(|(r, op)| match (r, op) {
+                (
+                    OpResult::Applied { key, stored: None },
+                    WriteOp::Create { .. } | WriteOp::Update { .. },
+                ) => Some(key.clone()),
+                _ => None,
+            })
+            .collect();
+        let mut fetched: HashMap<RecordKey, Record> = HashMap::new();
+        if !missing.is_empty() {
+            let src = self.sides[idx(side)].source;
+            let got = src
+                .read_keys(&schema, &missing)
+                .await
+                .map_err(|e| self.read_failed(side, e))?;
+            fetched.extend(got.into_iter().map(|r| (r.key.clone(), r)));
+        }
+        for (r, op) in results.iter_mut().zip(ops) {
+            let fields = match op {
+                WriteOp::Create { fields, .. } | WriteOp::Update { fields, .. } => fields,
+                _ => continue,
+            };
+            let OpResult::Applied { key, stored } = r else {
+                continue;
+            };
+            let rec = stored.clone().or_else(|| fetched.get(key).cloned());
+            let Some(rec) = rec else {
+                *r = OpResult::Failed("read-back after writing found no such record".to_owned());
+                continue;
+            };
+            let mut bad = Vec::new();
+            for (name, written) in fields {
+                let stored_v = rec.fields.get(name).unwrap_or(&Value::Null);
+                let ty = schema.field(name).map(|f| f.field_type.clone());
+                let canon = |v: &Value| match &ty {
+                    Some(t) => syncctl_validate::coerce(v, t).unwrap_or_else(|_| v.clone()),
+                    None => v.clone(),
+                };
+                if !same_value(&canon(stored_v), &canon(written)) {
+                    bad.push(name.clone());
+                }
+            }
+            if bad.is_empty() {
+                *stored = Some(rec);
+            } else {
+                *r = OpResult::Failed(format!(
+                    "read-back mismatch: stored value differs from the value written for {}",
+                    bad.join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn commit_of(&self, w: &Work) -> PairCommit {
+        let mut pc = PairCommit {
+            link_id: w.link.as_ref().map(|l| l.id),
+            link: LinkWrite::Keep,
+            conflict: ConflictWrite::None,
+            changes: Vec::new(),
+            pending_add: Vec::new(),
+            pending_remove: Vec::new(),
+        };
+        let all_applied = w
+            .ops
+            .iter()
+            .all(|o| matches!(o.result, OpResult::Applied { .. }));
+        for op in &w.ops {
+            let (status, error, key) = match &op.result {
+                OpResult::Applied { key, .. } => ("applied", None, Some(key.0.clone())),
+                OpResult::Failed(e) => ("failed", Some(e.clone()), None),
+                OpResult::Stale => (
+                    "stale",
+                    Some("changed since it was read; retried next run".to_owned()),
+                    None,
+                ),
+                OpResult::NotFound => (
+                    "not_found",
+                    Some("the record no longer exists".to_owned()),
+                    None,
+                ),
+                OpResult::Skipped(why) => ("skipped", Some(why.clone()), None),
+                OpResult::Pending => ("skipped", Some("not sent".to_owned()), None),
+            };
+            if let Some(id) = op.change_id {
+                pc.changes.push((id, status.to_owned(), error, key));
+            }
+        }
+        let keys: Vec<(Side, RecordKey)> = [Side::Source, Side::Target]
+            .into_iter()
+            .filter_map(|s| w.record(s).map(|r| (s, r.key.clone())))
+            .collect();
+        if !w.rejected.is_empty() {
+            for (s, k) in &keys {
+                pc.pending_add
+                    .push((*s, k.clone(), "rejected by validation".to_owned()));
+            }
+            return pc;
+        }
+        if !all_applied {
+            for (s, k) in &keys {
+                pc.pending_add
+                    .push((*s, k.clone(), "write failed or skipped".to_owned()));
+            }
+            return pc;
+        }
+        for (s, k) in &keys {
+            pc.pending_remove.push((*s, k.clone()));
+        }
+        // Keys of records this pair created.
+        let mut created: HashMap<Side, (RecordKey, Option<Record>)> = HashMap::new();
+        for op in &w.ops {
+            if let (WriteOp::Create { .. }, OpResult::Applied { key, stored }) =
+                (&op.op, &op.result)
+            {
+                created.insert(op.side, (key.clone(), stored.clone()));
+            }
+        }
+        let key_of = |side: Side| -> Option<RecordKey> {
+            created
+                .get(&side)
+                .map(|(k, _)| k.clone())
+                .or_else(|| w.key(side))
+        };
+        let time_of = |side: Side| -> Option<DateTime<Utc>> {
+            w.ops
+                .iter()
+                .filter(|o| o.side == side)
+                .find_map(|o| match &o.result {
+                    OpResult::Applied {
+                        stored: Some(r), ..
+                    } => r.updated_at,
+                    _ => None,
+                })
+                .or_else(|| w.record(side).and_then(|r| r.updated_at))
+        };
+        match &w.link_after {
+            LinkAfter::Keep => {}
+            LinkAfter::Remove => {
+                if let Some(l) = &w.link {
+                    pc.link = LinkWrite::Remove(l.id);
+                }
+            }
+            LinkAfter::Tombstone(side) => {
+                if let Some(l) = &w.link {
+                    pc.link = LinkWrite::Upsert {
+                        id: Some(l.id),
+                        source_key: l.source_key.clone(),
+                        target_key: l.target_key.clone(),
+                        natural_key: None,
+                        base: l.base.clone(),
+                        source_updated_at: None,
+                        target_updated_at: None,
+                        source_deleted: l.source_deleted || *side == Side::Source,
+                        target_deleted: l.target_deleted || *side == Side::Target,
+                    };
+                }
+            }
+            LinkAfter::Set(base) => {
+                let mut base = base.clone();
+                // A created record's fields that were not written take the stored value.
+                for (side, (_, stored)) in &created {
+                    if let Some(r) = stored {
+                        let p = self.mapping.project(*side, r);
+                        for f in &self.mapping.fields {
+                            if !base.contains_key(&f.canon)
+                                && let Some(v) = p.values.get(&f.canon)
+                            {
+                                base.insert(f.canon.clone(), v.clone());
+                            }
+                        }
+                    }
+                }
+                if let (Some(sk), Some(tk)) = (key_of(Side::Source), key_of(Side::Target)) {
+                    pc.link = LinkWrite::Upsert {
+                        id: w.link.as_ref().map(|l| l.id),
+                        source_key: sk,
+                        target_key: tk,
+                        natural_key: w.natural_key.clone(),
+                        base,
+                        source_updated_at: time_of(Side::Source),
+                        target_updated_at: time_of(Side::Target),
+                        source_deleted: false,
+                        target_deleted: false,
+                    };
+                }
+            }
+        }
+        if w.queued {
+            pc.conflict = ConflictWrite::Open {
+                fields: json!(w.conflict),
+                strategy: self.cfg.conflict_strategy.as_str().to_owned(),
+                source_key: key_of(Side::Source).map(|k| k.0).unwrap_or_default(),
+                target_key: key_of(Side::Target).map(|k| k.0).unwrap_or_default(),
+            };
+            // Re-read on every run until resolved; the conflict row drives that.
+            pc.pending_remove.clear();
+        } else if let Some(status) = w.close_conflict {
+            pc.conflict = ConflictWrite::Close { status };
+        } else if !w.conflict.is_empty() {
+            pc.conflict = ConflictWrite::Settled {
+                fields: json!(w.conflict),
+                strategy: self.cfg.conflict_strategy.as_str().to_owned(),
+                source_key: key_of(Side::Source).map(|k| k.0).unwrap_or_default(),
+                target_key: key_of(Side::Target).map(|k| k.0).unwrap_or_default(),
+            };
+        }
+        pc
+    }
+}
+
+/// The key an operation writes to (none for a create: the target assigns it).
+pub(super) fn op_key(op: &WriteOp) -> Option<String> {
+    match op {
+        WriteOp::Create { .. } => None,
+        WriteOp::Update { key, .. } | WriteOp::Delete { key } | WriteOp::Archive { key } => {
+            Some(key.0.clone())
+        }
+    }
+}
+
+/// The fields an operation writes.
+pub(super) fn write_fields(op: &WriteOp) -> BTreeMap<String, Value> {
+    match op {
+        WriteOp::Create { fields, .. } | WriteOp::Update { fields, .. } => fields.clone(),
+        _ => BTreeMap::new(),
+    }
+}
