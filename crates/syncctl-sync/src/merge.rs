@@ -168,10 +168,12 @@ pub fn merge(
             let w = match strategy {
                 ConflictStrategy::SourceWins => Some(Side::Source),
                 ConflictStrategy::TargetWins => Some(Side::Target),
-                ConflictStrategy::Latest => Some(if s.updated_at >= t.updated_at {
-                    Side::Source
-                } else {
-                    Side::Target
+                // Only a target modified strictly later wins; a tie or a missing time on
+                // either side goes to the source (`Option`'s order would rank a missing
+                // source time below any target time).
+                ConflictStrategy::Latest => Some(match (s.updated_at, t.updated_at) {
+                    (Some(st), Some(tt)) if tt > st => Side::Target,
+                    _ => Side::Source,
                 }),
                 ConflictStrategy::Manual => None,
             };
@@ -335,8 +337,26 @@ mod tests {
         t.updated_at = None;
         assert_eq!(
             merge(&m, ConflictStrategy::Latest, Some(&b), &s, &t, None).merged["a"],
-            json!("S")
+            json!("S"),
+            "target without a time"
         );
+        let mut s_untimed = s.clone();
+        s_untimed.updated_at = None;
+        let t_later = p(&[("a", "T")], 60);
+        let m_later = merge(
+            &m,
+            ConflictStrategy::Latest,
+            Some(&b),
+            &s_untimed,
+            &t_later,
+            None,
+        );
+        assert_eq!(m_later.merged["a"], json!("S"), "source without a time");
+        assert_eq!(m_later.conflicts["a"].winner, Some("source"));
+        assert!(m_later.to_source.is_empty());
+        let both = merge(&m, ConflictStrategy::Latest, Some(&b), &s_untimed, &t, None);
+        assert_eq!(both.merged["a"], json!("S"), "neither side has a time");
+        assert_eq!(both.to_target["a"], json!("S"));
     }
 
     #[test]
