@@ -6,7 +6,6 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use chrono::Utc;
-use clap::Parser;
 use syncctl_config::Env;
 use syncctl_core::{ErrorClass, IdempotencyKey, OrchestratorContext, Redactor, RunResult, Status};
 use tokio_util::sync::CancellationToken;
@@ -42,7 +41,7 @@ pub(crate) fn main(
     let process_env: Vec<(String, String)> = vars
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect();
-    let code = match Cli::try_parse_from(&args) {
+    let code = match crate::help::try_parse(&args) {
         Ok(cli) => run(cli, &args, started, process_env),
         Err(e)
             if matches!(
@@ -76,10 +75,11 @@ fn usage_error(
         first_line_of_clap_error(e)
     };
     let err = CliError::usage(message);
+    let outcome = commands::mark_dry_run(Err(err), cli::scan_dry_run(args));
     finish(
         cli::guess_command_name(args),
         started,
-        Err(err),
+        outcome,
         &globals,
         &redactor,
         None,
@@ -103,6 +103,7 @@ fn run(
     process_env: Vec<(String, String)>,
 ) -> i32 {
     let command_name = cli.command.name();
+    let dry_run = cli.command.dry_run();
     // Placeholder groups swallow their arguments; their transports still count.
     merge_unset(&mut cli.global, cli::scan_globals(args));
     let (env, env_file_error) = build_env(process_env, &cli.global);
@@ -203,7 +204,7 @@ fn run(
     finish(
         command_name,
         started,
-        outcome,
+        commands::mark_dry_run(outcome, dry_run),
         &globals,
         &snapshot(),
         signal_state.received(),
@@ -234,6 +235,9 @@ fn finish(
             result.data = o.data;
             result.warnings = o.warnings;
             result.dry_run = o.dry_run;
+            if let Some(id) = o.run_id {
+                result.run_id = id;
+            }
             result.error = o.error.as_ref().map(CliError::to_info);
             if o.idempotency_key.is_some() {
                 result.idempotency_key = o.idempotency_key;

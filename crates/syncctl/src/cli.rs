@@ -151,6 +151,10 @@ pub(crate) enum Command {
     Doctor(commands::doctor::DoctorArgs),
     /// Print the JSON Schema of the result (syncctl.result/v1)
     Schema(commands::schema::SchemaArgs),
+    /// Print a shell completion script (bash, zsh or fish)
+    Completions(commands::shell::CompletionsArgs),
+    /// Print the man page (roff) covering every command
+    Man(commands::shell::ManArgs),
 }
 
 impl Command {
@@ -164,14 +168,32 @@ impl Command {
             Self::Notify(a) => a.name("notify"),
             Self::Doctor(_) => "doctor".to_owned(),
             Self::Schema(_) => "schema".to_owned(),
+            Self::Completions(_) => "completions".to_owned(),
+            Self::Man(_) => "man".to_owned(),
         }
     }
 }
 
+impl Command {
+    /// Whether the command line asks for a dry run (`sync plan`, `--dry-run`), so that every
+    /// result of it, failures included, says `"dry_run": true`.
+    pub(crate) fn dry_run(&self) -> bool {
+        match self {
+            Self::Sync(a) => a.dry_run(),
+            Self::Snowflake(a) => a.dry_run(),
+            _ => false,
+        }
+    }
+}
+
+/// Whether raw arguments ask for a dry run, for results of usage errors.
+pub(crate) fn scan_dry_run(args: &[OsString]) -> bool {
+    args.iter().any(|a| a == "--dry-run") || guess_command_name(args) == "sync plan"
+}
+
 /// A best-effort command name from raw arguments, for results of usage errors.
 pub(crate) fn guess_command_name(args: &[OsString]) -> String {
-    use clap::CommandFactory;
-    let cmd = Cli::command();
+    let cmd = crate::help::command();
     let words: Vec<String> = args
         .iter()
         .skip(1)

@@ -10,6 +10,7 @@ mod commands;
 mod context;
 mod error;
 mod exit;
+mod help;
 mod logging;
 mod output;
 mod progress;

@@ -6,6 +6,7 @@ pub(crate) mod dbx;
 pub(crate) mod doctor;
 pub(crate) mod not_built;
 pub(crate) mod schema;
+pub(crate) mod shell;
 pub(crate) mod snowflake;
 pub(crate) mod sync;
 
@@ -30,6 +31,9 @@ pub(crate) struct Outcome {
     pub(crate) idempotency_key: Option<String>,
     /// Print this text instead of a result (only `schema --raw`).
     pub(crate) raw_stdout: Option<String>,
+    /// The result's `run_id` when the command has its own id for this run (a sync run's
+    /// state-store id), so that the id in the result is the one later commands accept.
+    pub(crate) run_id: Option<uuid::Uuid>,
 }
 
 #[allow(dead_code)] // constructors are used by service commands as they land
@@ -45,6 +49,7 @@ impl Outcome {
             metrics: Vec::new(),
             idempotency_key: None,
             raw_stdout: None,
+            run_id: None,
         }
     }
     /// A dry run's plan.
@@ -76,6 +81,11 @@ impl Outcome {
         self.warnings.extend(warnings);
         self
     }
+    /// Reports `id` as the result's `run_id`.
+    pub(crate) fn with_run_id(mut self, id: Option<uuid::Uuid>) -> Self {
+        self.run_id = id;
+        self
+    }
     /// Adds Kestra metrics.
     pub(crate) fn with_metrics(mut self, metrics: Vec<Metric>) -> Self {
         self.metrics.extend(metrics);
@@ -92,6 +102,23 @@ pub(crate) fn status_for_error(e: &CliError) -> Status {
     }
 }
 
+/// A failure of a command asked to dry-run still says so (`"dry_run": true`): the orchestrator
+/// must be able to tell a failed rehearsal from a failed real run.
+pub(crate) fn mark_dry_run(
+    outcome: Result<Outcome, CliError>,
+    dry_run: bool,
+) -> Result<Outcome, CliError> {
+    if !dry_run {
+        return outcome;
+    }
+    let mut o = match outcome {
+        Ok(o) => o,
+        Err(e) => Outcome::failed(serde_json::Value::Null, e),
+    };
+    o.dry_run = true;
+    Ok(o)
+}
+
 /// Runs the parsed command.
 pub(crate) async fn dispatch(command: Command, ctx: &AppContext) -> Result<Outcome, CliError> {
     match command {
@@ -102,5 +129,7 @@ pub(crate) async fn dispatch(command: Command, ctx: &AppContext) -> Result<Outco
         Command::Notify(a) => not_built::exec("notify", &a),
         Command::Doctor(a) => doctor::exec(a, ctx).await,
         Command::Schema(a) => Ok(schema::exec(&a)),
+        Command::Completions(a) => Ok(shell::completions(&a)),
+        Command::Man(_) => Ok(shell::man()),
     }
 }

@@ -176,6 +176,13 @@ struct CopyArgs {
 }
 
 impl SnowflakeArgs {
+    /// Whether this is a dry run (nothing sent but the SQL shown).
+    pub(crate) fn dry_run(&self) -> bool {
+        match &self.command {
+            SnowflakeCommand::Copy(a) => a.dry_run,
+        }
+    }
+
     /// The command's name in results.
     pub(crate) fn name(&self) -> String {
         match self.command {

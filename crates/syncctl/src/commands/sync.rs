@@ -28,9 +28,9 @@ enum SyncCommand {
     /// Sync records between the source and the target (or plan it with --dry-run)
     Run(Box<RunArgs>),
     /// Read both sides and print the full plan; writes nothing anywhere (= run --dry-run)
-    Plan(Box<RunArgs>),
+    Plan(Box<PlanArgs>),
     /// Validate the config and connectivity; lists every problem at once (exit 2 on any)
-    Check(Box<RunArgs>),
+    Check(Box<CheckArgs>),
     /// List and resolve conflicts queued by the manual strategy
     Conflicts(ConflictsArgs),
     /// Recent runs of a sync, newest first
@@ -40,6 +40,15 @@ enum SyncCommand {
 }
 
 impl SyncArgs {
+    /// Whether this is a dry run (`sync plan`, `sync run --dry-run`).
+    pub(crate) fn dry_run(&self) -> bool {
+        match &self.command {
+            SyncCommand::Run(a) => a.dry_run,
+            SyncCommand::Plan(_) => true,
+            _ => false,
+        }
+    }
+
     /// The command's name in results.
     pub(crate) fn name(&self) -> String {
         match &self.command {
@@ -97,8 +106,9 @@ struct StoreArgs {
     state_url: Option<String>,
 }
 
+/// What to sync: the config and its overrides (`run`, `plan`, `check`).
 #[derive(Debug, Args)]
-struct RunArgs {
+struct SpecArgs {
     #[command(flatten)]
     store: StoreArgs,
 
@@ -135,22 +145,50 @@ struct RunArgs {
     /// [default: the config's, else 0.1]
     #[arg(long, value_name = "FRACTION", help_heading = "Overrides")]
     max_delete_fraction: Option<f64>,
+}
+
+/// How much to read and how much of the plan to report (`run`, `plan`).
+#[derive(Debug, Args)]
+struct ReadArgs {
+    /// Ignore the incremental cursors and read every record of both sides
+    #[arg(long)]
+    full_refresh: bool,
+
+    /// At most this many plan entries in the result (0: all); counts are always complete
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    plan_limit: usize,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    #[command(flatten)]
+    spec: SpecArgs,
+
+    #[command(flatten)]
+    read: ReadArgs,
 
     /// Plan only: read both sides, print the plan, write nothing anywhere
     #[arg(long)]
     dry_run: bool,
 
-    /// Ignore the incremental cursors and read every record of both sides
-    #[arg(long)]
-    full_refresh: bool,
-
     /// Include the per-record plan in the result (always there with --dry-run; -v does too)
     #[arg(long)]
     show_plan: bool,
+}
 
-    /// At most this many plan entries in the result (0: all); counts are always complete
-    #[arg(long, value_name = "N", default_value_t = 10_000)]
-    plan_limit: usize,
+#[derive(Debug, Args)]
+struct PlanArgs {
+    #[command(flatten)]
+    spec: SpecArgs,
+
+    #[command(flatten)]
+    read: ReadArgs,
+}
+
+#[derive(Debug, Args)]
+struct CheckArgs {
+    #[command(flatten)]
+    spec: SpecArgs,
 }
 
 #[derive(Debug, Args)]
@@ -240,11 +278,11 @@ struct ShowArgs {
 pub(crate) async fn exec(args: SyncArgs, ctx: &AppContext) -> Result<Outcome, CliError> {
     match args.command {
         SyncCommand::Run(a) => {
-            let dry = a.dry_run;
-            runs::run(*a, dry, ctx).await
+            let include_plan = a.show_plan || a.dry_run;
+            runs::run(&a.spec, &a.read, a.dry_run, include_plan, ctx).await
         }
-        SyncCommand::Plan(a) => runs::run(*a, true, ctx).await,
-        SyncCommand::Check(a) => runs::check(*a, ctx).await,
+        SyncCommand::Plan(a) => runs::run(&a.spec, &a.read, true, true, ctx).await,
+        SyncCommand::Check(a) => runs::check(&a.spec, ctx).await,
         SyncCommand::Conflicts(c) => match c.command {
             ConflictsCommand::List(a) => review::list_conflicts(a, ctx).await,
             ConflictsCommand::Resolve(a) => review::resolve_conflict(a, ctx).await,

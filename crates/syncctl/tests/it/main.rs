@@ -10,6 +10,7 @@ mod airbyte_signals;
 mod cli_contract;
 mod dbx_commands;
 mod dbx_run_now;
+mod help_pages;
 mod secret_leak;
 mod secret_leak_airbyte;
 mod secret_leak_dbx;

@@ -313,7 +313,9 @@ async fn history_and_show_read_the_audit() {
         runs[1]["invoked_by"].as_str().unwrap().split('@').next(),
         Some("tester")
     );
-    let show = q.sync(&["show", first.result["data"]["run"].as_str().unwrap()]);
+    // One id per run: the result's run_id is the state store's id, the one `sync show` takes.
+    assert_eq!(first.result["run_id"], first.result["data"]["run"]);
+    let show = q.sync(&["show", first.result["run_id"].as_str().unwrap()]);
     let changes = show.result["data"]["changes"].as_array().unwrap();
     let creates: Vec<_> = changes.iter().filter(|c| c["action"] == "create").collect();
     assert_eq!(creates.len(), 5);
@@ -631,4 +633,23 @@ fn a_plan_is_capped_by_plan_limit_and_the_counts_stay_complete() {
         capped.result["data"]["target"]["created"],
         full.result["data"]["target"]["created"]
     );
+}
+
+#[test]
+fn a_dry_run_says_so_on_every_path_failures_included() {
+    let q = Quickstart::new();
+    // Fails inside the command (the config names a key that does not exist).
+    q.edit_config(|t| t.replace("batch_size: 50", "batch_size: 50\nbatchsize: 5"));
+    for args in [vec!["plan"], vec!["run", "--dry-run"]] {
+        let r = q.sync(&args);
+        assert_eq!((r.code, r.error_class()), (2, Some("config")), "{args:?}");
+        assert_eq!(r.result["dry_run"], true, "{args:?}: {}", r.result);
+    }
+    // Rejected by the parser before any command ran.
+    let r = q.sync(&["run", "--dry-run", "--no-such-flag"]);
+    assert_eq!((r.code, r.error_class()), (2, Some("usage")));
+    assert_eq!(r.result["dry_run"], true, "{}", r.result);
+    // And a real run that fails is not a dry run.
+    let r = q.sync(&["run"]);
+    assert_eq!(r.result["dry_run"], false);
 }

@@ -10,8 +10,8 @@ use crate::context::AppContext;
 use crate::error::CliError;
 
 use super::super::Outcome;
-use super::RunArgs;
 use super::settings::{self, Resolved};
+use super::{ReadArgs, SpecArgs};
 
 /// How long a SQLite lease lasts without renewal (renewed every third of it).
 const LOCK_LEASE: Duration = Duration::from_secs(60);
@@ -27,20 +27,26 @@ pub(super) async fn open_store(r: &Resolved, dry_run: bool) -> Result<StateStore
 }
 
 /// `sync run` (and `sync plan` = `run --dry-run`).
-pub(super) async fn run(a: RunArgs, dry_run: bool, ctx: &AppContext) -> Result<Outcome, CliError> {
-    let r = settings::resolve_run(&a, ctx)?;
+pub(super) async fn run(
+    spec: &SpecArgs,
+    read: &ReadArgs,
+    dry_run: bool,
+    include_plan: bool,
+    ctx: &AppContext,
+) -> Result<Outcome, CliError> {
+    let r = settings::resolve_run(spec, ctx)?;
     let source = settings::build_connector(Side::Source, &r.config, &r.base_dir).await?;
     let target = settings::build_connector(Side::Target, &r.config, &r.base_dir).await?;
     let store = open_store(&r, dry_run).await?;
     let run_settings = RunSettings {
         config: r.config.clone(),
         dry_run,
-        full_refresh: a.full_refresh,
-        include_plan: a.show_plan || ctx.verbosity > 0,
-        plan_limit: a.plan_limit,
+        full_refresh: read.full_refresh,
+        include_plan: include_plan || ctx.verbosity > 0,
+        plan_limit: read.plan_limit,
         only_links: None,
         invoked_by: settings::invoked_by(ctx),
-        args: settings::recorded_args(&r, &a, dry_run),
+        args: settings::recorded_args(&r, read.full_refresh, dry_run),
         lock_lease: LOCK_LEASE,
     };
     tracing::info!(
@@ -103,18 +109,23 @@ pub(super) fn into_outcome(o: RunOutcome, dry_run: bool) -> Outcome {
     ] {
         metrics.push(Metric::counter(format!("sync_conflicts_{name}"), v as f64));
     }
+    // The state store's id of this run is the result's run_id: `sync show RUN_ID` takes it.
+    let run_id = uuid::Uuid::parse_str(&report.run).ok();
     let data = serde_json::to_value(&o.report).unwrap_or(Value::Null);
     let outcome = match o.error {
         None if dry_run => Outcome::planned(data),
         None => Outcome::succeeded(data),
         Some(e) => Outcome::failed(data, e.into()),
     };
-    outcome.with_warnings(o.warnings).with_metrics(metrics)
+    outcome
+        .with_warnings(o.warnings)
+        .with_metrics(metrics)
+        .with_run_id(run_id)
 }
 
 /// `sync check`: every problem with the config, the connectors and the state store at once.
-pub(super) async fn check(a: RunArgs, ctx: &AppContext) -> Result<Outcome, CliError> {
-    let r = settings::resolve_run(&a, ctx)?;
+pub(super) async fn check(a: &SpecArgs, ctx: &AppContext) -> Result<Outcome, CliError> {
+    let r = settings::resolve_run(a, ctx)?;
     let mut problems: Vec<String> = Vec::new();
     let mut sides = serde_json::Map::new();
     let mut connectors = Vec::new();

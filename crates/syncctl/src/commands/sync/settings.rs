@@ -11,7 +11,7 @@ use syncctl_sync::{Side, SyncError};
 use crate::context::AppContext;
 use crate::error::CliError;
 
-use super::{DirectionArg, RunArgs, StoreArgs, StrategyArg};
+use super::{DirectionArg, SpecArgs, StoreArgs, StrategyArg};
 
 /// The state store used when neither flag, environment nor config names one.
 pub(super) const DEFAULT_STATE: &str = "sqlite://.syncctl/state.db";
@@ -122,7 +122,7 @@ pub(super) fn state_url(
 }
 
 /// Resolves the config and the overrides of `run`/`plan`/`check`.
-pub(super) fn resolve_run(a: &RunArgs, ctx: &AppContext) -> Result<Resolved, CliError> {
+pub(super) fn resolve_run(a: &SpecArgs, ctx: &AppContext) -> Result<Resolved, CliError> {
     let (mut config, base_dir, config_path) = match &a.store.config {
         Some(p) => {
             let (c, base) = load_config(p, ctx)?;
@@ -266,7 +266,7 @@ pub(super) fn invoked_by(ctx: &AppContext) -> String {
 }
 
 /// The settings recorded in the run row (never URLs or secrets).
-pub(super) fn recorded_args(r: &Resolved, a: &RunArgs, dry_run: bool) -> Value {
+pub(super) fn recorded_args(r: &Resolved, full_refresh: bool, dry_run: bool) -> Value {
     let c = &r.config;
     let side = |b: &Value| {
         serde_json::json!({
@@ -284,7 +284,7 @@ pub(super) fn recorded_args(r: &Resolved, a: &RunArgs, dry_run: bool) -> Value {
         "deletes": c.deletes.as_str(),
         "max_delete_fraction": c.max_delete_fraction,
         "max_failures": c.max_failures,
-        "full_refresh": a.full_refresh,
+        "full_refresh": full_refresh,
         "dry_run": dry_run,
     })
 }
