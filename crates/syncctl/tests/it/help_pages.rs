@@ -39,7 +39,10 @@ fn completion_scripts_cover_every_command_and_the_global_options() {
             assert!(script.contains(word), "{shell} completion lacks {word}");
         }
         // The script is the whole of stdout: no result line to confuse the shell.
-        assert!(!script.contains("\"schema\":\"syncctl.result/v1\""), "{shell}");
+        assert!(
+            !script.contains("\"schema\":\"syncctl.result/v1\""),
+            "{shell}"
+        );
     }
     let (code, _) = syncctl(&["completions", "powershell-or-so"]);
     assert_eq!(code, 2);
