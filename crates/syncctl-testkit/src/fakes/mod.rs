@@ -3,4 +3,5 @@
 pub mod airbyte;
 pub mod databricks;
 pub mod sheets;
+pub mod quickbooks;
 pub mod snowflake;
