@@ -15,7 +15,6 @@
 
 use secrecy::SecretString;
 use serde::Deserialize;
-use syncctl_config::Env;
 
 use crate::QuickBooksError;
 
@@ -127,9 +126,12 @@ impl QuickBooksSettings {
     ///
     /// # Errors
     /// Missing realm or credentials, an unknown environment, a base URL with a path.
-    pub fn resolve(block: &BlockSettings, env: &Env) -> Result<Self, QuickBooksError> {
+    pub fn resolve(
+        block: &BlockSettings,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, QuickBooksError> {
         let realm_id = non_empty(block.realm_id.clone())
-            .or_else(|| non_empty(env.get("QUICKBOOKS_REALM_ID")))
+            .or_else(|| non_empty(env("QUICKBOOKS_REALM_ID")))
             .ok_or_else(|| {
                 QuickBooksError::Settings(
                     "missing the company id: set QUICKBOOKS_REALM_ID (or realm_id in the connector block)".into(),
@@ -141,27 +143,27 @@ impl QuickBooksSettings {
             )));
         }
         let environment = match non_empty(block.environment.clone())
-            .or_else(|| non_empty(env.get("QUICKBOOKS_ENVIRONMENT")))
+            .or_else(|| non_empty(env("QUICKBOOKS_ENVIRONMENT")))
         {
             Some(v) => Environment::parse(&v)?,
             None => Environment::Production,
         };
         let base_url = match non_empty(block.base_url.clone())
-            .or_else(|| non_empty(env.get("QUICKBOOKS_BASE_URL")))
+            .or_else(|| non_empty(env("QUICKBOOKS_BASE_URL")))
         {
             Some(u) => parse_origin("QUICKBOOKS_BASE_URL", &u)?,
             None => environment.base_url().to_owned(),
         };
         let token_url = match non_empty(block.token_url.clone())
-            .or_else(|| non_empty(env.get("QUICKBOOKS_TOKEN_URL")))
+            .or_else(|| non_empty(env("QUICKBOOKS_TOKEN_URL")))
         {
             Some(u) => syncctl_config::parse_base_url("QUICKBOOKS_TOKEN_URL", &u)
                 .map_err(|e| QuickBooksError::Settings(e.to_string()))?,
             None => INTUIT_TOKEN_URL.to_owned(),
         };
-        let secret = |name: &str| non_empty(env.get(name)).map(SecretString::from);
+        let secret = |name: &str| non_empty(env(name)).map(SecretString::from);
         let access_token = secret("QUICKBOOKS_ACCESS_TOKEN");
-        let client_id = non_empty(env.get("QUICKBOOKS_CLIENT_ID"));
+        let client_id = non_empty(env("QUICKBOOKS_CLIENT_ID"));
         let client_secret = secret("QUICKBOOKS_CLIENT_SECRET");
         let refresh_token = secret("QUICKBOOKS_REFRESH_TOKEN");
         let refresh = match (client_id, client_secret, refresh_token) {
@@ -204,12 +206,29 @@ impl QuickBooksSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
-    fn env(pairs: &[(&str, &str)]) -> Env {
-        Env::from_vars(
+    struct Vars(HashMap<String, String>);
+
+    impl Vars {
+        fn get(&self, k: &str) -> Option<String> {
+            self.0.get(k).cloned()
+        }
+    }
+
+    type Lookup = Box<dyn Fn(&str) -> Option<String>>;
+
+    fn env_fn(pairs: &[(&str, &str)]) -> Lookup {
+        let v = env(pairs);
+        Box::new(move |k| v.get(k))
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> Vars {
+        Vars(
             pairs
                 .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
         )
     }
 
@@ -218,7 +237,7 @@ mod tests {
         let b = BlockSettings::default();
         let s = QuickBooksSettings::resolve(
             &b,
-            &env(&[
+            &*env_fn(&[
                 ("QUICKBOOKS_REALM_ID", "123"),
                 ("QUICKBOOKS_ACCESS_TOKEN", "t"),
                 ("QUICKBOOKS_ENVIRONMENT", "sandbox"),
@@ -229,7 +248,7 @@ mod tests {
         assert!(s.refresh.is_none());
         let s = QuickBooksSettings::resolve(
             &b,
-            &env(&[
+            &*env_fn(&[
                 ("QUICKBOOKS_REALM_ID", "123"),
                 ("QUICKBOOKS_ACCESS_TOKEN", "t"),
                 ("QUICKBOOKS_BASE_URL", "http://127.0.0.1:9000/"),
@@ -239,7 +258,7 @@ mod tests {
         assert_eq!(s.base_url, "http://127.0.0.1:9000");
         let s = QuickBooksSettings::resolve(
             &b,
-            &env(&[
+            &*env_fn(&[
                 ("QUICKBOOKS_REALM_ID", "123"),
                 ("QUICKBOOKS_ACCESS_TOKEN", "t"),
             ]),
@@ -252,9 +271,12 @@ mod tests {
     fn bad_settings_say_what_to_set() {
         let b = BlockSettings::default();
         let err = |pairs: &[(&str, &str)]| {
-            QuickBooksSettings::resolve(&b, &env(pairs))
-                .unwrap_err()
-                .to_string()
+            {
+                let e = env(pairs);
+                QuickBooksSettings::resolve(&b, &|k| e.get(k))
+            }
+            .unwrap_err()
+            .to_string()
         };
         assert!(err(&[("QUICKBOOKS_ACCESS_TOKEN", "t")]).contains("QUICKBOOKS_REALM_ID"));
         assert!(err(&[("QUICKBOOKS_REALM_ID", "1")]).contains("no credentials"));
@@ -298,7 +320,7 @@ mod tests {
                 token_url: Some("http://127.0.0.1:1/oauth2/v1/tokens/bearer".into()),
                 ..BlockSettings::default()
             },
-            &env(&[
+            &*env_fn(&[
                 ("QUICKBOOKS_CLIENT_ID", "c"),
                 ("QUICKBOOKS_CLIENT_SECRET", "s"),
                 ("QUICKBOOKS_REFRESH_TOKEN", "r"),

@@ -6,6 +6,7 @@
 //!   request syncctl sends, or a response a fake returns, that breaks the vendor's spec fails.
 //! * [`cli`]: helpers for driving the real `syncctl` binary and reading its result line.
 //! * [`services`]: the registry behind `syncctl-fakes serve <service>`.
+//! * [`xsd`]: QuickBooks contract checks of JSON bodies against Intuit's XSDs.
 //!
 //! Fakes are stateful (cargo's fake registry is the model): tests seed them through a builder,
 //! run syncctl against them, then assert on both the result and what the fake saw.
@@ -15,5 +16,6 @@ pub mod fakes;
 pub mod prism;
 pub mod server;
 pub mod services;
+pub mod xsd;
 
 pub use server::{FakeServer, Fault, FaultRule, RecordedRequest};

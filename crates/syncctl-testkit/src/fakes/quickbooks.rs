@@ -109,6 +109,18 @@ struct State0 {
     fail_next: VecDeque<u16>,
     throttled: u64,
     applied_ops: u64,
+    responses: Vec<Exchange>,
+}
+
+/// A JSON response the API part of the fake sent (for contract checks).
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    /// The request path.
+    pub path: String,
+    /// The status answered.
+    pub status: u16,
+    /// The JSON body answered.
+    pub body: Value,
 }
 
 /// The fake. Cheap to clone; clones share state.
@@ -185,6 +197,7 @@ impl QuickBooksFake {
                 fail_next: VecDeque::new(),
                 throttled: 0,
                 applied_ops: 0,
+                responses: Vec::new(),
             })),
             in_flight: Arc::new(AtomicUsize::new(0)),
         };
@@ -305,6 +318,13 @@ impl QuickBooksFake {
     #[must_use]
     pub fn throttled(&self) -> u64 {
         self.st().throttled
+    }
+
+    /// Every JSON response the API answered after authentication (throttles and the
+    /// fault plan's answers are sent before and are not listed).
+    #[must_use]
+    pub fn responses(&self) -> Vec<Exchange> {
+        self.st().responses.clone()
     }
 
     /// How many write operations were applied (replays excluded).
@@ -653,11 +673,23 @@ async fn guard(
         )
             .into_response();
     }
-    let mut resp = next.run(req).await;
-    if let Ok(v) = uuid::Uuid::new_v4().to_string().parse() {
-        resp.headers_mut().insert("intuit_tid", v);
+    let path = req.uri().path().to_owned();
+    let resp = next.run(req).await;
+    let (mut parts, body) = resp.into_parts();
+    let bytes = axum::body::to_bytes(body, 64 * 1024 * 1024)
+        .await
+        .unwrap_or_default();
+    if let Ok(v) = serde_json::from_slice::<Value>(&bytes) {
+        s.st().responses.push(Exchange {
+            path,
+            status: parts.status.as_u16(),
+            body: v,
+        });
     }
-    resp
+    if let Ok(v) = uuid::Uuid::new_v4().to_string().parse() {
+        parts.headers.insert("intuit_tid", v);
+    }
+    Response::from_parts(parts, axum::body::Body::from(bytes))
 }
 
 // ---------------------------------------------------------------- OAuth
@@ -1741,14 +1773,10 @@ async fn single_read(
     }
 }
 
-async fn company_info(
-    State(s): State<Shared>,
-    Path((realm, _id)): Path<(String, String)>,
-) -> Response {
+async fn company_info(State(s): State<Shared>) -> Response {
     axum::Json(json!({
         "CompanyInfo": {"CompanyName": "syncctl fake company", "Id": "1", "SyncToken": "0", "domain": "QBO", "sparse": false, "Country": "US", "MetaData": {"CreateTime": intuit_time(0), "LastUpdatedTime": intuit_time(0)}},
         "time": time_now(&s),
-        "realm": realm,
     }))
     .into_response()
 }
