@@ -2,6 +2,6 @@
 
 pub mod airbyte;
 pub mod databricks;
-pub mod sheets;
 pub mod quickbooks;
+pub mod sheets;
 pub mod snowflake;
