@@ -207,6 +207,7 @@ impl Entity {
                 unique: Some(d.name) == self.unique_name_field() || d.name == "Id",
                 max_length: d.max_length,
                 has_default: !d.writable || d.name == "Active",
+                normalisation: Vec::new(),
             })
             .collect()
     }
@@ -281,11 +282,16 @@ pub fn to_record(entity: Entity, obj: &Map<String, Value>) -> Option<Record> {
     for attr in ["domain", "sparse", "status"] {
         fields.remove(attr);
     }
+    let version = obj
+        .get("SyncToken")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     Some(Record {
         key: RecordKey(id),
         fields,
         updated_at,
         deleted: status_deleted || inactive,
+        version,
     })
 }
 
