@@ -12,7 +12,7 @@ pub use env::{Env, EnvFileError};
 pub use interpolate::{InterpolateError, interpolate};
 pub use secrecy::{ExposeSecret, SecretString};
 pub use syncctl_core::redact::redact_userinfo;
-pub use yaml::{YamlError, from_yaml_str};
+pub use yaml::{YamlError, from_yaml_str, from_yaml_str_interpolated};
 
 /// Why a setting could not be resolved.
 #[derive(Debug, thiserror::Error)]

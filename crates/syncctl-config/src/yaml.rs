@@ -23,6 +23,37 @@ pub fn from_yaml_str<T: DeserializeOwned>(origin: &str, text: &str) -> Result<T,
     })
 }
 
+/// Parses `text` into `T`, interpolating `${VAR}` (see [`crate::interpolate`]) into each string
+/// value after parsing, never into the YAML text, so a value cannot change the structure.
+///
+/// # Errors
+/// Every interpolation problem at once ([`crate::ConfigError::Interpolate`]); otherwise the
+/// parser's message with line and column ([`crate::ConfigError::Yaml`]).
+pub fn from_yaml_str_interpolated<T: DeserializeOwned>(
+    origin: &str,
+    text: &str,
+    get: &dyn Fn(&str) -> Option<String>,
+) -> Result<T, crate::ConfigError> {
+    let ctx = crate::interpolate::Interpolation::new(get);
+    let parsed = serde_saphyr::with_deserializer_from_str(text, |d| {
+        T::deserialize(crate::interpolate::Interpolating {
+            inner: d,
+            ctx: &ctx,
+        })
+    });
+    let problems = ctx.into_problems();
+    if !problems.is_empty() {
+        return Err(crate::InterpolateError { problems }.into());
+    }
+    parsed.map_err(|e| {
+        YamlError {
+            origin: origin.to_owned(),
+            message: e.to_string(),
+        }
+        .into()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -41,5 +72,55 @@ mod tests {
             .to_string();
         assert!(e.starts_with("sync.yaml:") && e.contains("nmae"), "{e}");
         assert_eq!(from_yaml_str::<Conf>("s", "name: x\n").unwrap().name, "x");
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Conn {
+        url: String,
+        password: String,
+        tags: Vec<String>,
+        extra: serde_json::Value,
+        size: u32,
+    }
+
+    fn hostile(name: &str) -> Option<String> {
+        match name {
+            "PW" => Some("p\"w, x: \\ # not a comment\nadmin: true".into()),
+            "HOST" => Some("db".into()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn interpolated_values_are_literal_and_cannot_add_keys() {
+        let text = "url: \"postgres://u:${PW}@${HOST}/x\"\npassword: ${PW}\n\
+                    tags: [\"${PW}\", plain]\nextra: {k: '${PW}'}\nsize: 5\n";
+        let c: Conn = from_yaml_str_interpolated("s", text, &hostile).unwrap();
+        let pw = hostile("PW").unwrap();
+        assert_eq!(c.url, format!("postgres://u:{pw}@db/x"));
+        assert_eq!(c.password, pw);
+        assert_eq!(c.tags, [pw.as_str(), "plain"]);
+        assert_eq!(c.extra, serde_json::json!({"k": pw}));
+        assert_eq!(c.size, 5);
+    }
+
+    #[test]
+    fn keys_are_not_interpolated_and_every_missing_variable_is_listed() {
+        let e = from_yaml_str_interpolated::<Conn>(
+            "s",
+            "url: ${A}\npassword: ${B:?the CRM password}\ntags: []\nextra: {}\nsize: 1\n",
+            &hostile,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("${A} is not set") && e.contains("the CRM password"),
+            "{e}"
+        );
+        let e = from_yaml_str_interpolated::<Conn>("s", "${HOST}: x\n", &hostile)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("${HOST}") && !e.contains("db"), "{e}");
     }
 }

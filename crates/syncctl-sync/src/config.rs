@@ -354,7 +354,7 @@ impl SyncConfig {
     }
 }
 
-/// Parses a `sync.yaml` text (already `${VAR}`-interpolated).
+/// Parses a `sync.yaml` text without `${VAR}` interpolation (a `${…}` stays as written).
 ///
 /// # Errors
 /// YAML errors with line and column, unknown keys, and every problem of
@@ -362,6 +362,26 @@ impl SyncConfig {
 pub fn parse_config(origin: &str, text: &str) -> Result<SyncConfig, crate::SyncError> {
     let cfg: SyncConfig = syncctl_config::from_yaml_str(origin, text)
         .map_err(|e| crate::SyncError::config(e.to_string()))?;
+    checked(cfg)
+}
+
+/// Parses a `sync.yaml` text, then interpolates `${VAR}` from `get` into its string values
+/// (never into the text, so a value holding a quote cannot change the structure).
+///
+/// # Errors
+/// Every unset variable, YAML errors with line and column, unknown keys, and every problem
+/// of [`SyncConfig::problems`] at once.
+pub fn parse_config_with(
+    origin: &str,
+    text: &str,
+    get: &dyn Fn(&str) -> Option<String>,
+) -> Result<SyncConfig, crate::SyncError> {
+    let cfg: SyncConfig = syncctl_config::from_yaml_str_interpolated(origin, text, get)
+        .map_err(|e| crate::SyncError::config(e.to_string()))?;
+    checked(cfg)
+}
+
+fn checked(cfg: SyncConfig) -> Result<SyncConfig, crate::SyncError> {
     let problems = cfg.problems();
     if problems.is_empty() {
         Ok(cfg)

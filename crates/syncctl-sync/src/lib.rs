@@ -18,7 +18,7 @@ pub mod merge;
 pub mod report;
 pub mod store;
 
-pub use config::{ConflictStrategy, DeletePolicy, Direction, SyncConfig, parse_config};
+pub use config::{ConflictStrategy, DeletePolicy, Direction, SyncConfig, parse_config, parse_config_with};
 pub use engine::{RunOutcome, RunSettings, config_problems, run};
 pub use error::SyncError;
 pub use report::RunReport;

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use syncctl_core::{BuildContext, Classified, Connector, ConnectorFactory, ErrorClass};
-use syncctl_sync::config::{ConflictStrategy, Direction, SyncConfig, builtin, parse_config};
+use syncctl_sync::config::{ConflictStrategy, Direction, SyncConfig, builtin, parse_config_with};
 use syncctl_sync::{Side, SyncError};
 
 use crate::context::AppContext;
@@ -52,10 +52,8 @@ pub(super) fn load_config(
     let text = std::fs::read_to_string(path).map_err(|e| {
         CliError::config(format!("cannot read sync config {}: {e}", path.display()))
     })?;
-    let text = syncctl_config::interpolate(&text, |k| ctx.env.get(k))
-        .map_err(syncctl_config::ConfigError::from)?;
     let origin = path.display().to_string();
-    let config = parse_config(&origin, &text)?;
+    let config = parse_config_with(&origin, &text, &|k| ctx.env.get(k))?;
     register_secrets(&config.source, ctx);
     register_secrets(&config.target, ctx);
     if let Some(s) = &config.state {

@@ -1,0 +1,126 @@
+//! The adversarial suite (issue 8): one test per class of bad input or misconfiguration, each
+//! driving the real binary. Every case checks the exit code, the result and that nothing was
+//! written where the contract promises nothing is.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use syncctl_testkit::cli::CliRun;
+
+/// A temporary directory holding a sync config, its files and its state store.
+struct World {
+    dir: tempfile::TempDir,
+}
+
+impl World {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn write(&self, rel: &str, text: &str) -> PathBuf {
+        let p = self.path(rel);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.path(rel)).unwrap()
+    }
+
+    /// The binary with a clean environment, run in the world's directory.
+    fn cmd(&self) -> Command {
+        let mut cmd = Command::cargo_bin("syncctl").unwrap();
+        cmd.env_clear()
+            .env("NO_COLOR", "1")
+            .env("USER", "tester")
+            .current_dir(self.dir.path());
+        cmd
+    }
+
+    fn run(&self, args: &[&str], env: &[(&str, &str)]) -> CliRun {
+        let mut cmd = self.cmd();
+        cmd.args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        CliRun::from_output(&cmd.output().unwrap())
+    }
+
+    fn sync(&self, args: &[&str]) -> CliRun {
+        let mut all = vec!["sync"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--config", "sync.yaml"]);
+        self.run(&all, &[])
+    }
+}
+
+/// A CSV → CSV sync of people keyed by email, state next to the config.
+fn csv_pair_config(name: &str, source: &str, target: &str) -> String {
+    format!(
+        r#"name: {name}
+source: {{connector: csv, path: "{source}"}}
+target: {{connector: csv, path: "{target}"}}
+key: {{source: email, target: email}}
+fields:
+  - {{source: email, target: email}}
+  - {{source: name, target: name}}
+direction: bidirectional
+conflict_strategy: source_wins
+state: "sqlite://state.db"
+"#
+    )
+}
+
+fn assert_exit(r: &CliRun, code: i32) {
+    assert_eq!(
+        r.code, code,
+        "result: {}\nstderr:\n{}",
+        r.result, r.stderr
+    );
+}
+
+fn unchanged(path: &Path, before: &str) {
+    assert_eq!(std::fs::read_to_string(path).unwrap(), before, "{} was written", path.display());
+}
+
+// ---- 4. `${VAR}` interpolation is applied to parsed values, literally --------------------
+
+#[test]
+fn interpolated_values_holding_quotes_cannot_change_the_config_structure() {
+    let w = World::new();
+    // A file name holding a quote, a comma and a colon: as text it broke (or rewrote) the
+    // YAML around it; as a value it is just a name.
+    let odd = "we\"ird, name: x.csv";
+    w.write(odd, "email,name\nada@example.com,Ada\n");
+    w.write("target.csv", "email,name\n");
+    w.write(
+        "sync.yaml",
+        &csv_pair_config("interp", "${SRC}", "${DST:-target.csv}"),
+    );
+    let r = w.run(
+        &["sync", "run", "--config", "sync.yaml"],
+        &[("SRC", odd)],
+    );
+    assert_exit(&r, 0);
+    assert!(w.read("target.csv").contains("ada@example.com,Ada"));
+
+    // A value that would add a key when pasted as text is refused as nothing but a bad path.
+    let w = World::new();
+    w.write("target.csv", "email,name\n");
+    w.write("sync.yaml", &csv_pair_config("interp2", "${SRC}", "target.csv"));
+    let r = w.run(
+        &["sync", "run", "--config", "sync.yaml"],
+        &[("SRC", "x.csv\", deletes: propagate, y: \"")],
+    );
+    assert_exit(&r, 2);
+    let msg = r.result["error"]["message"].as_str().unwrap();
+    assert!(!msg.contains("unknown field"), "{msg}");
+    unchanged(&w.path("target.csv"), "email,name\n");
+}
