@@ -153,14 +153,39 @@ impl CsvConnector {
             .iter()
             .position(|b| *b == b'\n')
             .is_some_and(|i| i > 0 && body[i - 1] == b'\r');
-        let mut rdr = csv::ReaderBuilder::new()
-            .delimiter(self.delimiter)
-            .flexible(true)
-            .from_reader(body);
-        let bad = |e: csv::Error| {
+        // A malformed file is refused whole, before anything is read from it: the csv crate
+        // alone would let an unterminated quote swallow the following rows into one cell.
+        check_structure(body, self.delimiter).map_err(|m| {
             ConnectorError::config(
                 KIND,
-                format!("{} is not valid CSV: {e}", self.path.display()),
+                format!(
+                    "{} is not valid CSV: {m}; nothing was synced",
+                    self.path.display()
+                ),
+            )
+        })?;
+        let mut rdr = csv::ReaderBuilder::new()
+            .delimiter(self.delimiter)
+            .flexible(false)
+            .from_reader(body);
+        let bad = |e: csv::Error| {
+            let why = match e.kind() {
+                csv::ErrorKind::UnequalLengths {
+                    pos: Some(pos),
+                    expected_len,
+                    len,
+                } => format!(
+                    "line {} has {len} cells but the header has {expected_len}",
+                    pos.line()
+                ),
+                _ => e.to_string(),
+            };
+            ConnectorError::config(
+                KIND,
+                format!(
+                    "{} is not valid CSV: {why}; nothing was synced",
+                    self.path.display()
+                ),
             )
         };
         let header: Vec<String> = rdr
@@ -178,11 +203,10 @@ impl CsvConnector {
         let mut rows = Vec::new();
         for rec in rdr.records() {
             let rec = rec.map_err(bad)?;
-            let mut row: Vec<String> = rec.iter().map(str::to_owned).collect();
+            let row: Vec<String> = rec.iter().map(str::to_owned).collect();
             if row.iter().all(String::is_empty) {
                 continue;
             }
-            row.resize(header.len(), String::new());
             rows.push(row);
         }
         Ok(Sheet {
@@ -320,6 +344,52 @@ impl CsvConnector {
             tracing::warn!(file = %self.path.display(), rows = blank, "Skipped CSV rows with an empty key; they cannot be synced.");
         }
         Ok(out)
+    }
+}
+
+/// Checks the quoting of a CSV body (RFC 4180): a quoted cell must be closed, and a closing
+/// quote must be followed by a delimiter or the end of the line. Returns the problem with its
+/// 1-based line number. Cell counts are checked by the reader (it knows the header).
+fn check_structure(body: &[u8], delimiter: u8) -> Result<(), String> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum At {
+        CellStart,
+        Unquoted,
+        Quoted { from_line: usize },
+        AfterClosingQuote,
+    }
+    let mut at = At::CellStart;
+    let mut line = 1usize;
+    let mut i = 0;
+    while i < body.len() {
+        let b = body[i];
+        let ends_cell = b == delimiter || b == b'\n' || b == b'\r';
+        at = match at {
+            At::CellStart if b == b'"' => At::Quoted { from_line: line },
+            At::CellStart | At::Unquoted | At::AfterClosingQuote if ends_cell => At::CellStart,
+            At::CellStart | At::Unquoted => At::Unquoted,
+            At::Quoted { .. } if b == b'"' && body.get(i + 1) == Some(&b'"') => {
+                i += 1;
+                at
+            }
+            At::Quoted { .. } if b == b'"' => At::AfterClosingQuote,
+            At::Quoted { .. } => at,
+            At::AfterClosingQuote => {
+                return Err(format!(
+                    "line {line}: text after the closing quote of a cell (a quote inside a quoted cell is written \"\")"
+                ));
+            }
+        };
+        if b == b'\n' {
+            line += 1;
+        }
+        i += 1;
+    }
+    match at {
+        At::Quoted { from_line } => Err(format!(
+            "line {from_line}: a quoted cell is never closed (unterminated quote)"
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -890,5 +960,61 @@ mod tests {
             e.to_string().contains("\"modified\" is not a column"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn quoting_is_checked_with_line_numbers() {
+        assert!(check_structure(b"a,b\n1,\"x \"\"q\"\"\ny\"\n", b',').is_ok());
+        assert!(check_structure(b"a,b\r\n1,2\r\n", b',').is_ok());
+        assert!(check_structure(b"a,b\n1,5\" screen\n", b',').is_ok());
+        let e = check_structure(b"a,b\n1,2\n3,\"Bob\n4,Ann\n", b',').unwrap_err();
+        assert!(
+            e.starts_with("line 3:") && e.contains("never closed"),
+            "{e}"
+        );
+        let e = check_structure(b"a,b\n1,\"Bob\nx\"y,2\n", b',').unwrap_err();
+        assert!(
+            e.starts_with("line 3:") && e.contains("after the closing quote"),
+            "{e}"
+        );
+        assert!(check_structure(b"a;b\n\"1\";2\n", b';').is_ok());
+    }
+
+    #[tokio::test]
+    async fn malformed_files_are_refused_whole_with_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        for (text, want) in [
+            (
+                "id,v\n1,a\n2,\"b\n3,c\n",
+                "line 3: a quoted cell is never closed",
+            ),
+            (
+                "id,v\n1,a\n2,b,extra\n",
+                "line 3 has 3 cells but the header has 2",
+            ),
+            (
+                "id,v,w\n1,a,x\n2,b\n",
+                "line 3 has 2 cells but the header has 3",
+            ),
+        ] {
+            fs::write(dir.path().join("m.csv"), text).unwrap();
+            let c = connector(dir.path(), json!({"connector": "csv", "path": "m.csv"})).await;
+            let s = c.describe().await;
+            let e = match s {
+                Err(e) => e,
+                Ok(s) => c
+                    .source()
+                    .unwrap()
+                    .read_page(&s, &ReadRequest::full(10))
+                    .await
+                    .unwrap_err(),
+            };
+            assert_eq!(
+                syncctl_core::Classified::class(&e),
+                syncctl_core::ErrorClass::Config,
+                "{e}"
+            );
+            assert!(e.to_string().contains(want), "{text:?}: {e}");
+        }
     }
 }

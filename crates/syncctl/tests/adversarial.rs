@@ -124,3 +124,28 @@ fn interpolated_values_holding_quotes_cannot_change_the_config_structure() {
     assert!(!msg.contains("unknown field"), "{msg}");
     unchanged(&w.path("target.csv"), "email,name\n");
 }
+
+// ---- 3. Malformed CSV is refused whole ----------------------------------------------------
+
+#[test]
+fn malformed_csv_is_refused_whole_with_the_line_and_nothing_is_written() {
+    for (bad, line) in [
+        // An unterminated quote used to swallow the next row into a multi-line name.
+        ("email,name\nada@example.com,\"Ada\nbob@example.com,Bob\n", "line 2"),
+        // Ragged rows used to be padded or cut.
+        ("email,name\nada@example.com,Ada,extra\nbob@example.com,Bob\n", "line 2"),
+        ("email,name\nada@example.com,Ada\nbob@example.com\n", "line 3"),
+    ] {
+        let w = World::new();
+        w.write("people.csv", bad);
+        let crm = "email,name\ncyd@example.com,Cyd\n";
+        w.write("crm.csv", crm);
+        w.write("sync.yaml", &csv_pair_config("malformed", "people.csv", "crm.csv"));
+        let r = w.sync(&["run"]);
+        assert_exit(&r, 2);
+        let msg = r.result["error"]["message"].as_str().unwrap();
+        assert!(msg.contains("not valid CSV") && msg.contains(line), "{bad:?}: {msg}");
+        unchanged(&w.path("people.csv"), bad);
+        unchanged(&w.path("crm.csv"), crm);
+    }
+}
