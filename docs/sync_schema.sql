@@ -129,3 +129,14 @@ CREATE TABLE sync_lock (
 -- Which record a change came from (the other side's key), so that the next run can adopt a
 -- record a killed run created before it could link it.
 ALTER TABLE sync_change ADD COLUMN origin_key text;
+
+-- What each sync is bound to: both connectors' kind, endpoint and object, the key rule and the
+-- field mapping. State (links, base values) only makes sense against these; a run whose config
+-- points elsewhere is refused unless it is rebound deliberately (`--rebind`).
+CREATE TABLE sync_binding (
+    sync_name   text PRIMARY KEY,
+    binding     jsonb NOT NULL,         -- {source, target, key, fields}
+    fingerprint text NOT NULL,          -- sha256 of the binding JSON
+    bound_run   text NOT NULL,
+    bound_at    timestamptz NOT NULL
+);

@@ -35,6 +35,7 @@ fn settings(y: &str) -> RunSettings {
         invoked_by: "test".into(),
         args: json!({}),
         lock_lease: Duration::from_secs(60),
+        rebind: false,
     }
 }
 

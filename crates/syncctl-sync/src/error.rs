@@ -62,6 +62,17 @@ pub enum SyncError {
         /// A fraction that would allow it.
         suggest: String,
     },
+    /// The state store belongs to other endpoints, another key or another mapping.
+    #[error(
+        "sync {sync:?}: the state store was built for a different binding: {}; nothing was read or written. Using it would pair records by the stored links and overwrite the wrong records. Use a new sync name (or state store) for a new pair of systems, or rerun with --rebind if the same data moved",
+        differences.join("; ")
+    )]
+    Binding {
+        /// The sync.
+        sync: String,
+        /// One phrase per difference.
+        differences: Vec<String>,
+    },
     /// Interrupted by a signal.
     #[error("interrupted; the run stopped between batches and can be run again")]
     Cancelled,
@@ -73,9 +84,10 @@ pub enum SyncError {
 impl Classified for SyncError {
     fn class(&self) -> ErrorClass {
         match self {
-            Self::Config { .. } | Self::StoreConfig(_) | Self::MassDelete { .. } => {
-                ErrorClass::Config
-            }
+            Self::Config { .. }
+            | Self::StoreConfig(_)
+            | Self::MassDelete { .. }
+            | Self::Binding { .. } => ErrorClass::Config,
             Self::Connector(e) => e.class(),
             Self::Store(_) | Self::BreakerOpen { .. } => ErrorClass::Transient,
             Self::Locked { .. } => ErrorClass::Conflict,

@@ -10,6 +10,7 @@
 //!
 //! This crate never names a concrete connector; it works through `syncctl_core::connector`.
 
+pub mod binding;
 pub mod config;
 pub mod engine;
 pub mod error;
@@ -18,7 +19,9 @@ pub mod merge;
 pub mod report;
 pub mod store;
 
-pub use config::{ConflictStrategy, DeletePolicy, Direction, SyncConfig, parse_config, parse_config_with};
+pub use config::{
+    ConflictStrategy, DeletePolicy, Direction, SyncConfig, parse_config, parse_config_with,
+};
 pub use engine::{RunOutcome, RunSettings, config_problems, run};
 pub use error::SyncError;
 pub use report::RunReport;

@@ -71,6 +71,8 @@ pub struct RunSettings {
     pub args: Value,
     /// The SQLite lock lease (renewed at a third of it).
     pub lock_lease: Duration,
+    /// Accept (and record) a binding that differs from the state store's (`--rebind`).
+    pub rebind: bool,
 }
 
 /// How a run ended.
@@ -126,6 +128,27 @@ pub async fn run(
             }
         }
     };
+    // Before anything is read: state built against other endpoints must not be used.
+    if let Err(e) = crate::binding::check(
+        store,
+        &settings.config,
+        source,
+        target,
+        settings.rebind,
+        &run_id,
+        &mut warnings,
+    )
+    .await
+    {
+        if let Some(l) = lock {
+            let _ = store.unlock(l).await;
+        }
+        return RunOutcome {
+            report,
+            warnings,
+            error: Some(e),
+        };
+    }
     let mut engine =
         match Engine::start(settings, source, target, store, cancel, run_id, report).await {
             Ok(e) => e,

@@ -1521,6 +1521,51 @@ impl StateStore {
         });
         Ok(())
     }
+
+    // ---------------------------------------------------------------- binding
+
+    /// What `sync` is bound to ([`crate::binding::Binding`]), if a run recorded it.
+    ///
+    /// # Errors
+    /// Database failure, or a binding row that is not valid JSON.
+    pub async fn binding(&self, sync: &str) -> Result<Option<crate::binding::Binding>, SyncError> {
+        let v: Option<Json<crate::binding::Binding>> = with_pool!(self, p => {
+            sqlx::query_scalar("SELECT binding FROM sync_binding WHERE sync_name = $1")
+                .bind(sync)
+                .fetch_optional(p)
+                .await?
+        });
+        Ok(v.map(|j| j.0))
+    }
+
+    /// Records (or replaces, for `--rebind`) what `sync` is bound to.
+    ///
+    /// # Errors
+    /// Database failure.
+    pub async fn save_binding(
+        &self,
+        sync: &str,
+        binding: &crate::binding::Binding,
+        run_id: &str,
+    ) -> Result<(), SyncError> {
+        with_pool!(self, p => {
+            sqlx::query(
+                "INSERT INTO sync_binding (sync_name, binding, fingerprint, bound_run, bound_at) \
+                 VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (sync_name) DO UPDATE SET binding = excluded.binding, \
+                 fingerprint = excluded.fingerprint, bound_run = excluded.bound_run, \
+                 bound_at = excluded.bound_at",
+            )
+            .bind(sync)
+            .bind(Json(binding))
+            .bind(binding.fingerprint())
+            .bind(run_id)
+            .bind(Utc::now())
+            .execute(p)
+            .await?;
+        });
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -157,6 +157,12 @@ struct ReadArgs {
     /// At most this many plan entries in the result (0: all); counts are always complete
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     plan_limit: usize,
+
+    /// Use the state store although its recorded endpoints, objects, key or field mapping
+    /// differ from the config (a deliberate move), and record the new binding. Links are then
+    /// trusted against the new systems: only for the same data in a new place
+    #[arg(long)]
+    rebind: bool,
 }
 
 #[derive(Debug, Args)]

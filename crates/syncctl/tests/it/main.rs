@@ -5,6 +5,7 @@
 
 mod support;
 
+mod adversarial;
 mod airbyte_cli;
 mod airbyte_signals;
 mod cli_contract;

@@ -135,6 +135,7 @@ pub(super) async fn resolve_conflict(
         invoked_by: by,
         args: json!({"conflicts_resolve": a.id, "apply": true}),
         lock_lease: std::time::Duration::from_secs(60),
+        rebind: false,
     };
     let outcome = syncctl_sync::run(
         &settings,

@@ -48,6 +48,7 @@ pub(super) async fn run(
         invoked_by: settings::invoked_by(ctx),
         args: settings::recorded_args(&r, read.full_refresh, dry_run),
         lock_lease: LOCK_LEASE,
+        rebind: read.rebind,
     };
     tracing::info!(
         sync = %r.config.name,

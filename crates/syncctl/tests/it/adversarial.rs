@@ -1,7 +1,6 @@
 //! The adversarial suite (issue 8): one test per class of bad input or misconfiguration, each
 //! driving the real binary. Every case checks the exit code, the result and that nothing was
 //! written where the contract promises nothing is.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 
@@ -79,15 +78,16 @@ state: "sqlite://state.db"
 }
 
 fn assert_exit(r: &CliRun, code: i32) {
-    assert_eq!(
-        r.code, code,
-        "result: {}\nstderr:\n{}",
-        r.result, r.stderr
-    );
+    assert_eq!(r.code, code, "result: {}\nstderr:\n{}", r.result, r.stderr);
 }
 
 fn unchanged(path: &Path, before: &str) {
-    assert_eq!(std::fs::read_to_string(path).unwrap(), before, "{} was written", path.display());
+    assert_eq!(
+        std::fs::read_to_string(path).unwrap(),
+        before,
+        "{} was written",
+        path.display()
+    );
 }
 
 // ---- 4. `${VAR}` interpolation is applied to parsed values, literally --------------------
@@ -104,17 +104,17 @@ fn interpolated_values_holding_quotes_cannot_change_the_config_structure() {
         "sync.yaml",
         &csv_pair_config("interp", "${SRC}", "${DST:-target.csv}"),
     );
-    let r = w.run(
-        &["sync", "run", "--config", "sync.yaml"],
-        &[("SRC", odd)],
-    );
+    let r = w.run(&["sync", "run", "--config", "sync.yaml"], &[("SRC", odd)]);
     assert_exit(&r, 0);
     assert!(w.read("target.csv").contains("ada@example.com,Ada"));
 
     // A value that would add a key when pasted as text is refused as nothing but a bad path.
     let w = World::new();
     w.write("target.csv", "email,name\n");
-    w.write("sync.yaml", &csv_pair_config("interp2", "${SRC}", "target.csv"));
+    w.write(
+        "sync.yaml",
+        &csv_pair_config("interp2", "${SRC}", "target.csv"),
+    );
     let r = w.run(
         &["sync", "run", "--config", "sync.yaml"],
         &[("SRC", "x.csv\", deletes: propagate, y: \"")],
@@ -125,26 +125,101 @@ fn interpolated_values_holding_quotes_cannot_change_the_config_structure() {
     unchanged(&w.path("target.csv"), "email,name\n");
 }
 
+// ---- 1. A state store bound to other endpoints -----------------------------------------
+
+#[test]
+fn a_state_store_built_for_other_endpoints_is_refused_until_rebound() {
+    let w = World::new();
+    w.write("people.csv", "email,name\nada@example.com,Ada\n");
+    w.write("crm1.csv", "email,name\n");
+    w.write(
+        "sync.yaml",
+        &csv_pair_config("bound", "people.csv", "crm1.csv"),
+    );
+    assert_exit(&w.sync(&["run"]), 0);
+
+    // The same sync name (and state) pointed at another "CRM" holding other people.
+    let other = "email,name\nbob@example.com,Bob\n";
+    w.write("crm2.csv", other);
+    w.write(
+        "sync.yaml",
+        &csv_pair_config("bound", "people.csv", "crm2.csv"),
+    );
+    let source_before = w.read("people.csv");
+    for cmd in ["run", "plan"] {
+        let r = w.sync(&[cmd]);
+        assert_exit(&r, 2);
+        assert_eq!(r.error_class(), Some("config"));
+        assert_eq!(r.result["error"]["retryable"], false);
+        let msg = r.result["error"]["message"].as_str().unwrap();
+        assert!(
+            msg.contains("different binding")
+                && msg.contains("crm1.csv")
+                && msg.contains("--rebind"),
+            "{msg}"
+        );
+        unchanged(&w.path("crm2.csv"), other);
+        unchanged(&w.path("people.csv"), &source_before);
+    }
+
+    // A deliberate move: rebound with a warning, then runs normally.
+    let r = w.sync(&["run", "--rebind"]);
+    assert_exit(&r, 0);
+    let warnings = r.result["warnings"].to_string();
+    assert!(warnings.contains("rebound"), "{warnings}");
+    assert_exit(&w.sync(&["run"]), 0);
+
+    // A changed field mapping is a different binding too.
+    w.write(
+        "sync.yaml",
+        &csv_pair_config("bound", "people.csv", "crm2.csv")
+            .replace("  - {source: name, target: name}\n", ""),
+    );
+    let r = w.sync(&["run"]);
+    assert_exit(&r, 2);
+    assert!(
+        r.result["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("field mapping")
+    );
+}
+
 // ---- 3. Malformed CSV is refused whole ----------------------------------------------------
 
 #[test]
 fn malformed_csv_is_refused_whole_with_the_line_and_nothing_is_written() {
     for (bad, line) in [
         // An unterminated quote used to swallow the next row into a multi-line name.
-        ("email,name\nada@example.com,\"Ada\nbob@example.com,Bob\n", "line 2"),
+        (
+            "email,name\nada@example.com,\"Ada\nbob@example.com,Bob\n",
+            "line 2",
+        ),
         // Ragged rows used to be padded or cut.
-        ("email,name\nada@example.com,Ada,extra\nbob@example.com,Bob\n", "line 2"),
-        ("email,name\nada@example.com,Ada\nbob@example.com\n", "line 3"),
+        (
+            "email,name\nada@example.com,Ada,extra\nbob@example.com,Bob\n",
+            "line 2",
+        ),
+        (
+            "email,name\nada@example.com,Ada\nbob@example.com\n",
+            "line 3",
+        ),
     ] {
         let w = World::new();
         w.write("people.csv", bad);
         let crm = "email,name\ncyd@example.com,Cyd\n";
         w.write("crm.csv", crm);
-        w.write("sync.yaml", &csv_pair_config("malformed", "people.csv", "crm.csv"));
+        w.write(
+            "sync.yaml",
+            &csv_pair_config("malformed", "people.csv", "crm.csv"),
+        );
         let r = w.sync(&["run"]);
         assert_exit(&r, 2);
         let msg = r.result["error"]["message"].as_str().unwrap();
-        assert!(msg.contains("not valid CSV") && msg.contains(line), "{bad:?}: {msg}");
+        assert!(
+            msg.contains("not valid CSV") && msg.contains(line),
+            "{bad:?}: {msg}"
+        );
         unchanged(&w.path("people.csv"), bad);
         unchanged(&w.path("crm.csv"), crm);
     }
