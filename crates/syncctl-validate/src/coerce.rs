@@ -107,6 +107,84 @@ pub fn to_bool(v: &Value) -> Option<bool> {
 #[must_use]
 pub fn parse_timestamp(s: &str) -> Option<DateTime<Utc>> {
     let t = s.trim();
+    // Every value of a timestamp column passes through here several times per record (read,
+    // canonical form, read-back), so the shapes servers print are parsed by hand; anything
+    // else falls through to chrono's format parsers, tried in turn, which is what defines the
+    // accepted forms (the fast path is checked against them by a property test).
+    if let Some(d) = parse_timestamp_fast(t) {
+        return Some(d);
+    }
+    parse_timestamp_by_formats(t)
+}
+
+/// `YYYY-MM-DD`, `T`/space, `HH:MM:SS`, an optional fraction of 1–9 digits, then nothing
+/// (UTC), `Z`, or an offset `±HH`, `±HHMM`, `±HH:MM`; or `YYYY-MM-DD[T ]HH:MM` (UTC); or
+/// `YYYY-MM-DD` (midnight UTC). `None` for anything else, including out-of-range fields.
+fn parse_timestamp_fast(t: &str) -> Option<DateTime<Utc>> {
+    fn num(b: &[u8]) -> Option<u32> {
+        b.iter().try_fold(0u32, |n, c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    }
+    let b = t.as_bytes();
+    if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let year = i32::try_from(num(&b[0..4])?).ok()?;
+    let date = NaiveDate::from_ymd_opt(year, num(&b[5..7])?, num(&b[8..10])?)?;
+    if b.len() == 10 {
+        return date.and_hms_opt(0, 0, 0).map(|n| n.and_utc());
+    }
+    if b.len() < 16 || !matches!(b[10], b'T' | b' ') || b[13] != b':' {
+        return None;
+    }
+    let (hour, minute) = (num(&b[11..13])?, num(&b[14..16])?);
+    if b.len() == 16 {
+        return date.and_hms_opt(hour, minute, 0).map(|n| n.and_utc());
+    }
+    if b.len() < 19 || b[16] != b':' {
+        return None;
+    }
+    let second = num(&b[17..19])?;
+    let mut i = 19;
+    let mut nanos = 0u32;
+    if b.get(i) == Some(&b'.') {
+        let digits = b[i + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if digits == 0 || digits > 9 {
+            return None;
+        }
+        nanos = num(&b[i + 1..i + 1 + digits])? * 10u32.pow(9 - u32::try_from(digits).ok()?);
+        i += 1 + digits;
+    }
+    if second > 59 {
+        return None;
+    }
+    let naive = date.and_hms_nano_opt(hour, minute, second, nanos)?;
+    let offset_secs: i32 = match &b[i..] {
+        [] | [b'Z'] => 0,
+        [sign @ (b'+' | b'-'), rest @ ..] => {
+            // After a `T` only RFC 3339's `±HH:MM` is accepted, as chrono does.
+            let (h, m) = match (b[10], rest) {
+                (b' ', [h1, h2]) => (num(&[*h1, *h2])?, 0),
+                (b' ', [h1, h2, m1, m2]) | (_, [h1, h2, b':', m1, m2]) => {
+                    (num(&[*h1, *h2])?, num(&[*m1, *m2])?)
+                }
+                _ => return None,
+            };
+            if h > 23 || m > 59 {
+                return None;
+            }
+            let secs = i32::try_from(h * 3600 + m * 60).ok()?;
+            if *sign == b'-' { -secs } else { secs }
+        }
+        _ => return None,
+    };
+    let utc = naive.checked_sub_signed(chrono::Duration::seconds(i64::from(offset_secs)))?;
+    Some(utc.and_utc())
+}
+
+/// The accepted forms, by chrono's parsers tried in turn.
+fn parse_timestamp_by_formats(t: &str) -> Option<DateTime<Utc>> {
     if let Ok(d) = DateTime::parse_from_rfc3339(t) {
         return Some(d.with_timezone(&Utc));
     }
@@ -287,7 +365,94 @@ mod tests {
         assert_eq!(e.to_string(), "\"not a date\" is not a valid date");
     }
 
+    #[test]
+    fn timestamps_in_the_shapes_servers_print() {
+        let utc =
+            |s: &str| parse_timestamp(s).map(|t| t.to_rfc3339_opts(SecondsFormat::Nanos, true));
+        assert_eq!(
+            utc("2025-01-01 00:00:17+00").as_deref(),
+            Some("2025-01-01T00:00:17.000000000Z")
+        );
+        assert_eq!(
+            utc("2025-01-01 00:00:17.5+05:30").as_deref(),
+            Some("2024-12-31T18:30:17.500000000Z")
+        );
+        assert_eq!(
+            utc("2025-01-01T00:00:17.123456Z").as_deref(),
+            Some("2025-01-01T00:00:17.123456000Z")
+        );
+        assert_eq!(
+            utc("2025-01-01 23:59:59-0130").as_deref(),
+            Some("2025-01-02T01:29:59.000000000Z")
+        );
+        assert_eq!(
+            utc(" 2025-02-03 ").as_deref(),
+            Some("2025-02-03T00:00:00.000000000Z")
+        );
+        assert_eq!(
+            utc("2025-02-03T04:05").as_deref(),
+            Some("2025-02-03T04:05:00.000000000Z")
+        );
+        assert_eq!(utc("2025-02-30"), None);
+        assert_eq!(utc("2025-01-01 24:00:00"), None);
+        assert_eq!(utc("yesterday"), None);
+    }
+
+    fn shape() -> impl Strategy<Value = String> {
+        let part = |lo: u32, hi: u32| (lo..=hi).prop_map(|n| format!("{n:02}"));
+        (
+            prop_oneof![Just(1999u32), Just(2024), Just(2025), 1u32..=9999],
+            part(0, 13),
+            part(0, 32),
+            prop_oneof![Just("T"), Just(" "), Just("t"), Just("_")],
+            part(0, 25),
+            part(0, 61),
+            prop::option::of(part(0, 61)),
+            prop::option::of("[0-9]{0,11}"),
+            prop_oneof![
+                Just(String::new()),
+                Just("Z".to_owned()),
+                Just("z".to_owned()),
+                (
+                    prop_oneof![Just('+'), Just('-')],
+                    part(0, 25),
+                    prop::option::of((any::<bool>(), part(0, 61)))
+                )
+                    .prop_map(|(s, h, m)| match m {
+                        None => format!("{s}{h}"),
+                        Some((colon, m)) => format!("{s}{h}{}{m}", if colon { ":" } else { "" }),
+                    }),
+            ],
+            0usize..4,
+        )
+            .prop_map(|(y, mo, d, sep, h, mi, sec, frac, off, cut)| {
+                let mut s = format!("{y:04}-{mo}-{d}");
+                if cut > 0 {
+                    s.push_str(&format!("{sep}{h}:{mi}"));
+                    if let Some(sec) = sec {
+                        s.push_str(&format!(":{sec}"));
+                        if let Some(f) = frac {
+                            s.push_str(&format!(".{f}"));
+                        }
+                    }
+                    if cut > 1 {
+                        s.push_str(&off);
+                    }
+                }
+                s
+            })
+    }
+
     proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+        /// The hand-written parser agrees with chrono's formats wherever it answers.
+        #[test]
+        fn the_fast_timestamp_path_agrees_with_the_formats(s in shape()) {
+            if let Some(fast) = parse_timestamp_fast(&s) {
+                prop_assert_eq!(Some(fast), parse_timestamp_by_formats(&s), "{}", s);
+            }
+        }
+
         #[test]
         fn integers_survive_text_round_trips(i in any::<i64>()) {
             let text = canonical_text(&json!(i)).unwrap();
