@@ -129,6 +129,10 @@ impl<'a> Engine<'a> {
                 }
             }
             self.count_done(w, conflict_id);
+            // Plan entries copy every change of the record: only built when reported.
+            if !self.s.include_plan {
+                continue;
+            }
             let mut entries = self.entries(w);
             for e in &mut entries {
                 if let Some(op) = w
@@ -139,9 +143,7 @@ impl<'a> Engine<'a> {
                     e.status = status_of(&op.result).to_owned();
                 }
             }
-            if self.s.include_plan {
-                self.add_plan(entries);
-            }
+            self.add_plan(entries);
         }
         stop.map_or(Ok(()), Err)
     }
