@@ -266,6 +266,14 @@ impl Mapping {
         p.values.get(&self.key).and_then(canonical_text)
     }
 
+    /// The natural key of a record of `side`: what [`Mapping::natural_key`] gives for its
+    /// projection, without projecting the other fields (pairing asks it of every new record).
+    #[must_use]
+    pub fn record_natural_key(&self, side: Side, r: &Record) -> Option<String> {
+        let kf = self.key_field()?;
+        canonical_text(&kf.canonical(r.fields.get(kf.name(side)).unwrap_or(&Value::Null)))
+    }
+
     /// Canonical values renamed to `side`'s field names.
     #[must_use]
     pub fn to_side(&self, side: Side, values: &BTreeMap<String, Value>) -> BTreeMap<String, Value> {
@@ -319,5 +327,59 @@ mod tests {
         };
         assert_eq!(t.canonical(&json!("A@B.io")), json!("a@b.io"));
         assert_eq!(t.canonical(&json!(" ")), Value::Null);
+    }
+
+    #[test]
+    fn a_records_natural_key_is_its_projections() {
+        let field = |canon: &str, source: &str, ty: FieldType, transform| MappedField {
+            canon: canon.into(),
+            source: source.into(),
+            target: canon.into(),
+            transform,
+            direction: Direction::Bidirectional,
+            ty,
+        };
+        let m = Mapping {
+            fields: vec![
+                field(
+                    "email",
+                    "Email",
+                    FieldType::Text,
+                    Some(Transform::Lowercase),
+                ),
+                field("n", "n", FieldType::Integer, None),
+            ],
+            key: "email".into(),
+        };
+        for (email, side) in [
+            (json!(" A@B.io"), Side::Source),
+            (json!(""), Side::Source),
+            (json!(null), Side::Source),
+            (json!(7), Side::Source),
+            (json!("X@y.io"), Side::Target),
+        ] {
+            let r = Record::new(
+                "k",
+                [
+                    ("Email", email.clone()),
+                    ("email", email),
+                    ("n", json!("3")),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
+            );
+            assert_eq!(
+                m.record_natural_key(side, &r),
+                m.natural_key(&m.project(side, &r)),
+                "{r:?}"
+            );
+        }
+        let keyless = Mapping {
+            key: "missing".into(),
+            ..m
+        };
+        let r = Record::new("k", BTreeMap::new());
+        assert_eq!(keyless.record_natural_key(Side::Source, &r), None);
     }
 }

@@ -24,8 +24,8 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
 use syncctl_core::{
-    Classified, Connector, ConnectorError, ErrorClass, ObjectSchema, Record, RecordKey, Sink,
-    Source, WriteContext,
+    Classified, Connector, ConnectorError, ErrorClass, ObjectSchema, RecordKey, Sink, Source,
+    WriteContext,
 };
 use syncctl_http::CircuitBreaker;
 use syncctl_validate::RuleSet;
@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{DeletePolicy, SyncConfig};
 use crate::error::SyncError;
-use crate::mapping::{Mapping, Projected};
+use crate::mapping::Mapping;
 use crate::merge::Resolution;
 use crate::report::{PlanEntry, RunReport, SideCounts, SideReport};
 use crate::store::{Link, Side, StateStore};
@@ -395,9 +395,5 @@ impl<'a> Engine<'a> {
     fn next_seq(&mut self) -> i64 {
         self.seq += 1;
         self.seq
-    }
-
-    fn project(&self, side: Side, r: &Record) -> Projected {
-        self.mapping.project(side, r)
     }
 }

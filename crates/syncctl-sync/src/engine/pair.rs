@@ -150,7 +150,7 @@ impl<'a> Engine<'a> {
             if links.contains_key(&r.key) || r.deleted {
                 continue;
             }
-            if let Some(nk) = self.mapping.natural_key(&self.project(x, r)) {
+            if let Some(nk) = self.mapping.record_natural_key(x, r) {
                 nks.entry(nk).or_default().push(i);
             }
         }
@@ -172,7 +172,7 @@ impl<'a> Engine<'a> {
                 if r.deleted {
                     continue;
                 }
-                if let Some(nk) = self.mapping.natural_key(&self.project(y, &r)) {
+                if let Some(nk) = self.mapping.record_natural_key(y, &r) {
                     candidates.entry(nk).or_default().push(r);
                 }
             }
@@ -201,8 +201,7 @@ impl<'a> Engine<'a> {
                 if r.deleted {
                     continue;
                 }
-                let p = self.project(x, &r);
-                let nk = self.mapping.natural_key(&p);
+                let nk = self.mapping.record_natural_key(x, &r);
                 w.natural_key.clone_from(&nk);
                 let key_name = self
                     .mapping
