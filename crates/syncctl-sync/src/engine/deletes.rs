@@ -92,8 +92,11 @@ impl<'a> Engine<'a> {
         Ok(())
     }
 
-    /// The mass-delete guard, then the deletes.
-    pub(super) async fn apply_deletes(&mut self) -> Result<(), SyncError> {
+    /// The mass-delete guard: refuses (exit 2) when more than `max_delete_fraction` of a
+    /// side's linked records are about to be deleted. Runs right after [`Self::detect_deletes`],
+    /// before the first write, and again before the deletes (records found soft-deleted by the
+    /// scan count too).
+    pub(super) async fn guard_deletes(&mut self) -> Result<(), SyncError> {
         if self.deletes.is_empty() {
             return Ok(());
         }
@@ -119,6 +122,15 @@ impl<'a> Engine<'a> {
                     suggest: format!("{suggest:.2}"),
                 });
             }
+        }
+        Ok(())
+    }
+
+    /// The mass-delete guard once more, then the deletes.
+    pub(super) async fn apply_deletes(&mut self) -> Result<(), SyncError> {
+        self.guard_deletes().await?;
+        if self.deletes.is_empty() {
+            return Ok(());
         }
         let deletes = std::mem::take(&mut self.deletes);
         let mut works = Vec::new();

@@ -354,6 +354,12 @@ impl<'a> Engine<'a> {
         if dir.to_source() {
             order.push(Side::Target);
         }
+        // Deletions are detected and the mass-delete guard applied before the first write:
+        // its refusal (exit 2) promises that nothing was written.
+        if self.cfg.deletes != DeletePolicy::Ignore && self.s.only_links.is_none() {
+            self.detect_deletes().await?;
+            self.guard_deletes().await?;
+        }
         if !self.s.dry_run {
             self.recover().await?;
         }
@@ -365,9 +371,6 @@ impl<'a> Engine<'a> {
         }
         for side in order {
             self.scan_changes(side).await?;
-        }
-        if self.cfg.deletes != DeletePolicy::Ignore {
-            self.detect_deletes().await?;
         }
         self.apply_deletes().await?;
         self.scanned = true;

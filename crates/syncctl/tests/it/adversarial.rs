@@ -224,3 +224,44 @@ fn malformed_csv_is_refused_whole_with_the_line_and_nothing_is_written() {
         unchanged(&w.path("crm.csv"), crm);
     }
 }
+
+// ---- 5. Every exit-2 refusal happens before the first write -----------------------------
+
+#[test]
+fn the_mass_delete_guard_refuses_before_anything_is_created() {
+    let w = World::new();
+    let people: String = (0..10)
+        .map(|i| format!("p{i}@example.com,P{i}\n"))
+        .collect();
+    w.write("people.csv", &format!("email,name\n{people}"));
+    w.write("crm.csv", "email,name\n");
+    w.write(
+        "sync.yaml",
+        &format!(
+            "{}deletes: propagate\n",
+            csv_pair_config("guard", "people.csv", "crm.csv")
+        ),
+    );
+    assert_exit(&w.sync(&["run"]), 0);
+    // Half the people vanish from the source while a new one appears.
+    let rest: String = (5..10)
+        .map(|i| format!("p{i}@example.com,P{i}\n"))
+        .collect();
+    w.write(
+        "people.csv",
+        &format!("email,name\n{rest}new@example.com,New\n"),
+    );
+    let crm_before = w.read("crm.csv");
+    let r = w.sync(&["run"]);
+    assert_exit(&r, 2);
+    assert!(
+        r.result["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("mass-delete guard"),
+        "{}",
+        r.result
+    );
+    unchanged(&w.path("crm.csv"), &crm_before);
+    assert!(!w.read("crm.csv").contains("new@example.com"));
+}
