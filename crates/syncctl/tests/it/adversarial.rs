@@ -265,3 +265,61 @@ fn the_mass_delete_guard_refuses_before_anything_is_created() {
     unchanged(&w.path("crm.csv"), &crm_before);
     assert!(!w.read("crm.csv").contains("new@example.com"));
 }
+
+// ---- 7. `conflicts resolve --keep VALUES.json` is checked against the mapping and rules --
+
+#[test]
+fn resolution_values_of_unknown_fields_wrong_types_or_broken_rules_are_refused() {
+    let w = World::new();
+    w.write("people.csv", "email,name\nada@example.com,Ada\n");
+    w.write("crm.csv", "email,name\n");
+    w.write(
+        "sync.yaml",
+        &(csv_pair_config("resolve", "people.csv", "crm.csv")
+            .replace("conflict_strategy: source_wins", "conflict_strategy: manual")
+            + "validation:\n  name: [{max_length: 10}]\n"),
+    );
+    assert_exit(&w.sync(&["run"]), 0);
+    w.write("people.csv", "email,name\nada@example.com,Ada Source\n");
+    w.write("crm.csv", "email,name\nada@example.com,Ada Target\n");
+    let r = w.sync(&["run"]);
+    assert_exit(&r, 0);
+    let list = w.run(
+        &["sync", "conflicts", "list", "--config", "sync.yaml"],
+        &[],
+    );
+    let id = list.result["data"]["conflicts"][0]["id"].as_i64().unwrap();
+    let resolve = |values: &str| {
+        w.write("values.json", values);
+        w.run(
+            &[
+                "sync",
+                "conflicts",
+                "resolve",
+                &id.to_string(),
+                "--keep",
+                "values.json",
+                "--config",
+                "sync.yaml",
+            ],
+            &[],
+        )
+    };
+    for (values, why) in [
+        (r#"{"name": 42}"#, "must be text"),
+        (r#"{"name": "Ada", "nmae": "x"}"#, "not in conflict"),
+        (r#"{"name": "Ada Augusta King"}"#, "name"),
+    ] {
+        let r = resolve(values);
+        assert_exit(&r, 2);
+        let msg = r.result["error"]["message"].as_str().unwrap();
+        assert!(msg.contains(why), "{values}: {msg}");
+    }
+    // Nothing was recorded: the conflict is still open.
+    let list = w.run(
+        &["sync", "conflicts", "list", "--config", "sync.yaml"],
+        &[],
+    );
+    assert_eq!(list.result["data"]["conflicts"][0]["status"], "open");
+    assert_exit(&resolve(r#"{"name": "Ada King"}"#), 0);
+}

@@ -192,21 +192,104 @@ fn values_file(
         .as_object()
         .map(|m| m.keys().cloned().collect())
         .unwrap_or_default();
-    let missing: Vec<&String> = wanted
+    let missing: Vec<&str> = wanted
         .iter()
         .filter(|f| !canonical.contains_key(*f))
+        .map(String::as_str)
         .collect();
-    if !missing.is_empty() {
+    let unknown: Vec<&str> = canonical
+        .keys()
+        .filter(|k| !wanted.contains(k))
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() || !unknown.is_empty() {
+        let mut why = Vec::new();
+        if !missing.is_empty() {
+            why.push(format!("missing: {}", missing.join(", ")));
+        }
+        if !unknown.is_empty() {
+            why.push(format!(
+                "not in conflict {}: {}",
+                c.conflict_id,
+                unknown.join(", ")
+            ));
+        }
         return Err(CliError::usage(format!(
-            "{path} must give a value for every conflicting field; missing: {}",
-            missing
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            "{path} must give a value for exactly the conflicting fields ({}); {}",
+            wanted.join(", "),
+            why.join("; ")
+        )));
+    }
+    let mut problems = Vec::new();
+    for (name, v) in &canonical {
+        if let Some(p) = type_problem(name, v, &c.fields.0[name.as_str()]) {
+            problems.push(p);
+        }
+    }
+    if let Some(cfg) = config {
+        problems.extend(rule_problems(cfg, &canonical));
+    }
+    if !problems.is_empty() {
+        return Err(CliError::usage(format!(
+            "{path}: {}; nothing was recorded",
+            problems.join("; ")
         )));
     }
     Ok(canonical)
+}
+
+/// The JSON type of a value, in words.
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "text",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A value of another type than both sides hold for the field (a number for a name) would be
+/// written to both systems: refused. `null` (clearing the field) is allowed.
+fn type_problem(name: &str, v: &Value, conflict: &Value) -> Option<String> {
+    if v.is_null() {
+        return None;
+    }
+    let held: Vec<&'static str> = ["source", "target", "base"]
+        .iter()
+        .filter_map(|k| conflict.get(*k))
+        .filter(|x| !x.is_null())
+        .map(kind_of)
+        .collect();
+    if held.is_empty() || held.contains(&kind_of(v)) {
+        return None;
+    }
+    Some(format!(
+        "{name} must be {} like the values in conflict, not {} ({v})",
+        held[0],
+        kind_of(v)
+    ))
+}
+
+/// The config's validation rules for the resolved values, under both the source and the
+/// target field name (the value is written to both sides).
+fn rule_problems(cfg: &SyncConfig, values: &BTreeMap<String, Value>) -> Vec<String> {
+    let mut named = BTreeMap::new();
+    for (source_name, v) in values {
+        named.insert(source_name.clone(), v.clone());
+        if let Some(f) = cfg.fields.iter().find(|f| f.source == *source_name) {
+            named.insert(f.target.clone(), v.clone());
+        }
+    }
+    let mut out: Vec<String> = cfg
+        .validation
+        .check(&named, false)
+        .into_iter()
+        .map(|v| v.message)
+        .collect();
+    out.dedup();
+    out
 }
 
 fn run_json(r: &RunRow) -> Value {
