@@ -59,9 +59,11 @@ impl Env {
     /// # Errors
     /// Fails when the file cannot be read or a line is not `KEY=VALUE`.
     pub fn load_file(&mut self, path: &Path) -> Result<(), EnvFileError> {
-        let text = std::fs::read_to_string(path).map_err(|source| EnvFileError::Read {
-            path: path.to_owned(),
-            source,
+        let text = crate::read_capped(path, crate::MAX_INPUT_FILE_BYTES).map_err(|source| {
+            EnvFileError::Read {
+                path: path.to_owned(),
+                source,
+            }
         })?;
         for (k, v) in parse_env_file(&text).map_err(|line| EnvFileError::Syntax {
             path: path.to_owned(),

@@ -14,6 +14,31 @@ pub use secrecy::{ExposeSecret, SecretString};
 pub use syncctl_core::redact::redact_userinfo;
 pub use yaml::{YamlError, from_yaml_str, from_yaml_str_interpolated};
 
+/// The largest config, env or values file syncctl reads (1 MiB): real ones are a few KB, and
+/// `--config /dev/zero` must fail at once instead of growing until memory runs out.
+pub const MAX_INPUT_FILE_BYTES: u64 = 1024 * 1024;
+
+/// Reads a UTF-8 text file of at most `max` bytes; works on pipes and devices, reading at most
+/// `max + 1` bytes.
+///
+/// # Errors
+/// The file cannot be read, is larger than `max` bytes (`InvalidData`, "larger than …"), or is
+/// not UTF-8.
+pub fn read_capped(path: &std::path::Path, max: u64) -> std::io::Result<String> {
+    use std::io::Read;
+    let f = std::fs::File::open(path)?;
+    let mut buf = Vec::new();
+    f.take(max + 1).read_to_end(&mut buf)?;
+    if buf.len() as u64 > max {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {max} bytes; refused"),
+        ));
+    }
+    String::from_utf8(buf)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
+}
+
 /// Why a setting could not be resolved.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -79,6 +104,17 @@ pub fn parse_base_url(name: &str, value: &str) -> Result<String, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_are_capped_even_on_endless_devices() {
+        let e = read_capped(std::path::Path::new("/dev/zero"), 1024).unwrap_err();
+        assert!(e.to_string().contains("larger than 1024 bytes"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a");
+        std::fs::write(&p, "x=1\n").unwrap();
+        assert_eq!(read_capped(&p, 4).unwrap(), "x=1\n");
+        assert!(read_capped(&p, 3).is_err());
+    }
 
     #[test]
     fn base_urls_need_a_scheme() {

@@ -264,7 +264,13 @@ impl SyncConfig {
     #[must_use]
     pub fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();
-        if self.name.trim().is_empty()
+        if self.name.len() > MAX_NAME_LEN {
+            // Never echoed whole: it would make the error (and the result line) as large.
+            p.push(format!(
+                "name is {} bytes long; at most {MAX_NAME_LEN} letters, digits, '-', '_' or '.'",
+                self.name.len()
+            ));
+        } else if self.name.trim().is_empty()
             || !self
                 .name
                 .chars()
@@ -353,6 +359,9 @@ impl SyncConfig {
         b.get("connector").and_then(Value::as_str).unwrap_or("")
     }
 }
+
+/// The longest sync name: it is stored in every state row and printed in every result.
+pub const MAX_NAME_LEN: usize = 128;
 
 /// Parses a `sync.yaml` text without `${VAR}` interpolation (a `${…}` stays as written).
 ///

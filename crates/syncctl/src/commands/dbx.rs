@@ -376,9 +376,11 @@ fn pairs(flag: &str, values: &[String]) -> Result<Option<Map<String, Value>>, Cl
 fn json_body(raw: &str) -> Result<Map<String, Value>, CliError> {
     let (text, source) = match raw.strip_prefix('@') {
         Some(path) => (
-            std::fs::read_to_string(path).map_err(|e| {
-                CliError::config(format!("cannot read the --json file {path}: {e}"))
-            })?,
+            syncctl_config::read_capped(
+                std::path::Path::new(path),
+                syncctl_config::MAX_INPUT_FILE_BYTES,
+            )
+            .map_err(|e| CliError::config(format!("cannot read the --json file {path}: {e}")))?,
             format!("the --json file {path}"),
         ),
         None => (raw.to_owned(), "--json".to_owned()),

@@ -275,19 +275,17 @@ fn resolution_values_of_unknown_fields_wrong_types_or_broken_rules_are_refused()
     w.write("crm.csv", "email,name\n");
     w.write(
         "sync.yaml",
-        &(csv_pair_config("resolve", "people.csv", "crm.csv")
-            .replace("conflict_strategy: source_wins", "conflict_strategy: manual")
-            + "validation:\n  name: [{max_length: 10}]\n"),
+        &(csv_pair_config("resolve", "people.csv", "crm.csv").replace(
+            "conflict_strategy: source_wins",
+            "conflict_strategy: manual",
+        ) + "validation:\n  name: [{max_length: 10}]\n"),
     );
     assert_exit(&w.sync(&["run"]), 0);
     w.write("people.csv", "email,name\nada@example.com,Ada Source\n");
     w.write("crm.csv", "email,name\nada@example.com,Ada Target\n");
     let r = w.sync(&["run"]);
     assert_exit(&r, 0);
-    let list = w.run(
-        &["sync", "conflicts", "list", "--config", "sync.yaml"],
-        &[],
-    );
+    let list = w.run(&["sync", "conflicts", "list", "--config", "sync.yaml"], &[]);
     let id = list.result["data"]["conflicts"][0]["id"].as_i64().unwrap();
     let resolve = |values: &str| {
         w.write("values.json", values);
@@ -316,10 +314,48 @@ fn resolution_values_of_unknown_fields_wrong_types_or_broken_rules_are_refused()
         assert!(msg.contains(why), "{values}: {msg}");
     }
     // Nothing was recorded: the conflict is still open.
-    let list = w.run(
-        &["sync", "conflicts", "list", "--config", "sync.yaml"],
-        &[],
-    );
+    let list = w.run(&["sync", "conflicts", "list", "--config", "sync.yaml"], &[]);
     assert_eq!(list.result["data"]["conflicts"][0]["status"], "open");
     assert_exit(&resolve(r#"{"name": "Ada King"}"#), 0);
+}
+
+// ---- 13. Input size caps --------------------------------------------------------------------
+
+#[test]
+fn endless_or_huge_inputs_are_refused_with_a_clear_error() {
+    let w = World::new();
+    for args in [
+        vec![
+            "--env-file",
+            "/dev/zero",
+            "sync",
+            "check",
+            "--config",
+            "sync.yaml",
+        ],
+        vec!["sync", "run", "--config", "/dev/zero"],
+    ] {
+        let r = w.run(&args, &[]);
+        assert_exit(&r, 2);
+        let msg = r.result["error"]["message"].as_str().unwrap();
+        assert!(msg.contains("larger than 1048576 bytes"), "{args:?}: {msg}");
+    }
+    // A 2 MB sync name: refused without being echoed (the result line stays small).
+    let w = World::new();
+    w.write("people.csv", "email,name\n");
+    w.write("crm.csv", "email,name\n");
+    let long = "n".repeat(200_000);
+    w.write(
+        "sync.yaml",
+        &csv_pair_config(&long, "people.csv", "crm.csv"),
+    );
+    let r = w.sync(&["run"]);
+    assert_exit(&r, 2);
+    assert!(r.stdout.len() < 4096, "result is {} bytes", r.stdout.len());
+    assert!(
+        r.result["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 128")
+    );
 }

@@ -2,7 +2,7 @@
 //! recording a person's decision on a conflict.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 use syncctl_sync::store::{ConflictRow, RunRow, StoredChange};
@@ -164,7 +164,8 @@ fn values_file(
     c: &ConflictRow,
     config: Option<&SyncConfig>,
 ) -> Result<BTreeMap<String, Value>, CliError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let text = syncctl_config::read_capped(Path::new(path), syncctl_config::MAX_INPUT_FILE_BYTES)
+        .map_err(|e| {
         CliError::usage(format!(
             "--keep takes source, target or a JSON file of field values; cannot read {path:?}: {e}"
         ))

@@ -49,9 +49,10 @@ pub(super) fn load_config(
     path: &Path,
     ctx: &AppContext,
 ) -> Result<(SyncConfig, PathBuf), CliError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        CliError::config(format!("cannot read sync config {}: {e}", path.display()))
-    })?;
+    let text =
+        syncctl_config::read_capped(path, syncctl_config::MAX_INPUT_FILE_BYTES).map_err(|e| {
+            CliError::config(format!("cannot read sync config {}: {e}", path.display()))
+        })?;
     let origin = path.display().to_string();
     let config = parse_config_with(&origin, &text, &|k| ctx.env.get(k))?;
     register_secrets(&config.source, ctx);
