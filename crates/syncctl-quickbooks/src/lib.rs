@@ -9,20 +9,26 @@
 //! * [`entity`]: records with dotted field names (`PrimaryEmailAddr.Address`), as in
 //!   Intuit's XSD, and DisplayName derivation and disambiguation.
 //! * [`settings`]: `QUICKBOOKS_*` settings.
+//! * [`connector`]: the sync connector ([`FACTORY`], `connector: quickbooks`).
 
 pub mod auth;
 pub mod client;
+pub mod connector;
 pub mod entity;
 mod error;
 pub mod settings;
 
 pub use client::{ClientOptions, Limits, QuickBooksClient};
+pub use connector::{FACTORY, QuickBooksConnector};
 pub use entity::Entity;
 pub use error::{
     CODE_DUPLICATE_NAME, CODE_OBJECT_NOT_FOUND, CODE_STALE_OBJECT, Fault, FaultError,
     QuickBooksError,
 };
 pub use settings::QuickBooksSettings;
+
+/// Every connector this crate provides (one line in the binary's list).
+pub const FACTORIES: &[syncctl_core::ConnectorFactory] = &[FACTORY];
 
 /// The most operations one batch request may carry.
 pub const MAX_BATCH: usize = 30;

@@ -19,14 +19,15 @@ pub(super) const DEFAULT_STATE: &str = "sqlite://.syncctl/state.db";
 /// Connector kinds that are planned but not in this build.
 const LATER: &[(&str, &str)] = &[
     ("hubspot", "HubSpot"),
-    ("quickbooks", "QuickBooks Online"),
     ("google_sheets", "Google Sheets"),
     ("gsheets", "Google Sheets"),
 ];
 
 /// Every connector this binary has: one list per connector crate.
 fn factories() -> impl Iterator<Item = &'static ConnectorFactory> {
-    syncctl_sql::FACTORIES.iter()
+    syncctl_sql::FACTORIES
+        .iter()
+        .chain(syncctl_quickbooks::FACTORIES)
 }
 
 /// A config ready to run, and where its relative paths and state live.
