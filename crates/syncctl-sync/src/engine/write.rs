@@ -2,7 +2,7 @@
 //! per side in batches behind the breaker, read back and verified, and links, audit outcomes and
 //! pending keys are committed in one transaction.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -44,7 +44,7 @@ impl<'a> Engine<'a> {
                     record_key: op_key(&op.op),
                     action: op.op.kind().to_owned(),
                     before: op.before.clone(),
-                    after: Some(json!(write_fields(&op.op))),
+                    after: Some(Value::Object(write_fields(&op.op))),
                     status: "planned".to_owned(),
                     error: None,
                     origin_key: w.key(op.side.other()).map(|k| k.0),
@@ -467,10 +467,12 @@ pub(super) fn op_key(op: &WriteOp) -> Option<String> {
     }
 }
 
-/// The fields an operation writes.
-pub(super) fn write_fields(op: &WriteOp) -> BTreeMap<String, Value> {
+/// The fields an operation writes, as the JSON object audited with it.
+pub(super) fn write_fields(op: &WriteOp) -> serde_json::Map<String, Value> {
     match op {
-        WriteOp::Create { fields, .. } | WriteOp::Update { fields, .. } => fields.clone(),
-        _ => BTreeMap::new(),
+        WriteOp::Create { fields, .. } | WriteOp::Update { fields, .. } => {
+            fields.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        }
+        _ => serde_json::Map::new(),
     }
 }

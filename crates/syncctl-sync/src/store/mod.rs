@@ -881,15 +881,15 @@ impl StateStore {
                         .push_bind(i32::try_from(r.seq).unwrap_or(i32::MAX))
                         .push_bind(r.link_id)
                         .push_bind(r.side.as_str())
-                        .push_bind(r.record_key.clone())
-                        .push_bind(r.action.clone())
-                        .push_bind(r.before.clone().map(Json))
-                        .push_bind(r.after.clone().map(Json))
-                        .push_bind(r.status.clone())
-                        .push_bind(r.error.clone())
+                        .push_bind(r.record_key.as_deref())
+                        .push_bind(r.action.as_str())
+                        .push_bind(r.before.as_ref().map(Json))
+                        .push_bind(r.after.as_ref().map(Json))
+                        .push_bind(r.status.as_str())
+                        .push_bind(r.error.as_deref())
                         .push_bind(now)
                         .push_bind((r.status != "planned").then_some(now))
-                        .push_bind(r.origin_key.clone());
+                        .push_bind(r.origin_key.as_deref());
                 });
                 qb.push(" RETURNING change_id, seq, side, action");
                 let got: Vec<(i64, i32, String, String)> =
@@ -1079,10 +1079,10 @@ impl StateStore {
                     if let LinkWrite::Upsert { id, source_key, target_key, natural_key, base, source_updated_at, target_updated_at, source_deleted, target_deleted } = &pairs[*i].link {
                         b.push_bind(*id)
                             .push_bind(sync)
-                            .push_bind(source_key.0.clone())
-                            .push_bind(target_key.0.clone())
-                            .push_bind(natural_key.clone())
-                            .push_bind(Json(base.clone()))
+                            .push_bind(source_key.as_str())
+                            .push_bind(target_key.as_str())
+                            .push_bind(natural_key.as_deref())
+                            .push_bind(Json(base))
                             .push_bind(*source_updated_at)
                             .push_bind(*target_updated_at)
                             .push_bind(*source_deleted)
@@ -1110,10 +1110,10 @@ impl StateStore {
                 qb.push_values(chunk, |mut b, i| {
                     if let LinkWrite::Upsert { source_key, target_key, natural_key, base, source_updated_at, target_updated_at, source_deleted, target_deleted, .. } = &pairs[*i].link {
                         b.push_bind(sync)
-                            .push_bind(source_key.0.clone())
-                            .push_bind(target_key.0.clone())
-                            .push_bind(natural_key.clone())
-                            .push_bind(Json(base.clone()))
+                            .push_bind(source_key.as_str())
+                            .push_bind(target_key.as_str())
+                            .push_bind(natural_key.as_deref())
+                            .push_bind(Json(base))
                             .push_bind(*source_updated_at)
                             .push_bind(*target_updated_at)
                             .push_bind(*source_deleted)
