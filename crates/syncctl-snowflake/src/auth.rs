@@ -5,12 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rsa::KeyPair as RsaKeyPair;
+use aws_lc_rs::signature::KeyPair as _;
 use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use pkcs8::{EncryptedPrivateKeyInfoRef, ObjectIdentifier, PrivateKeyInfoRef, SecretDocument};
 use reqwest::header::{HeaderName, HeaderValue};
-use rsa::PrivateKey as RsaKey;
-use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPrivateKey};
-use rsa::pkcs8::{DecodePrivateKey, EncodePublicKey};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use syncctl_http::{
@@ -61,37 +62,40 @@ impl PrivateKey {
         passphrase: Option<&SecretString>,
     ) -> Result<Self, SnowflakeError> {
         let text = normalise_pem(pem.expose_secret());
-        let bad = |what: &str| {
-            SnowflakeError::Config(format!("cannot use the Snowflake private key: {what}"))
-        };
-        let key = if text.contains("BEGIN ENCRYPTED PRIVATE KEY") {
-            let pass = passphrase
-                .ok_or_else(|| bad("it is encrypted; set SNOWFLAKE_PRIVATE_KEY_PASSPHRASE"))?;
-            RsaKey::from_pkcs8_encrypted_pem(&text, pass.expose_secret().as_bytes()).map_err(
-                |_| bad("it could not be decrypted (wrong passphrase, or not an RSA key)"),
-            )?
+        let pkcs1 = if text.contains("BEGIN ENCRYPTED PRIVATE KEY") {
+            let pass = passphrase.ok_or_else(|| {
+                key_error("it is encrypted; set SNOWFLAKE_PRIVATE_KEY_PASSPHRASE")
+            })?;
+            let doc = pem_document(&text, "ENCRYPTED PRIVATE KEY")?;
+            let info = EncryptedPrivateKeyInfoRef::try_from(doc.as_bytes())
+                .map_err(|_| key_error(UNREADABLE_ENCRYPTION))?;
+            let plain = info
+                .decrypt(pass.expose_secret().as_bytes())
+                .map_err(|e| key_error(decrypt_failure(&e)))?;
+            // A wrong passphrase can also decrypt to garbage with valid padding.
+            rsa_key_of_pkcs8(plain.as_bytes())
+                .map_err(|_| key_error("it could not be decrypted (wrong passphrase?)"))?
         } else if text.contains("BEGIN RSA PRIVATE KEY") {
-            RsaKey::from_pkcs1_pem(&text).map_err(|_| bad("it is not a valid PKCS#1 RSA key"))?
+            pem_document(&text, "RSA PRIVATE KEY")?.as_bytes().to_vec()
         } else if text.contains("BEGIN PRIVATE KEY") {
-            RsaKey::from_pkcs8_pem(&text).map_err(|_| bad("it is not a valid PKCS#8 RSA key"))?
+            rsa_key_of_pkcs8(pem_document(&text, "PRIVATE KEY")?.as_bytes())?
         } else {
-            return Err(bad(
+            return Err(key_error(
                 "it is not a PEM private key (expected -----BEGIN PRIVATE KEY----- or -----BEGIN ENCRYPTED PRIVATE KEY-----)",
             ));
         };
-        let spki = key
-            .to_public_key()
-            .to_public_key_der()
-            .map_err(|_| bad("its public key cannot be encoded"))?;
+        let pair = RsaKeyPair::from_der(&pkcs1)
+            .map_err(|_| key_error("it is not a valid RSA private key"))?;
+        let spki = pair
+            .public_key()
+            .as_der()
+            .map_err(|_| key_error("its public key cannot be encoded"))?;
         let fingerprint = format!(
             "SHA256:{}",
-            base64::engine::general_purpose::STANDARD.encode(Sha256::digest(spki.as_bytes()))
+            base64::engine::general_purpose::STANDARD.encode(Sha256::digest(spki.as_ref()))
         );
-        let der = key
-            .to_pkcs1_der()
-            .map_err(|_| bad("it cannot be re-encoded for signing"))?;
         Ok(Self {
-            der: SecretBytes(der.as_bytes().to_vec()),
+            der: SecretBytes(pkcs1),
             fingerprint,
         })
     }
@@ -101,6 +105,55 @@ impl PrivateKey {
     #[must_use]
     pub fn fingerprint(&self) -> &str {
         &self.fingerprint
+    }
+}
+
+/// `rsaEncryption` (RFC 8017), the only key algorithm Snowflake's RS256 JWTs can use.
+const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+
+/// Legacy PBES1 and PKCS#12 schemes (`openssl pkcs8 -v1 …`) are refused: they are weak and the
+/// pkcs8 crate does not decrypt them.
+const UNREADABLE_ENCRYPTION: &str = "it is not encrypted the way syncctl reads (PBES2); re-encrypt it with openssl pkcs8 -topk8 -v2 aes-256-cbc (or -v2 des3, as in Snowflake's guide)";
+
+/// A key error whose message never carries key material.
+fn key_error(what: &str) -> SnowflakeError {
+    SnowflakeError::Config(format!("cannot use the Snowflake private key: {what}"))
+}
+
+/// The DER inside a PEM block with `label`.
+fn pem_document(text: &str, label: &str) -> Result<SecretDocument, SnowflakeError> {
+    match SecretDocument::from_pem(text) {
+        Ok((found, doc)) if found == label => Ok(doc),
+        _ => Err(key_error(&format!(
+            "it is not a valid PEM block (-----BEGIN {label}-----)"
+        ))),
+    }
+}
+
+/// The PKCS#1 `RSAPrivateKey` inside a PKCS#8 `PrivateKeyInfo`.
+fn rsa_key_of_pkcs8(der: &[u8]) -> Result<Vec<u8>, SnowflakeError> {
+    let info = PrivateKeyInfoRef::try_from(der)
+        .map_err(|_| key_error("it is not a valid PKCS#8 RSA key"))?;
+    if info.algorithm.oid != RSA_ENCRYPTION {
+        return Err(key_error(
+            "it is not an RSA key (Snowflake key-pair authentication needs RSA)",
+        ));
+    }
+    Ok(info.private_key.as_bytes().to_vec())
+}
+
+/// Why an encrypted key did not decrypt, in words that name no key material.
+fn decrypt_failure(e: &pkcs8::Error) -> &'static str {
+    use pkcs8::pkcs5::Error as Pkcs5;
+    match e {
+        pkcs8::Error::EncryptedPrivateKey(Pkcs5::DecryptFailed) => {
+            "it could not be decrypted (wrong passphrase?)"
+        }
+        pkcs8::Error::EncryptedPrivateKey(Pkcs5::NoPbes1CryptSupport) => UNREADABLE_ENCRYPTION,
+        pkcs8::Error::EncryptedPrivateKey(Pkcs5::UnsupportedAlgorithm { .. }) => {
+            UNREADABLE_ENCRYPTION
+        }
+        _ => "it could not be decrypted (wrong passphrase, or not a PKCS#8 key)",
     }
 }
 

@@ -630,6 +630,49 @@ async fn encrypted_and_pkcs1_keys_have_the_same_fingerprint() {
     assert_eq!(key(&escaped).fingerprint(), plain.fingerprint());
 }
 
+#[test]
+fn a_key_encrypted_the_way_snowflakes_guide_does_it_loads() {
+    // `openssl pkcs8 -topk8 -v2 des3`: PBES2 with DES-EDE3-CBC.
+    let des3 = PrivateKey::from_pem(
+        &SecretString::from(include_str!("fixtures/test_key_des3.p8")),
+        Some(&SecretString::from(TEST_KEY_PASSPHRASE)),
+    )
+    .unwrap();
+    assert_eq!(des3.fingerprint(), key(TEST_PRIVATE_KEY_PEM).fingerprint());
+    assert_eq!(
+        des3.fingerprint(),
+        public_key_fingerprint(TEST_PUBLIC_KEY_PEM),
+        "the fingerprint is the SHA-256 of the public key's DER, as DESC USER shows it"
+    );
+}
+
+#[test]
+fn unreadable_keys_say_why_without_key_material() {
+    let refuse = |pem: &str, pass: Option<&str>| {
+        let pass = pass.map(SecretString::from);
+        let e = PrivateKey::from_pem(&SecretString::from(pem), pass.as_ref()).unwrap_err();
+        assert!(matches!(e, SnowflakeError::Config(_)), "{e}");
+        let body: Vec<&str> = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        assert!(!body.is_empty());
+        for line in body {
+            assert!(!e.to_string().contains(line.trim()), "{e}");
+        }
+        e.to_string()
+    };
+    let pbes1 = refuse(
+        include_str!("fixtures/test_key_pbes1.p8"),
+        Some(TEST_KEY_PASSPHRASE),
+    );
+    assert!(pbes1.contains("PBES2"), "{pbes1}");
+    let ec = refuse(include_str!("fixtures/test_key_ec.p8"), None);
+    assert!(ec.contains("not an RSA key"), "{ec}");
+    let wrong = refuse(
+        include_str!("fixtures/test_key_des3.p8"),
+        Some("not-the-passphrase"),
+    );
+    assert!(wrong.contains("wrong passphrase"), "{wrong}");
+}
+
 #[tokio::test(start_paused = true)]
 async fn jwts_are_renewed_five_minutes_before_they_expire() {
     let jwt = KeyPairJwt::new("myorg-acct", "etl_user", key(TEST_PRIVATE_KEY_PEM));
