@@ -292,7 +292,34 @@ async fn run_request(
     report: &mut CopyReport,
     progress: &mut (dyn FnMut(&str) + Send),
 ) -> Result<Vec<(Option<String>, CopyOutput)>, Stop> {
-    let submitted = interruptible(opts, api.submit(req, rid, opts.retry_first)).await??;
+    let submit = api.submit(req, rid, opts.retry_first);
+    tokio::pin!(submit);
+    let submitted = match interruptible(opts, &mut submit).await {
+        Ok(answer) => answer?,
+        Err(Stop::Interrupted(why)) => {
+            // The request may already be running on Snowflake, and only its answer carries
+            // the handle a cancel needs: let the submit finish (bounded), so that the caller
+            // cancels the statement instead of leaving it running unseen.
+            tracing::warn!(request_id = %rid, ?why, "Interrupted while submitting; waiting briefly for the statement handle to cancel it.");
+            match tokio::time::timeout(CANCEL_BUDGET, &mut submit).await {
+                // Finished within the submit: its result is reported like any other.
+                Ok(Ok(late)) if late.done.is_some() => late,
+                Ok(Ok(late)) => {
+                    if let Some(r) = report.requests.last_mut() {
+                        r.handle = Some(late.handle.clone());
+                        r.resubmitted = late.resubmitted;
+                    }
+                    return Err(Stop::Interrupted(why));
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(request_id = %rid, error = %e, "The interrupted submit failed.");
+                    return Err(Stop::Interrupted(why));
+                }
+                Err(_) => return Err(Stop::Interrupted(why)),
+            }
+        }
+        Err(failed) => return Err(failed),
+    };
     if let Some(r) = report.requests.last_mut() {
         r.handle = Some(submitted.handle.clone());
         r.resubmitted = submitted.resubmitted;

@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use assert_cmd::Command;
 use base64::Engine;
-use syncctl_testkit::FakeServer;
 use syncctl_testkit::cli::CliRun;
 use syncctl_testkit::fakes::snowflake::{
     FakeFile, SnowflakeFake, SnowflakeFakeBuilder, TEST_ENCRYPTED_PRIVATE_KEY_PEM,
     TEST_KEY_PASSPHRASE, TEST_PRIVATE_KEY_PEM, TEST_PUBLIC_KEY_PEM, public_key_fingerprint,
 };
+use syncctl_testkit::{FakeServer, Fault};
 
 const TABLE: &str = "RAW.EVENTS.EVENTS";
 const LAKE: &str = "s3://biz-datalake-dev/events/";
@@ -393,6 +393,37 @@ async fn the_deadline_cancels_and_exits_5() {
             .starts_with("deadline 300ms reached; cancelled statement")
     );
     assert_eq!(s.fake.cancelled().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadline_during_the_submit_still_cancels_the_statement_it_started() {
+    let s = setup(builder().polls_before_done(1_000_000)).await;
+    // The submit's answer (with the handle) arrives after the deadline.
+    s.server.inject_on(
+        Some(axum::http::Method::POST),
+        "/api/v2/statements",
+        Fault::Delay(Duration::from_millis(1500)),
+        1,
+    );
+    let mut cmd = syncctl(&s.server.url());
+    cmd.args(copy_args(SEED_DATE)).args(["--deadline", "200ms"]);
+    let r = run(cmd).await;
+    assert_eq!(r.code, 5, "{}", r.stderr);
+    assert_eq!(s.fake.submissions().len(), 1, "the statement was submitted");
+    assert_eq!(
+        s.fake.cancelled().len(),
+        1,
+        "the statement it started was cancelled: {}",
+        r.result
+    );
+    assert!(
+        r.result["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("deadline 200ms reached; cancelled statement"),
+        "{}",
+        r.result
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
