@@ -272,8 +272,12 @@ fn finish(
         result_file: globals.result_file.clone(),
         termination_log: globals.termination_log.clone(),
     };
-    out.emit(&mut result, &metrics, redactor);
-    result.exit_code
+    if out.emit(&mut result, &metrics, redactor) || result.exit_code != 0 {
+        result.exit_code
+    } else {
+        // The work may be done, but the orchestrator got no result: never report success.
+        1
+    }
 }
 
 /// The process environment over env files named by `--env-file` and `SYNCCTL_ENV_FILE`.

@@ -20,15 +20,28 @@ pub(crate) struct Output {
 const TERMINATION_LOG_MAX: usize = 4096;
 
 impl Output {
-    /// Writes the result everywhere it is asked for; the stdout line goes last.
-    pub(crate) fn emit(&self, result: &mut RunResult, metrics: &[Metric], redactor: &Redactor) {
+    /// Writes the result everywhere it is asked for; the stdout line goes last. Returns
+    /// `false` when the result could not be delivered (result file unwritable, stdout closed
+    /// or full): the orchestrator got nothing, so the process must not exit 0. The reason is
+    /// on stderr, and in the stdout line when only the file failed.
+    pub(crate) fn emit(
+        &self,
+        result: &mut RunResult,
+        metrics: &[Metric],
+        redactor: &Redactor,
+    ) -> bool {
+        let mut delivered = true;
         if let Some(path) = &self.result_file {
             // Written first so that a failure to write it can still be reported in the line.
             let line = redactor.redact(&result.to_json_line());
-            if let Err(e) = write_atomically(path, format!("{line}\n").as_bytes()) {
+            if let Err(e) = write_result_file(path, format!("{line}\n").as_bytes()) {
                 let msg = format!("could not write the result file {}: {e}", path.display());
                 eprintln!("{}", redactor.redact(&format!("error: {msg}")));
                 result.warnings.push(msg);
+                if result.exit_code == 0 {
+                    result.exit_code = 1;
+                }
+                delivered = false;
             }
         }
         if let Some(path) = &self.termination_log
@@ -68,13 +81,15 @@ impl Output {
         }
         lines.push(result.to_json_line());
         let mut out = std::io::stdout().lock();
-        for l in lines {
-            // A closed pipe (`| head`) is not our failure; nothing more can be said anyway.
-            if writeln!(out, "{}", redactor.redact(&l)).is_err() {
-                return;
-            }
+        let written = lines
+            .iter()
+            .try_for_each(|l| writeln!(out, "{}", redactor.redact(l)))
+            .and_then(|()| out.flush());
+        if let Err(e) = written {
+            eprintln!("error: could not write the result to stdout: {e}");
+            delivered = false;
         }
-        let _ = out.flush();
+        delivered
     }
 }
 
@@ -130,6 +145,38 @@ fn truncate_on_char_boundary(s: &mut String, max: usize) {
         }
         s.truncate(end);
     }
+}
+
+/// Writes the result file without ever replacing something that is not ours to replace:
+///
+/// * a symlink is written through (its target is written, the link stays);
+/// * a device, pipe or other non-regular file (`/dev/stdout`, `/dev/termination-log`) is
+///   written in place;
+/// * an existing regular file we may not write is refused, never replaced by rename;
+/// * otherwise a temporary file is renamed over it, so a reader never sees half a result.
+fn write_result_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let target = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => std::fs::canonicalize(path)?,
+        _ => path.to_path_buf(),
+    };
+    match std::fs::metadata(&target) {
+        Ok(m) if !m.is_file() => {
+            let mut f = std::fs::OpenOptions::new().write(true).open(&target)?;
+            return f.write_all(bytes).and_then(|()| f.flush());
+        }
+        Ok(m) if m.permissions().readonly() => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                "the file is read-only; it was not replaced",
+            ));
+        }
+        Ok(_) => {
+            // Permission bits alone do not say whether we may write it (another owner).
+            std::fs::OpenOptions::new().write(true).open(&target)?;
+        }
+        Err(_) => {}
+    }
+    write_atomically(&target, bytes)
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

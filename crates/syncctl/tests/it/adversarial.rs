@@ -359,3 +359,106 @@ fn endless_or_huge_inputs_are_refused_with_a_clear_error() {
             .contains("at most 128")
     );
 }
+
+// ---- 8, 9. The result file is never put where it replaces something; undelivered = not 0 --
+
+fn planning_world() -> World {
+    let w = World::new();
+    w.write("people.csv", "email,name\nada@example.com,Ada\n");
+    w.write("crm.csv", "email,name\n");
+    w.write(
+        "sync.yaml",
+        &csv_pair_config("deliver", "people.csv", "crm.csv"),
+    );
+    w
+}
+
+#[test]
+fn result_files_are_written_through_symlinks_and_read_only_files_are_never_replaced() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = planning_world();
+    std::fs::create_dir(w.path("real")).unwrap();
+    std::os::unix::fs::symlink(w.path("real/result.json"), w.path("link.json")).unwrap();
+    w.write("real/result.json", "old\n");
+    let r = w.run(
+        &[
+            "--result-file",
+            "link.json",
+            "sync",
+            "plan",
+            "--config",
+            "sync.yaml",
+        ],
+        &[],
+    );
+    assert_exit(&r, 0);
+    assert!(
+        std::fs::symlink_metadata(w.path("link.json"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert!(
+        w.read("real/result.json")
+            .contains("\"status\":\"planned\"")
+    );
+
+    // A read-only file is not ours to replace: refused, and the exit code says so.
+    let ro = w.write("ro.json", "keep me\n");
+    std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o444)).unwrap();
+    let r = w.run(
+        &[
+            "--result-file",
+            "ro.json",
+            "sync",
+            "plan",
+            "--config",
+            "sync.yaml",
+        ],
+        &[],
+    );
+    assert_ne!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.result["exit_code"], r.code);
+    assert!(
+        r.stderr.contains("could not write the result file"),
+        "{}",
+        r.stderr
+    );
+    unchanged(&ro, "keep me\n");
+
+    // A result file that cannot be created at all.
+    let r = w.run(
+        &[
+            "--result-file",
+            "/proc/no/such/dir/r.json",
+            "sync",
+            "plan",
+            "--config",
+            "sync.yaml",
+        ],
+        &[],
+    );
+    assert_ne!(r.code, 0);
+}
+
+#[test]
+fn a_result_that_cannot_reach_stdout_is_a_failure_with_a_message() {
+    let w = planning_world();
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("syncctl"))
+        .env_clear()
+        .current_dir(w.dir.path())
+        .args(["sync", "plan", "--config", "sync.yaml"])
+        .stdout(full)
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("could not write the result to stdout"),
+        "{stderr}"
+    );
+}
