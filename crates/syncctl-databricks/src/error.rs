@@ -72,8 +72,27 @@ fn join_ids(ids: &[i64]) -> String {
 
 #[derive(serde::Deserialize)]
 struct ErrorBody {
-    error_code: Option<String>,
+    error_code: Option<ErrorCode>,
     message: Option<String>,
+}
+
+/// `error_code` is a string almost everywhere, but the gateway's answer to an invalid,
+/// expired or revoked token is `{"error_code": 403, "message": "Invalid access token."}`:
+/// a number (which broke Databricks' own Go SDK). Both forms are read.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum ErrorCode {
+    Text(String),
+    Number(i64),
+}
+
+impl ErrorCode {
+    fn into_text(self) -> String {
+        match self {
+            Self::Text(t) => t,
+            Self::Number(n) => n.to_string(),
+        }
+    }
 }
 
 impl DatabricksError {
@@ -95,7 +114,9 @@ impl DatabricksError {
                 method: method.clone(),
                 path: path.clone(),
                 status: *status,
-                error_code: parsed.error_code.unwrap_or_else(|| status.to_string()),
+                error_code: parsed
+                    .error_code
+                    .map_or_else(|| status.to_string(), ErrorCode::into_text),
                 message: parsed.message.unwrap_or_default(),
             };
         }
@@ -180,6 +201,37 @@ mod tests {
         assert_eq!(e.class(), ErrorClass::Auth);
         let e = DatabricksError::from_http(status(502, "<html>bad gateway</html>"));
         assert!(matches!(e, DatabricksError::Http(_)));
+        assert_eq!(e.class(), ErrorClass::Transient);
+    }
+
+    #[test]
+    fn an_invalid_token_with_a_numeric_error_code_is_an_auth_error_with_its_message() {
+        // The body Databricks sends for an invalid, expired or revoked token.
+        let e = DatabricksError::from_http(status(
+            403,
+            r#"{"error_code": 403, "message": "Invalid access token."}"#,
+        ));
+        assert!(matches!(e, DatabricksError::Api { .. }), "{e:?}");
+        assert_eq!(e.class(), ErrorClass::Auth);
+        assert!(!e.retryable());
+        assert_eq!(
+            e.to_string(),
+            "Databricks POST /api/2.2/jobs/run-now returned HTTP 403 403: Invalid access token."
+        );
+        let e = DatabricksError::from_http(status(
+            404,
+            r#"{"error_code":"RESOURCE_DOES_NOT_EXIST","message":"Run 9 does not exist."}"#,
+        ));
+        assert_eq!(e.class(), ErrorClass::Config);
+        let e = DatabricksError::from_http(status(
+            503,
+            r#"{"error_code":"TEMPORARILY_UNAVAILABLE","message":"The service is temporarily unavailable."}"#,
+        ));
+        assert_eq!(e.class(), ErrorClass::Transient);
+        let e = DatabricksError::from_http(status(
+            500,
+            r#"{"error_code":"INTERNAL_ERROR","message":"Internal error."}"#,
+        ));
         assert_eq!(e.class(), ErrorClass::Transient);
     }
 
