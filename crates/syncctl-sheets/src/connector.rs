@@ -74,8 +74,12 @@ const UTC_ZONES: &[&str] = &[
 
 fn build(ctx: BuildContext, settings: Value) -> BuildFuture {
     Box::pin(async move {
-        let c =
-            GoogleSheets::from_settings(settings, &ctx.base_dir, &|k| std::env::var(k).ok(), None)?;
+        let env = ctx.env.clone();
+        // The binary's environment snapshot first; the process environment while a binary
+        // does not pass one (BuildContext::new carries none).
+        let lookup = |k: &str| env(k).or_else(|| std::env::var(k).ok());
+        let mut c = GoogleSheets::from_settings(settings, &ctx.base_dir, &lookup, None)?;
+        c.share_breaker(ctx.breaker.clone())?;
         Ok(Box::new(c) as Box<dyn Connector>)
     })
 }
@@ -83,6 +87,8 @@ fn build(ctx: BuildContext, settings: Value) -> BuildFuture {
 /// A configured Google Sheets tab.
 pub struct GoogleSheets {
     settings: ResolvedSettings,
+    key: ServiceAccountKey,
+    sleeper: Option<Arc<dyn Sleeper>>,
     client: SheetsClient,
     state: Mutex<State>,
 }
@@ -160,14 +166,40 @@ impl GoogleSheets {
             }
         }
         let key = ServiceAccountKey::from_setting(&s.credentials_json, base_dir)?;
-        let token_url = s.token_url.clone().unwrap_or_else(|| key.token_uri.clone());
+        let mut c = Self {
+            client: SheetsClient::new(
+                HttpClient::builder("google-sheets", s.base_url.clone())
+                    .build()
+                    .map_err(|e| ConnectorError::config(KIND, e.to_string()))?,
+                s.spreadsheet_id.clone(),
+            ),
+            settings: s,
+            key,
+            sleeper,
+            state: Mutex::new(State::default()),
+        };
+        c.client = SheetsClient::new(c.http_with(None)?, c.settings.spreadsheet_id.clone());
+        Ok(c)
+    }
+
+    /// The Sheets HTTP client: service-account auth, Google's recommended truncated
+    /// exponential backoff (1 s doubling to 64 s, jittered) on 429 and 5xx, client-side pacing.
+    fn http_with(
+        &self,
+        breaker: Option<syncctl_core::breaker::SharedBreaker>,
+    ) -> Result<HttpClient, ConnectorError> {
+        let s = &self.settings;
+        let token_url = s
+            .token_url
+            .clone()
+            .unwrap_or_else(|| self.key.token_uri.clone());
         let retry = RetryPolicy {
             max_retries: 6,
             base_delay: Duration::from_secs(1),
             max_delay: Duration::from_secs(64),
             max_retry_after: Duration::from_secs(120),
         };
-        let with_sleeper = |b: syncctl_http::HttpClientBuilder| match &sleeper {
+        let with_sleeper = |b: syncctl_http::HttpClientBuilder| match &self.sleeper {
             Some(sl) => b.sleeper(sl.clone()),
             None => b,
         };
@@ -177,25 +209,38 @@ impl GoogleSheets {
             .map_err(|e| ConnectorError::config(KIND, e.to_string()))?;
         let auth = RefreshingToken::new(
             "google-sheets",
-            ServiceAccountJwt::new(key, token_http, token_url),
+            ServiceAccountJwt::new(self.key.clone(), token_http, token_url),
             RENEW_BEFORE,
         );
         let per_second = f64::from(s.requests_per_minute) / 60.0;
-        let http = with_sleeper(HttpClient::builder("google-sheets", s.base_url.clone()))
+        let mut b = with_sleeper(HttpClient::builder("google-sheets", s.base_url.clone()))
             .retry(retry)
             .auth(Arc::new(auth))
             .rate_limiter(Arc::new(RateLimiter::new(
                 per_second,
                 s.requests_per_minute,
-            )))
-            .build()
-            .map_err(|e| ConnectorError::config(KIND, e.to_string()))?;
-        let client = SheetsClient::new(http, s.spreadsheet_id.clone());
-        Ok(Self {
-            settings: s,
-            client,
-            state: Mutex::new(State::default()),
-        })
+            )));
+        if let Some(br) = breaker {
+            b = b.breaker(br);
+        }
+        b.build()
+            .map_err(|e| ConnectorError::config(KIND, e.to_string()))
+    }
+
+    /// Sends through the engine's breaker for this connector, so an open breaker stops
+    /// requests at once and there is one breaker, not two.
+    ///
+    /// # Errors
+    /// The client cannot be rebuilt (never for settings that built once).
+    pub fn share_breaker(
+        &mut self,
+        breaker: syncctl_core::breaker::SharedBreaker,
+    ) -> Result<(), ConnectorError> {
+        self.client = SheetsClient::new(
+            self.http_with(Some(breaker))?,
+            self.settings.spreadsheet_id.clone(),
+        );
+        Ok(())
     }
 
     /// The API client (call counts for benchmarks and tests).
@@ -268,6 +313,21 @@ impl GoogleSheets {
         let mut st = self.state.lock().await;
         st.tab = Some(tab.clone());
         Ok(tab)
+    }
+}
+
+impl Drop for GoogleSheets {
+    fn drop(&mut self) {
+        let c = self.client.counts();
+        tracing::debug!(
+            connector = KIND,
+            tab = %self.settings.tab,
+            reads = c.reads(),
+            writes = c.writes(),
+            cells_read = c.cells_read(),
+            cells_written = c.cells_written(),
+            "connector statistics"
+        );
     }
 }
 

@@ -99,6 +99,15 @@ impl From<HttpError> for SheetsError {
 impl From<SheetsError> for ConnectorError {
     fn from(e: SheetsError) -> Self {
         let message = e.to_string();
+        if let SheetsError::Api { status: 429, .. } = &e {
+            // Sheets quotas are per minute with no daily cap: the next run finds them open.
+            return ConnectorError::rate_limited(
+                KIND,
+                syncctl_core::RateLimitScope::Burst,
+                None,
+                message,
+            );
+        }
         match e.class() {
             ErrorClass::Config | ErrorClass::Usage => ConnectorError::config(KIND, message),
             ErrorClass::Auth => ConnectorError::Auth {

@@ -17,17 +17,14 @@ use super::{DirectionArg, SpecArgs, StoreArgs, StrategyArg};
 pub(super) const DEFAULT_STATE: &str = "sqlite://.syncctl/state.db";
 
 /// Connector kinds that are planned but not in this build.
-const LATER: &[(&str, &str)] = &[
-    ("hubspot", "HubSpot"),
-    ("google_sheets", "Google Sheets"),
-    ("gsheets", "Google Sheets"),
-];
+const LATER: &[(&str, &str)] = &[("hubspot", "HubSpot")];
 
 /// Every connector this binary has: one list per connector crate.
 fn factories() -> impl Iterator<Item = &'static ConnectorFactory> {
     syncctl_sql::FACTORIES
         .iter()
         .chain(syncctl_quickbooks::FACTORIES)
+        .chain(syncctl_sheets::FACTORIES)
 }
 
 /// A config ready to run, and where its relative paths and state live.
@@ -193,7 +190,8 @@ pub(super) fn resolve_run(a: &SpecArgs, ctx: &AppContext) -> Result<Resolved, Cl
     if let Some(f) = a.max_delete_fraction {
         config.max_delete_fraction = f;
     }
-    let problems = config.problems();
+    let mut problems = config.problems();
+    problems.extend(latest_needs_row_times(&config));
     if !problems.is_empty() {
         return Err(SyncError::Config { problems }.into());
     }
@@ -205,6 +203,36 @@ pub(super) fn resolve_run(a: &SpecArgs, ctx: &AppContext) -> Result<Resolved, Cl
         state_url,
         state_base,
     })
+}
+
+/// Connector kinds whose records carry no modified time unless the block names an
+/// `updated_at_column` (a sheet has no per-row edit time, and its file time is not readable
+/// with the spreadsheets scope).
+const NO_ROW_TIMES: &[&str] = &["google_sheets"];
+
+/// `conflict_strategy: latest` on a side that cannot say which edit is later would quietly
+/// become "source wins": refused before anything runs.
+fn latest_needs_row_times(config: &SyncConfig) -> Vec<String> {
+    if config.conflict_strategy != ConflictStrategy::Latest {
+        return Vec::new();
+    }
+    [("source", &config.source), ("target", &config.target)]
+        .into_iter()
+        .filter(|(_, b)| {
+            b.get("connector")
+                .and_then(Value::as_str)
+                .is_some_and(|k| NO_ROW_TIMES.contains(&k))
+                && b.get("updated_at_column")
+                    .and_then(Value::as_str)
+                    .is_none_or(|c| c.trim().is_empty())
+        })
+        .map(|(side, b)| {
+            format!(
+                "conflict_strategy latest needs to know when each row changed, but the {side} ({}) has no updated_at_column: a sheet keeps no per-row edit time. Use source_wins, target_wins or manual, or add an updated_at column that every edit sets",
+                b.get("connector").and_then(Value::as_str).unwrap_or_default()
+            )
+        })
+        .collect()
 }
 
 /// Builds one side's connector from the registry.
@@ -222,7 +250,7 @@ pub(super) async fn build_connector(
         let available: Vec<&str> = factories().map(|f| f.kind).collect();
         let msg = match LATER.iter().find(|(k, _)| *k == kind) {
             Some((_, product)) => format!(
-                "{} connector `{kind}` ({product}) is not available in this version of syncctl; the HubSpot, QuickBooks and Google Sheets connectors come in a later release (available: {})",
+                "{} connector `{kind}` ({product}) is not available in this version of syncctl; the HubSpot connector comes in a later release (available: {})",
                 side.as_str(),
                 available.join(", ")
             ),
