@@ -2,6 +2,10 @@
 //! its quoting. Generated SQL is read back with the testkit's independent Snowflake lexer
 //! (the same one the fake server executes), which must see exactly the tokens we meant.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+// The case counts are reported on stderr (`-- --nocapture` shows them).
+#![allow(clippy::print_stderr)]
+
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use chrono::NaiveDate;
 use proptest::prelude::*;
@@ -10,6 +14,23 @@ use syncctl_snowflake::{
     CopyPlan, CopySpec, FileFormat, Location, OnError, PartitionTemplate, StorageAccess,
 };
 use syncctl_testkit::fakes::snowflake::sql::{self, OptionValue, Token};
+
+/// Cases per property. Refused inputs are rejected with `prop_assume!` rather than passing
+/// silently, so each property checks this many accepted inputs (or fails on too many rejects).
+const CASES: u32 = 512;
+
+static TABLE_NAMES: AtomicU32 = AtomicU32::new(0);
+static LOCATIONS: AtomicU32 = AtomicU32::new(0);
+static WHOLE_REQUESTS: AtomicU32 = AtomicU32::new(0);
+
+/// Counts a case that reached the end of its assertions and reports the count once all
+/// accepted cases have (`cargo test -- --nocapture` shows it).
+fn reached(counter: &AtomicU32, property: &str) {
+    let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
+    if n == CASES {
+        eprintln!("{property}: {n} generated cases reached every assertion");
+    }
+}
 
 /// Text that leans on everything SQL cares about.
 fn nasty() -> impl Strategy<Value = String> {
@@ -67,7 +88,7 @@ fn today() -> NaiveDate {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    #![proptest_config(ProptestConfig { cases: CASES, max_global_rejects: 100_000, ..ProptestConfig::default() })]
 
     #[test]
     fn a_literal_is_always_one_string_token_with_the_same_value(s in nasty()) {
@@ -82,24 +103,29 @@ proptest! {
     }
 
     #[test]
-    fn table_names_are_refused_or_read_back_part_for_part(s in nasty()) {
-        if let Ok(name) = ObjectName::parse("--table", &s) {
-            let tokens = sql::tokenize(&name.sql()).unwrap();
-            let parts: Vec<String> = tokens.iter().filter_map(sql::ident_name).collect();
-            let expected: Vec<String> = name.parts().iter().map(|p| p.name().to_owned()).collect();
-            prop_assert_eq!(&parts, &expected);
-            prop_assert_eq!(tokens.len(), parts.len() * 2 - 1, "only dots between the parts");
-            prop_assert!(!s.contains(';'));
-        }
+    fn table_names_are_refused_or_read_back_part_for_part(s in table_text()) {
+        let name = ObjectName::parse("--table", &s);
+        prop_assume!(name.is_ok(), "refused input is not a case");
+        let name = name.unwrap();
+        let tokens = sql::tokenize(&name.sql()).unwrap();
+        let parts: Vec<String> = tokens.iter().filter_map(sql::ident_name).collect();
+        let expected: Vec<String> = name.parts().iter().map(|p| p.name().to_owned()).collect();
+        prop_assert!(!parts.is_empty());
+        prop_assert_eq!(&parts, &expected);
+        prop_assert_eq!(tokens.len(), parts.len() * 2 - 1, "only dots between the parts");
+        prop_assert!(!s.contains(';'));
+        reached(&TABLE_NAMES, "table_names_are_refused_or_read_back_part_for_part");
     }
 
     #[test]
     fn locations_are_refused_or_one_literal(prefix in prop_oneof![Just("s3://bucket-1/"), Just("@db.sch.stage/"), Just("azure://acct.blob.core.windows.net/c/"), Just("@\"My Stage\"/"), Just("")], rest in nasty()) {
         let text = format!("{prefix}{rest}");
-        if let Ok(loc) = Location::parse(&text) {
-            let tokens = sql::tokenize(&loc.sql()).unwrap();
-            prop_assert_eq!(tokens, vec![Token::Str(loc.text())]);
-        }
+        let loc = Location::parse(&text);
+        prop_assume!(loc.is_ok(), "refused input is not a case");
+        let loc = loc.unwrap();
+        let tokens = sql::tokenize(&loc.sql()).unwrap();
+        prop_assert_eq!(tokens, vec![Token::Str(loc.text())]);
+        reached(&LOCATIONS, "locations_are_refused_or_one_literal");
     }
 
     #[test]
@@ -112,9 +138,11 @@ proptest! {
         format in format_text(),
         on_error in prop_oneof![Just("CONTINUE".to_owned()), Just("SKIP_FILE_5%".to_owned()), nasty()],
     ) {
-        let Ok(table) = ObjectName::parse("--table", &table) else { return Ok(()) };
-        let Ok(location) = Location::parse(&format!("s3://bucket-1/{from_rest}")) else { return Ok(()) };
-        let Ok(template) = PartitionTemplate::parse(&format!("{template}{{date}}/")) else { return Ok(()) };
+        let table = ObjectName::parse("--table", &table);
+        let location = Location::parse(&format!("s3://bucket-1/{from_rest}"));
+        let template = PartitionTemplate::parse(&format!("{template}{{date}}/"));
+        prop_assume!(table.is_ok() && location.is_ok() && template.is_ok(), "refused input is not a case");
+        let (table, location, template) = (table.unwrap(), location.unwrap(), template.unwrap());
         let partitions = template
             .expand(Some((NaiveDate::from_ymd_opt(2025, 10, 30).unwrap(), NaiveDate::from_ymd_opt(2025, 10, 31).unwrap())))
             .unwrap();
@@ -135,7 +163,10 @@ proptest! {
             validate: false,
             access: StorageAccess::None,
         };
-        let Ok(plan) = spec.plan(today()) else { return Ok(()) };
+        let plan = spec.plan(today());
+        prop_assume!(plan.is_ok(), "refused input is not a case");
+        let plan = plan.unwrap();
+        prop_assert!(!plan.copies.is_empty());
         let text = CopyPlan::request_text(&plan.copies, true);
         let statements = sql::split_statements(sql::tokenize(&text.redacted).unwrap());
         prop_assert_eq!(statements.len(), text.count);
@@ -163,5 +194,6 @@ proptest! {
                 prop_assert_eq!(got, want);
             }
         }
+        reached(&WHOLE_REQUESTS, "a_whole_copy_request_reads_back_as_exactly_the_statements_built");
     }
 }
