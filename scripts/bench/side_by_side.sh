@@ -17,6 +17,7 @@
 #   scripts/bench/side_by_side.sh                     # 100 000 and 1 000 000 rows
 #   scripts/bench/side_by_side.sh --rows 10000        # a quick look
 #   scripts/bench/side_by_side.sh --rows 100000 --tools syncctl-sqlite,dlt
+#   scripts/bench/side_by_side.sh --no-build          # use the target/release/syncctl built before
 #
 # Tools: syncctl-sqlite, syncctl-postgres, dlt, copy (default: all). dlt is installed from
 # PyPI into a virtualenv under ${SYNCCTL_BENCH_CACHE:-~/.cache/syncctl-bench} (pinned below,
@@ -35,12 +36,14 @@ SQLALCHEMY_VERSION=2.1.9
 sizes=()
 tools=syncctl-sqlite,syncctl-postgres,dlt,copy
 batch=1000
+build=yes
 while [ $# -gt 0 ]; do
   case "$1" in
+    --no-build) build=no; shift ;;
     --rows) sizes+=("$2"); shift 2 ;;
     --tools) tools="$2"; shift 2 ;;
     --batch-size) batch="$2"; shift 2 ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -52,7 +55,7 @@ export PGOPTIONS="${PGOPTIONS:-} --client-min-messages=warning"
 psql -qAt "$pg" -c "SELECT 1" >/dev/null || { echo "PostgreSQL is not reachable at $pg" >&2; exit 1; }
 command -v /usr/bin/time >/dev/null || { echo "GNU time (/usr/bin/time) is required" >&2; exit 1; }
 
-if has syncctl-sqlite || has syncctl-postgres; then
+if [ "$build" = yes ] && { has syncctl-sqlite || has syncctl-postgres; }; then
   cargo build -q --release -p syncctl
 fi
 bin="$PWD/target/release/syncctl"
