@@ -48,6 +48,13 @@ if ! my_up; then
 fi
 have mysql || need "mysql (MariaDB client)" "apt-get install -y mariadb-client"
 
+# Python 3.10-3.13 with venv for the Airflow example tests (scripts/airflow-venv.sh).
+if ! have python3; then
+  need "python3 (the Airflow example tests)" "apt-get install -y python3 python3-venv"
+elif ! python3 -c 'import sys, venv, ensurepip; sys.exit(0 if (3, 10) <= sys.version_info[:2] <= (3, 13) else 1)' 2>/dev/null; then
+  need "python3 3.10 to 3.13 with venv and ensurepip (found $(python3 --version 2>&1))" "apt-get install -y python3-venv (Debian 12 ships Python 3.11)"
+fi
+
 # Vendor API specs for the contract tests: in the repository, or where SYNCCTL_CONTRACTS_DIR says.
 contracts="${SYNCCTL_CONTRACTS_DIR:-tests/contracts/vendor}"
 for spec in airbyte/config.yaml \

@@ -22,3 +22,4 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 bash scripts/audit.sh
 cargo test --workspace --no-fail-fast
+bash scripts/test-airflow.sh # the example DAGs in a real Airflow (cached venv; first install a few minutes)

@@ -17,10 +17,51 @@ pub struct YamlError {
 /// # Errors
 /// Returns the parser's message with line and column, for example an unknown field.
 pub fn from_yaml_str<T: DeserializeOwned>(origin: &str, text: &str) -> Result<T, YamlError> {
-    serde_saphyr::from_str(text).map_err(|e| YamlError {
-        origin: origin.to_owned(),
-        message: e.to_string(),
+    serde_saphyr::from_str(text).map_err(|e| {
+        let message = e.to_string();
+        let message = match did_you_mean(&message) {
+            Some(hint) => format!("{message} (did you mean `{hint}`?)"),
+            None => message,
+        };
+        YamlError {
+            origin: origin.to_owned(),
+            message,
+        }
     })
+}
+
+/// For serde's "unknown field `K`, expected one of A, B, …" (also "unknown variant"), the
+/// expected name closest to K, when it is close enough to be a typo.
+fn did_you_mean(message: &str) -> Option<String> {
+    let rest = message
+        .split_once("unknown field `")
+        .or_else(|| message.split_once("unknown variant `"))?
+        .1;
+    let (unknown, rest) = rest.split_once('`')?;
+    let list = rest.split_once("expected one of ")?.1;
+    let list = list.lines().next().unwrap_or(list);
+    list.split(", ")
+        .map(|name| name.trim().trim_matches('`').trim_end_matches(['.', ')']))
+        .filter(|name| !name.is_empty())
+        .map(|name| (edit_distance(unknown, name), name))
+        .filter(|(d, name)| *d > 0 && *d <= (name.len() / 3).max(2))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, name)| name.to_owned())
+}
+
+/// Levenshtein distance (names are short; the quadratic table is fine).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = prev[j] + usize::from(ca != *cb);
+            cur[j + 1] = substitution.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
 }
 
 /// Parses `text` into `T`, interpolating `${VAR}` (see [`crate::interpolate`]) into each string
@@ -63,6 +104,18 @@ mod tests {
     #[allow(dead_code)]
     struct Conf {
         name: String,
+    }
+
+    #[test]
+    fn a_misspelt_key_gets_the_nearest_valid_one() {
+        let e = from_yaml_str::<Conf>("sync.yaml", "nmae: y\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("did you mean `name`?"), "{e}");
+        let msg = "unknown field `conflict_strategi`, expected one of name, source, conflict_strategy, batch_size";
+        assert_eq!(did_you_mean(msg).as_deref(), Some("conflict_strategy"));
+        let far = "unknown field `colour`, expected one of name, source";
+        assert_eq!(did_you_mean(far), None, "no guess when nothing is close");
     }
 
     #[test]

@@ -566,24 +566,13 @@ impl StateStore {
             opts.get_database().unwrap_or(""),
             schema.map(|s| format!("?schema={s}")).unwrap_or_default()
         );
+        probe_postgres(&opts, &display).await?;
         let pool = PgPoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(opts)
             .await
-            .map_err(|e| match &e {
-                // The server answered: retrying will not help.
-                sqlx::Error::Database(db) => {
-                    let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
-                    let msg = format!("{display}: {}", db.message());
-                    if code.starts_with("28") {
-                        SyncError::StoreAuth(msg)
-                    } else {
-                        SyncError::StoreConfig(msg)
-                    }
-                }
-                _ => SyncError::Store(format!("{display}: {e}")),
-            })?;
+            .map_err(|e| pg_connect_error(&display, &e))?;
         if let (Some(s), false) = (schema, read_only) {
             let sql = format!("CREATE SCHEMA IF NOT EXISTS \"{}\"", s.replace('"', "\"\""));
             sqlx::query(AssertSqlSafe(sql)).execute(&pool).await?;
@@ -1565,6 +1554,68 @@ impl StateStore {
             .await?;
         });
         Ok(())
+    }
+}
+
+/// Tries of the first PostgreSQL connection, and how long each may take. An unreachable state
+/// store fails within seconds naming the real cause (connection refused, DNS, TLS, auth)
+/// instead of after the pool's 30 s wait with "pool timed out".
+const PG_CONNECT_ATTEMPTS: u32 = 3;
+const PG_CONNECT_TIMEOUT: Duration = Duration::from_secs(4);
+
+/// One direct connection before the pool is built, retried on network errors (each retry
+/// logged at debug, `-v`); the server's own refusals (auth, unknown database) are not retried.
+async fn probe_postgres(opts: &PgConnectOptions, display: &str) -> Result<(), SyncError> {
+    use sqlx::Connection as _;
+    let mut delay = Duration::from_millis(250);
+    for attempt in 1..=PG_CONNECT_ATTEMPTS {
+        let err =
+            match tokio::time::timeout(PG_CONNECT_TIMEOUT, sqlx::PgConnection::connect_with(opts))
+                .await
+            {
+                Ok(Ok(conn)) => {
+                    let _ = conn.close().await;
+                    return Ok(());
+                }
+                Ok(Err(e)) => pg_connect_error(display, &e),
+                Err(_) => SyncError::Store(format!(
+                    "{display}: no answer within {} s (connect timeout)",
+                    PG_CONNECT_TIMEOUT.as_secs()
+                )),
+            };
+        if !matches!(err, SyncError::Store(_)) || attempt == PG_CONNECT_ATTEMPTS {
+            return Err(err);
+        }
+        tracing::debug!(
+            attempt,
+            of = PG_CONNECT_ATTEMPTS,
+            error = %err,
+            "State store connection failed; retrying in {} ms.",
+            delay.as_millis()
+        );
+        tokio::time::sleep(delay).await;
+        delay *= 2;
+    }
+    Ok(())
+}
+
+/// A PostgreSQL connection error with its real cause: the server's refusal (auth: class auth;
+/// anything else it said: config), or the network/TLS failure (transient).
+fn pg_connect_error(display: &str, e: &sqlx::Error) -> SyncError {
+    match e {
+        // The server answered: retrying will not help.
+        sqlx::Error::Database(db) => {
+            let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+            let msg = format!("{display}: {}", db.message());
+            if code.starts_with("28") {
+                SyncError::StoreAuth(msg)
+            } else {
+                SyncError::StoreConfig(msg)
+            }
+        }
+        sqlx::Error::Io(io) => SyncError::Store(format!("{display}: cannot connect: {io}")),
+        sqlx::Error::Tls(tls) => SyncError::Store(format!("{display}: TLS failed: {tls}")),
+        _ => SyncError::Store(format!("{display}: {e}")),
     }
 }
 

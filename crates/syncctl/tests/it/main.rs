@@ -12,6 +12,7 @@ mod cli_contract;
 mod dbx_commands;
 mod dbx_run_now;
 mod help_pages;
+mod kestra_examples;
 mod kestra_sheets;
 mod secret_leak;
 mod secret_leak_airbyte;

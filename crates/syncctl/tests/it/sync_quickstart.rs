@@ -653,3 +653,42 @@ fn a_dry_run_says_so_on_every_path_failures_included() {
     let r = q.sync(&["run"]);
     assert_eq!(r.result["dry_run"], false);
 }
+
+#[test]
+fn an_unreachable_state_store_names_the_cause_with_one_class_everywhere() {
+    let q = Quickstart::new();
+    // Port 1 on loopback: nothing listens, the connection is refused at once.
+    let url = "postgres://postgres@127.0.0.1:1/test";
+    for args in [
+        vec!["run", "--state-url", url],
+        vec!["check", "--state-url", url],
+        vec!["history", "--state-url", url],
+        vec!["conflicts", "list", "--state-url", url],
+    ] {
+        let r = q.sync(&args);
+        assert_eq!(
+            (r.code, r.error_class()),
+            (4, Some("transient")),
+            "{args:?}"
+        );
+        let message = r.result["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("Connection refused") && !message.contains("pool timed out"),
+            "{args:?}: {message}"
+        );
+    }
+    let r = q.sync(&[
+        "history",
+        "--state-url",
+        "postgres://postgres@no-such-host.invalid/x",
+    ]);
+    assert_eq!(r.code, 4);
+    assert!(
+        r.result["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("lookup"),
+        "{}",
+        r.result
+    );
+}

@@ -184,6 +184,7 @@ pub(super) async fn check(a: &SpecArgs, ctx: &AppContext) -> Result<Outcome, Cli
             }
         }
     }
+    let mut store_class = None;
     let state = match StateStore::open_read_only(&r.state_url, &r.state_base).await {
         Ok(s) => {
             let d = s.display().to_owned();
@@ -191,6 +192,11 @@ pub(super) async fn check(a: &SpecArgs, ctx: &AppContext) -> Result<Outcome, Cli
             json!(d)
         }
         Err(e) => {
+            // An unreachable or refusing state store keeps its own class, so `sync check`
+            // exits as `sync run` would (4 unreachable, 3 auth), not 2.
+            if e.class() != syncctl_core::ErrorClass::Config {
+                store_class = Some(e.class());
+            }
             problems.push(e.to_string());
             Value::Null
         }
@@ -210,7 +216,7 @@ pub(super) async fn check(a: &SpecArgs, ctx: &AppContext) -> Result<Outcome, Cli
     } else {
         let n = problems.len();
         let err = SyncError::Config { problems };
-        let class = err.class();
+        let class = store_class.unwrap_or_else(|| err.class());
         Ok(Outcome::failed(
             data,
             CliError::new(
