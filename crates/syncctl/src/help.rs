@@ -240,10 +240,7 @@ fn list_connectors(cmd: Command, path: &str) -> Command {
     if !matches!(path, "sync run" | "sync plan" | "sync check") {
         return cmd;
     }
-    let kinds: Vec<&str> = syncctl_sql::registry::FACTORIES
-        .iter()
-        .map(|f| f.kind)
-        .collect();
+    let kinds = crate::commands::sync::connector_kinds();
     let note = format!("[connectors: {}]", kinds.join(", "));
     ["source", "target"].into_iter().fold(cmd, |cmd, id| {
         let note = note.clone();

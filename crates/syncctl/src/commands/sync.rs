@@ -280,6 +280,11 @@ struct ShowArgs {
     run_id: String,
 }
 
+/// The connector kinds this binary has (for `--source`/`--target` in `--help`).
+pub(crate) fn connector_kinds() -> Vec<&'static str> {
+    settings::factories().map(|f| f.kind).collect()
+}
+
 /// Runs the command.
 pub(crate) async fn exec(args: SyncArgs, ctx: &AppContext) -> Result<Outcome, CliError> {
     match args.command {

@@ -20,7 +20,7 @@ pub(super) const DEFAULT_STATE: &str = "sqlite://.syncctl/state.db";
 const LATER: &[(&str, &str)] = &[("hubspot", "HubSpot")];
 
 /// Every connector this binary has: one list per connector crate.
-fn factories() -> impl Iterator<Item = &'static ConnectorFactory> {
+pub(super) fn factories() -> impl Iterator<Item = &'static ConnectorFactory> {
     syncctl_sql::FACTORIES
         .iter()
         .chain(syncctl_quickbooks::FACTORIES)
