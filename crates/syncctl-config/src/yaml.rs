@@ -176,4 +176,51 @@ mod tests {
             .to_string();
         assert!(e.contains("${HOST}") && !e.contains("db"), "{e}");
     }
+
+    /// Cases per property: `PROPTEST_CASES` (scripts/fuzz.sh runs many), else a CI-sized default.
+    fn cases() -> u32 {
+        std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(256)
+    }
+
+    /// Text that leans on everything YAML and the interpolation syntax care about.
+    fn hostile_text() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        prop_oneof![
+            "[a-z\"'\\,:#{}\\[\\]&*!|>%@`$ \n\t-]{1,30}",
+            any::<String>().prop_filter("non-empty", |s| !s.is_empty()),
+            Just("x\", admin: true, y: \"".to_owned()),
+            Just("${OTHER}".to_owned()),
+            Just("\n- injected\n".to_owned()),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(cases()))]
+
+        /// Whatever a variable holds, every place it is used gets exactly that text and the
+        /// document keeps its shape (deny_unknown_fields would catch an added key).
+        #[test]
+        fn fuzz_any_value_is_interpolated_literally(v in hostile_text()) {
+            let get = |name: &str| (name == "V").then(|| v.clone());
+            let text = "url: \"pre-${V}-post\"\npassword: ${V}\n\
+                        tags: ['${V}', plain]\nextra: {k: \"${V}\"}\nsize: 5\n";
+            let c: Conn = from_yaml_str_interpolated("s", text, &get).unwrap();
+            proptest::prop_assert_eq!(c.url, format!("pre-{v}-post"));
+            proptest::prop_assert_eq!(&c.password, &v);
+            proptest::prop_assert_eq!(c.tags, vec![v.clone(), "plain".to_owned()]);
+            proptest::prop_assert_eq!(c.extra, serde_json::json!({"k": v}));
+            proptest::prop_assert_eq!(c.size, 5);
+        }
+
+        /// Arbitrary documents never panic the loader; they parse or fail with an error.
+        #[test]
+        fn fuzz_arbitrary_documents_never_panic(text in "[a-z:{}\\[\\],'\" \n$#-]{0,80}", v in hostile_text()) {
+            let get = |_: &str| Some(v.clone());
+            let _ = from_yaml_str_interpolated::<Conn>("s", &text, &get);
+            let _ = from_yaml_str_interpolated::<serde_json::Value>("s", &text, &get);
+        }
+    }
 }

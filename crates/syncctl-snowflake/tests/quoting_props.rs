@@ -27,7 +27,7 @@ static WHOLE_REQUESTS: AtomicU32 = AtomicU32::new(0);
 /// accepted cases have (`cargo test -- --nocapture` shows it).
 fn reached(counter: &AtomicU32, property: &str) {
     let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
-    if n == CASES {
+    if n == cases() {
         eprintln!("{property}: {n} generated cases reached every assertion");
     }
 }
@@ -87,8 +87,16 @@ fn today() -> NaiveDate {
     NaiveDate::from_ymd_opt(2025, 11, 15).unwrap()
 }
 
+/// Cases per property: `PROPTEST_CASES` (scripts/fuzz.sh runs many), else [`CASES`].
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(CASES)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: CASES, max_global_rejects: 100_000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(), max_global_rejects: 100_000, ..ProptestConfig::default() })]
 
     #[test]
     fn a_literal_is_always_one_string_token_with_the_same_value(s in nasty()) {

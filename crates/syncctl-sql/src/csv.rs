@@ -1017,4 +1017,69 @@ mod tests {
             assert!(e.to_string().contains(want), "{text:?}: {e}");
         }
     }
+
+    /// Cases per property: `PROPTEST_CASES` (scripts/fuzz.sh runs many), else a CI-sized default.
+    fn cases() -> u32 {
+        std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(128)
+    }
+
+    fn cell() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        prop_oneof!["[a-z ,;\"\r\n\t'=+@-]{0,12}", any::<String>(),]
+    }
+
+    fn sheet_connector(dir: &Path, delimiter: &str) -> CsvConnector {
+        let settings: CsvSettings =
+            serde_json::from_value(json!({"path": "f.csv", "delimiter": delimiter})).unwrap();
+        CsvConnector::new(&BuildContext::new(dir.to_path_buf()), settings).unwrap()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(cases()))]
+
+        /// Whatever the cells hold, the writer's file reads back cell for cell, and the
+        /// structure check accepts it.
+        #[test]
+        fn fuzz_written_files_read_back_exactly(
+            width in 1usize..4,
+            rows in proptest::collection::vec(proptest::collection::vec(cell(), 3), 0..6),
+            crlf: bool,
+            bom: bool,
+            delimiter in proptest::sample::select(vec![",", ";", "\\t"]),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let c = sheet_connector(dir.path(), delimiter);
+            let header: Vec<String> = (0..width).map(|i| format!("col{i}")).collect();
+            let rows: Vec<Vec<String>> = rows
+                .into_iter()
+                .map(|r| r.into_iter().take(width).collect::<Vec<_>>())
+                // A row of empty cells is a blank line: skipped on read, by design.
+                .filter(|r: &Vec<String>| !r.iter().all(String::is_empty))
+                .collect();
+            let sheet = Sheet { header: header.clone(), rows: rows.clone(), bom, crlf, modified: None };
+            c.save(&sheet).unwrap();
+            let bytes = fs::read(dir.path().join("f.csv")).unwrap();
+            let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+            proptest::prop_assert!(check_structure(body, c.delimiter).is_ok());
+            let back = c.load().unwrap();
+            proptest::prop_assert_eq!(back.header, header);
+            proptest::prop_assert_eq!(back.rows, rows);
+            proptest::prop_assert_eq!(back.bom, bom);
+        }
+
+        /// Arbitrary bytes never panic the reader: a file loads or is refused as a config error.
+        #[test]
+        fn fuzz_arbitrary_files_load_or_are_refused(bytes in proptest::collection::vec(
+            proptest::sample::select(b"ab,;\"\r\n \xEF\xBB\xBF\xFF".to_vec()), 0..64)) {
+            let dir = tempfile::tempdir().unwrap();
+            fs::write(dir.path().join("f.csv"), &bytes).unwrap();
+            let c = sheet_connector(dir.path(), ",");
+            if let Err(e) = c.load() {
+                proptest::prop_assert_eq!(syncctl_core::Classified::class(&e), syncctl_core::ErrorClass::Config);
+            }
+        }
+    }
 }
