@@ -128,7 +128,7 @@ INSERT INTO $s.source (sku, name, qty, price, note, created_at, updated_at)
          CASE WHEN i % 3 = 0 THEN NULL ELSE 'note ' || (i % 1000) END,
          timestamptz '2024-01-01 00:00:00+00' + i * interval '17 seconds' + (i % 1000) * interval '1 millisecond',
          timestamptz '2025-01-01 00:00:00+00' + i * interval '1 second'
-  FROM generate_series(1, $rows) AS i;
+  FROM generate_series(1::bigint, $rows) AS i;
 VACUUM ANALYZE $s.source;
 SQL
   for t in target_sqlite target_postgres target_copy; do
