@@ -180,6 +180,9 @@ pub enum Normalisation {
     Trim,
     /// Numbers and booleans come back as strings (every HubSpot property): `42` → `"42"`.
     NumbersAsText,
+    /// An empty string is how the system stores "no value" (HubSpot clears a property with
+    /// `""`): `""` → `null`.
+    EmptyIsNull,
 }
 
 impl Normalisation {
@@ -192,6 +195,7 @@ impl Normalisation {
             (Self::Trim, Value::String(s)) => Value::String(s.trim().to_owned()),
             (Self::NumbersAsText, Value::Number(n)) => Value::String(n.to_string()),
             (Self::NumbersAsText, Value::Bool(b)) => Value::String(b.to_string()),
+            (Self::EmptyIsNull, Value::String(s)) if s.is_empty() => Value::Null,
             _ => value.clone(),
         }
     }
@@ -946,6 +950,55 @@ impl fmt::Display for FieldType {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn normalised_forms_compare_equal() {
+        let mut email = FieldSchema::text("email");
+        email.normalisation = vec![
+            Normalisation::Trim,
+            Normalisation::Lowercase,
+            Normalisation::EmptyIsNull,
+        ];
+        assert_eq!(
+            email.normalise(&serde_json::json!(" Ada@Example.COM ")),
+            serde_json::json!("ada@example.com")
+        );
+        assert_eq!(
+            email.normalise(&serde_json::json!("")),
+            serde_json::Value::Null
+        );
+        let mut amount = FieldSchema::text("amount");
+        amount.normalisation = vec![Normalisation::NumbersAsText];
+        assert_eq!(
+            amount.normalise(&serde_json::json!(12.5)),
+            amount.normalise(&serde_json::json!("12.5"))
+        );
+        assert_eq!(
+            FieldSchema::text("x").normalise(&serde_json::json!(" A ")),
+            serde_json::json!(" A ")
+        );
+    }
+
+    #[test]
+    fn rate_limits_are_transient_and_daily_quota_is_told_apart() {
+        let burst = ConnectorError::rate_limited("hubspot", RateLimitScope::Burst, None, "slow");
+        let daily = ConnectorError::rate_limited(
+            "hubspot",
+            RateLimitScope::Daily,
+            Some(Duration::from_secs(60)),
+            "You have reached your daily limit.",
+        );
+        assert_eq!(daily.class(), ErrorClass::Transient);
+        assert!(burst.is_rate_limit() && !burst.is_quota_exhausted());
+        assert!(daily.is_quota_exhausted());
+        assert_eq!(
+            daily.to_string(),
+            "hubspot: rate limited (daily quota): You have reached your daily limit."
+        );
+        let e = RecordError::invalid("already exists", Some("DisplayName")).with_code("6240");
+        assert_eq!(e.describe(), "[6240] DisplayName: already exists");
+        assert_eq!(serde_json::to_value(&e).unwrap()["code"], "6240");
+    }
 
     #[test]
     fn ops_and_outcomes_serialize_tagged() {

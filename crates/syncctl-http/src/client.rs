@@ -683,6 +683,9 @@ impl HttpClient {
         let Some(b) = &self.inner.breaker else { return };
         let mut b = b.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         match status {
+            // A rate limit is the service working as designed, not an outage: it neither
+            // trips nor closes the breaker.
+            Some(429) => {}
             Some(s) if is_retryable_status(s) => b.record_failure(chrono::Utc::now()),
             // Any answer that is not "come back later" proves the service is up.
             Some(_) => b.record_success(),

@@ -22,6 +22,7 @@ pub fn registry() -> Vec<ServiceEntry> {
     }];
     all.extend(crate::fakes::airbyte::services());
     all.extend(crate::fakes::databricks::services());
+    all.extend(crate::fakes::hubspot::services());
     all.extend(crate::fakes::snowflake::services());
     all.extend(crate::fakes::sheets::services());
     all.extend(crate::fakes::quickbooks::services());

@@ -2,6 +2,7 @@
 
 pub mod airbyte;
 pub mod databricks;
+pub mod hubspot;
 pub mod quickbooks;
 pub mod sheets;
 pub mod snowflake;
