@@ -386,7 +386,8 @@ impl<'a> Engine<'a> {
     }
 
     fn read_failed(&mut self, side: Side, e: ConnectorError) -> SyncError {
-        if e.class() == ErrorClass::Transient {
+        // A rate limit is not an outage: it never counts against the breaker.
+        if e.class() == ErrorClass::Transient && !e.is_rate_limit() {
             let now = Utc::now();
             let s = self.side(side);
             s.breaker.record_failure(now);

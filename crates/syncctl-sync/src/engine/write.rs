@@ -193,8 +193,14 @@ impl<'a> Engine<'a> {
             }
             Err(e) => {
                 let class = e.class();
-                if matches!(class, ErrorClass::Config | ErrorClass::Auth) {
+                // A used-up daily quota stops the run: batches already written stay committed.
+                if matches!(class, ErrorClass::Config | ErrorClass::Auth) || e.is_quota_exhausted()
+                {
                     return Err(e.into());
+                }
+                if e.is_rate_limit() {
+                    // Not an outage: the breaker neither opens nor closes; retried next run.
+                    return Ok(vec![OpResult::Failed(e.to_string()); ops.len()]);
                 }
                 let s = self.side(side);
                 s.breaker.record_failure(Utc::now());
@@ -218,7 +224,7 @@ impl<'a> Engine<'a> {
                     if e.class == ErrorClass::Transient {
                         transient += 1;
                     }
-                    OpResult::Failed(e.message)
+                    OpResult::Failed(e.describe())
                 }
             })
             .collect();
@@ -279,10 +285,16 @@ impl<'a> Engine<'a> {
             let mut bad = Vec::new();
             for (name, written) in fields {
                 let stored_v = rec.fields.get(name).unwrap_or(&Value::Null);
-                let ty = schema.field(name).map(|f| f.field_type.clone());
-                let canon = |v: &Value| match &ty {
-                    Some(t) => syncctl_validate::coerce(v, t).unwrap_or_else(|_| v.clone()),
-                    None => v.clone(),
+                let field = schema.field(name);
+                let ty = field.map(|f| f.field_type.clone());
+                // Compare what the system would store: its own normalisation (HubSpot's
+                // lower-cased emails, numbers as text, "" for cleared) applied to both.
+                let canon = |v: &Value| {
+                    let v = field.map_or_else(|| v.clone(), |f| f.normalise(v));
+                    match &ty {
+                        Some(t) => syncctl_validate::coerce(&v, t).unwrap_or(v),
+                        None => v,
+                    }
                 };
                 if !same_value(&canon(stored_v), &canon(written)) {
                     bad.push(name.clone());

@@ -282,7 +282,7 @@ struct ShowArgs {
 
 /// The connector kinds this binary has (for `--source`/`--target` in `--help`).
 pub(crate) fn connector_kinds() -> Vec<&'static str> {
-    settings::factories().map(|f| f.kind).collect()
+    settings::registry().kinds()
 }
 
 /// Runs the command.

@@ -427,7 +427,7 @@ fn check_lists_every_problem_at_once() {
 }
 
 #[test]
-fn hubspot_to_quickbooks_has_a_default_mapping_and_names_the_missing_connector() {
+fn hubspot_to_quickbooks_has_a_default_mapping_and_names_what_is_missing() {
     let q = Quickstart::new();
     let mut cmd = crate::support::syncctl();
     cmd.current_dir(q.dir.path()).args([
@@ -446,11 +446,22 @@ fn hubspot_to_quickbooks_has_a_default_mapping_and_names_the_missing_connector()
     let r = CliRun::from_output(&cmd.output().unwrap());
     assert_eq!((r.code, r.error_class()), (2, Some("config")));
     let msg = r.result["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("HUBSPOT_API_TOKEN is not set"), "{msg}");
+    assert!(!q.path(".syncctl").exists(), "nothing written");
+    cmd.env("HUBSPOT_API_TOKEN", "pat-na1-unused");
+    let r = CliRun::from_output(&cmd.output().unwrap());
+    assert_eq!((r.code, r.error_class()), (2, Some("config")));
+    let msg = r.result["error"]["message"].as_str().unwrap();
     assert!(
-        msg.contains("source connector `hubspot` (HubSpot) is not available in this version"),
+        msg.contains(
+            "target connector `quickbooks` (QuickBooks Online) is not available in this version"
+        ),
         "{msg}"
     );
-    assert!(msg.contains("available: sqlite, csv"), "{msg}");
+    assert!(
+        msg.contains("available: sqlite, csv, postgres, mysql, hubspot"),
+        "{msg}"
+    );
     assert!(!q.path(".syncctl").exists(), "nothing written");
     let mut cmd = crate::support::syncctl();
     cmd.current_dir(q.dir.path())

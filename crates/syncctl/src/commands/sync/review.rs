@@ -123,8 +123,8 @@ pub(super) async fn resolve_conflict(
             a.id, row.sync_name, config.name
         )));
     }
-    let source = settings::build_connector(Side::Source, &config, &base_dir).await?;
-    let target = settings::build_connector(Side::Target, &config, &base_dir).await?;
+    let source = settings::build_connector(Side::Source, &config, &base_dir, ctx).await?;
+    let target = settings::build_connector(Side::Target, &config, &base_dir, ctx).await?;
     let settings = RunSettings {
         config: config.clone(),
         dry_run: false,

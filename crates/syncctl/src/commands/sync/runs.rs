@@ -35,8 +35,8 @@ pub(super) async fn run(
     ctx: &AppContext,
 ) -> Result<Outcome, CliError> {
     let r = settings::resolve_run(spec, ctx)?;
-    let source = settings::build_connector(Side::Source, &r.config, &r.base_dir).await?;
-    let target = settings::build_connector(Side::Target, &r.config, &r.base_dir).await?;
+    let source = settings::build_connector(Side::Source, &r.config, &r.base_dir, ctx).await?;
+    let target = settings::build_connector(Side::Target, &r.config, &r.base_dir, ctx).await?;
     let store = open_store(&r, dry_run).await?;
     let run_settings = RunSettings {
         config: r.config.clone(),
@@ -131,7 +131,7 @@ pub(super) async fn check(a: &SpecArgs, ctx: &AppContext) -> Result<Outcome, Cli
     let mut sides = serde_json::Map::new();
     let mut connectors = Vec::new();
     for side in [Side::Source, Side::Target] {
-        match settings::build_connector(side, &r.config, &r.base_dir).await {
+        match settings::build_connector(side, &r.config, &r.base_dir, ctx).await {
             Ok(c) => connectors.push((side, c)),
             Err(e) => problems.push(crate::error::chain_message(&e.error)),
         }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use syncctl_core::{BuildContext, Classified, Connector, ConnectorFactory, ErrorClass};
+use syncctl_core::{BuildContext, Classified, Connector, ErrorClass, Registry};
 use syncctl_sync::config::{ConflictStrategy, Direction, SyncConfig, builtin, parse_config_with};
 use syncctl_sync::{Side, SyncError};
 
@@ -17,14 +17,16 @@ use super::{DirectionArg, SpecArgs, StoreArgs, StrategyArg};
 pub(super) const DEFAULT_STATE: &str = "sqlite://.syncctl/state.db";
 
 /// Connector kinds that are planned but not in this build.
-const LATER: &[(&str, &str)] = &[("hubspot", "HubSpot")];
+const LATER: &[(&str, &str)] = &[];
 
-/// Every connector this binary has: one list per connector crate.
-pub(super) fn factories() -> impl Iterator<Item = &'static ConnectorFactory> {
-    syncctl_sql::FACTORIES
-        .iter()
-        .chain(syncctl_quickbooks::FACTORIES)
-        .chain(syncctl_sheets::FACTORIES)
+/// Every connector this binary has: one line per connector crate.
+pub(super) fn registry() -> Registry {
+    Registry::new(&[
+        syncctl_sql::FACTORIES,
+        syncctl_hubspot::FACTORIES,
+        syncctl_quickbooks::FACTORIES,
+        syncctl_sheets::FACTORIES,
+    ])
 }
 
 /// A config ready to run, and where its relative paths and state live.
@@ -235,22 +237,25 @@ fn latest_needs_row_times(config: &SyncConfig) -> Vec<String> {
         .collect()
 }
 
-/// Builds one side's connector from the registry.
+/// Builds one side's connector from the registry, with the environment (`--env-file`s
+/// under the process) and the command's cancellation token.
 pub(super) async fn build_connector(
     side: Side,
     config: &SyncConfig,
     base_dir: &Path,
+    ctx: &AppContext,
 ) -> Result<Box<dyn Connector>, CliError> {
     let kind = config.kind(side);
     let block = match side {
         Side::Source => config.source.clone(),
         Side::Target => config.target.clone(),
     };
-    let Some(f) = factories().find(|f| f.kind == kind) else {
-        let available: Vec<&str> = factories().map(|f| f.kind).collect();
+    let registry = registry();
+    let Some(f) = registry.get(kind) else {
+        let available = registry.kinds();
         let msg = match LATER.iter().find(|(k, _)| *k == kind) {
             Some((_, product)) => format!(
-                "{} connector `{kind}` ({product}) is not available in this version of syncctl; the HubSpot connector comes in a later release (available: {})",
+                "{} connector `{kind}` ({product}) is not available in this version of syncctl (available: {})",
                 side.as_str(),
                 available.join(", ")
             ),
@@ -262,7 +267,11 @@ pub(super) async fn build_connector(
         };
         return Err(CliError::config(msg));
     };
-    (f.build)(BuildContext::new(base_dir.to_path_buf()), block)
+    let env = ctx.env.clone();
+    let build_ctx = BuildContext::new(base_dir.to_path_buf())
+        .with_env(move |name| env.get(name))
+        .with_cancel(ctx.cancel.clone());
+    (f.build)(build_ctx, block)
         .await
         .map_err(|e| connector_error(side, e))
 }
