@@ -1,4 +1,5 @@
 //! The HubSpot connector against the testkit's stateful HubSpot fake.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 

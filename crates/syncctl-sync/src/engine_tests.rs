@@ -272,7 +272,10 @@ async fn a_refused_record_fails_alone_fails_the_run_and_is_retried() {
     );
     assert_eq!(o.report.target.counts.created, 4);
     assert_eq!(o.report.target.counts.failed, 1);
-    assert_eq!(o.report.failed[0].error, "refused");
+    assert_eq!(
+        o.report.failed[0].error, "email: refused",
+        "the field at fault is named"
+    );
     f.t.table.lock().unwrap().refuse.clear();
     let o = f.ok().await;
     assert_eq!(o.report.target.counts.created, 1, "retried from pending");
