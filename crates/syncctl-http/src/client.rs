@@ -494,6 +494,10 @@ impl HttpClient {
                 .attempt(&req, url.clone(), &path, &method, attempts)
                 .await;
             let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            crate::HttpStats::global().record_attempt(
+                &self.inner.service,
+                outcome.as_ref().ok().map(|r| r.status.as_u16()),
+            );
             let step = self.decide(&req, outcome, &mut delays, &mut reauthed);
             match step {
                 Attempt::Done(resp) => {
@@ -511,6 +515,7 @@ impl HttpClient {
                     return Err(err);
                 }
                 Attempt::Reauth => {
+                    crate::HttpStats::global().record_retry(&self.inner.service);
                     tracing::debug!(service = %self.inner.service, %method, %path, "401: refreshing credentials and retrying once");
                 }
                 Attempt::Retry { delay, last } => {
@@ -518,6 +523,7 @@ impl HttpClient {
                         Ok(r) => format!("HTTP {}", r.status.as_u16()),
                         Err(e) => e.to_string(),
                     };
+                    crate::HttpStats::global().record_retry(&self.inner.service);
                     tracing::warn!(service = %self.inner.service, %method, %path, attempt = attempts, delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX), reason = %why, "Retrying request.");
                     self.inner.sleeper.sleep(delay).await;
                 }

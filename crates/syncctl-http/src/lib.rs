@@ -12,6 +12,7 @@ mod client;
 mod error;
 mod rate;
 mod retry;
+mod stats;
 
 pub use auth::{
     AccessToken, AuthProvider, BasicAuth, BearerToken, ClientCredentials, CredentialStyle,
@@ -29,6 +30,7 @@ pub use retry::{RetryPolicy, parse_retry_after};
 pub use syncctl_core::breaker::{
     BreakerConfig, BreakerPhase, BreakerState, CircuitBreaker, SharedBreaker,
 };
+pub use stats::{HttpStats, HttpStatsSnapshot};
 
 /// The User-Agent every request carries.
 pub const USER_AGENT: &str = concat!("syncctl/", "0.1.0");

@@ -14,6 +14,7 @@
 pub mod cli;
 pub mod fakes;
 pub mod prism;
+pub mod receivers;
 pub mod server;
 pub mod services;
 pub mod xsd;

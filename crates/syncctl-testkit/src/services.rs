@@ -26,6 +26,7 @@ pub fn registry() -> Vec<ServiceEntry> {
     all.extend(crate::fakes::snowflake::services());
     all.extend(crate::fakes::sheets::services());
     all.extend(crate::fakes::quickbooks::services());
+    all.extend(crate::fakes::slack::services());
     all
 }
 

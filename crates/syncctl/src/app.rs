@@ -10,6 +10,7 @@ use syncctl_config::Env;
 use syncctl_core::{ErrorClass, IdempotencyKey, OrchestratorContext, Redactor, RunResult, Status};
 use tokio_util::sync::CancellationToken;
 
+use crate::alerting::{self, Alerting};
 use crate::cli::{self, Cli, GlobalArgs, LogFormat, OutputMode};
 use crate::commands::{self, Outcome, status_for_error};
 use crate::context::AppContext;
@@ -67,7 +68,12 @@ fn usage_error(
     let scanned = cli::scan_globals(args);
     let (env, _) = build_env(process_env, &scanned);
     let globals = resolve_globals(&scanned, &env).unwrap_or_else(|_| fallback_globals(&scanned));
-    let redactor = redactor_for(&env);
+    let mut redactor = redactor_for(&env);
+    // A broken alert setup cannot be reported better than the usage error itself.
+    let alerting = Alerting::resolve(&scanned.alerts, &env, alerting::name_hint(args)).ok();
+    if let Some(a) = &alerting {
+        a.register_secrets(&mut redactor);
+    }
     output::print_error(&e.render().to_string(), &redactor);
     let message = if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
         "no command given; run `syncctl --help` to see the commands".to_owned()
@@ -84,6 +90,7 @@ fn usage_error(
         &redactor,
         None,
         None,
+        alerting.as_ref(),
     )
 }
 
@@ -109,11 +116,16 @@ fn run(
     let (env, env_file_error) = build_env(process_env, &cli.global);
     let redactor = Arc::new(RwLock::new(redactor_for(&env)));
     let snapshot = || redactor.read().map(|r| r.clone()).unwrap_or_default();
+    let alerting = Alerting::resolve(&cli.global.alerts, &env, alerting::name_hint(args));
+    if let (Ok(a), Ok(mut r)) = (&alerting, redactor.write()) {
+        a.register_secrets(&mut r);
+    }
     let globals = match resolve_globals(&cli.global, &env) {
         Ok(g) => g,
         Err(e) => {
             let g = fallback_globals(&cli.global);
-            return finish(command_name, started, Err(e), &g, &snapshot(), None, None);
+            let a = alerting.as_ref().ok();
+            return finish(command_name, started, Err(e), &g, &snapshot(), None, None, a);
         }
     };
     if let Some(e) = env_file_error {
@@ -125,8 +137,26 @@ fn run(
             &snapshot(),
             None,
             None,
+            None,
         );
     }
+    // Refused before the command runs (nothing written): an alert setup that cannot work
+    // should not be discovered when the first failure goes unreported.
+    let alerting = match alerting {
+        Ok(a) => a,
+        Err(e) => {
+            return finish(
+                command_name,
+                started,
+                Err(e),
+                &globals,
+                &snapshot(),
+                None,
+                None,
+                None,
+            );
+        }
+    };
     let verbosity =
         i8::try_from(i16::from(cli.global.verbose) - i16::from(cli.global.quiet)).unwrap_or(0);
     let target = if globals.output == OutputMode::Kestra {
@@ -162,6 +192,7 @@ fn run(
         redactor: redactor.clone(),
         progress: bars,
         verbosity,
+        alerting: alerting.clone(),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -178,6 +209,7 @@ fn run(
                 &snapshot(),
                 None,
                 None,
+                Some(&alerting),
             );
         }
     };
@@ -209,10 +241,13 @@ fn run(
         &snapshot(),
         signal_state.received(),
         key,
+        Some(&alerting),
     )
 }
 
-/// Builds the result, writes it everywhere, and returns the exit code.
+/// Builds the result, alerts and pushes metrics about it (the one shared path for every
+/// command), writes it everywhere, and returns the exit code.
+#[allow(clippy::too_many_arguments)]
 fn finish(
     command: String,
     started: chrono::DateTime<Utc>,
@@ -221,6 +256,7 @@ fn finish(
     redactor: &Redactor,
     signal: Option<i32>,
     idempotency_key: Option<String>,
+    alerting: Option<&Alerting>,
 ) -> i32 {
     let mut result = RunResult::new(command, started);
     result.idempotency_key = idempotency_key;
@@ -267,6 +303,10 @@ fn finish(
         tracing::error!(class = %e.class, "{}", e.message);
     }
     result.finish(Utc::now());
+    if let Some(a) = alerting {
+        // Warnings only: delivery never changes the status or the exit code.
+        result.warnings.extend(a.deliver(&result));
+    }
     let out = Output {
         mode: globals.output,
         result_file: globals.result_file.clone(),
@@ -353,6 +393,7 @@ fn merge_unset(g: &mut GlobalArgs, scanned: GlobalArgs) {
     g.noop_exit_code = g.noop_exit_code.take().or(scanned.noop_exit_code);
     g.output = g.output.or(scanned.output);
     g.log_format = g.log_format.or(scanned.log_format);
+    g.alerts.merge_unset(scanned.alerts);
     if g.env_file.is_empty() {
         g.env_file = scanned.env_file;
     }

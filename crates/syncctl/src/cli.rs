@@ -110,6 +110,123 @@ pub(crate) struct GlobalArgs {
     /// Never draw progress bars (they are drawn only when stderr is a terminal)
     #[arg(long, global = true, help_heading = "Global options")]
     pub(crate) no_progress: bool,
+
+    /// Alerts and metrics (one shared path for every command).
+    #[command(flatten)]
+    pub(crate) alerts: AlertArgs,
+}
+
+/// Alert and metrics flags. Each one stands for the variable named in `ALERT_FLAG_ENV` and
+/// overrides it; `syncctl-notify` resolves their meaning. The Slack and SMTP flags are hidden
+/// from every command's help (they are listed in `syncctl notify --help` and docs/alerts.md).
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct AlertArgs {
+    /// Send Slack/email alerts: on-failure, always or never [env: SYNCCTL_NOTIFY]
+    /// [default: on-failure]
+    #[arg(long, global = true, value_name = "WHEN", help_heading = "Alerts and metrics")]
+    pub(crate) notify: Option<String>,
+    /// Push this run's metrics to a Prometheus Pushgateway at URL
+    /// [env: PROMETHEUS_PUSHGATEWAY_URL]
+    #[arg(long, global = true, value_name = "URL", help_heading = "Alerts and metrics")]
+    pub(crate) pushgateway: Option<String>,
+    /// Write this run's metrics to PATH in node_exporter textfile format
+    /// [env: SYNCCTL_METRICS_FILE]
+    #[arg(long, global = true, value_name = "PATH", help_heading = "Alerts and metrics")]
+    pub(crate) metrics_file: Option<String>,
+    /// true/false [env: ENABLE_SLACK]
+    #[arg(long, global = true, value_name = "BOOL", hide = true)]
+    pub(crate) enable_slack: Option<String>,
+    /// Incoming-webhook URL [env: SLACK_WEBHOOK_URL]
+    #[arg(long, global = true, value_name = "URL", hide = true)]
+    pub(crate) slack_webhook_url: Option<String>,
+    /// true/false [env: ENABLE_EMAIL]
+    #[arg(long, global = true, value_name = "BOOL", hide = true)]
+    pub(crate) enable_email: Option<String>,
+    /// Comma-separated recipients [env: ALERT_EMAILS]
+    #[arg(long, global = true, value_name = "ADDRS", hide = true)]
+    pub(crate) alert_emails: Option<String>,
+    /// [env: SMTP_HOST]
+    #[arg(long, global = true, value_name = "HOST", hide = true)]
+    pub(crate) smtp_host: Option<String>,
+    /// [env: SMTP_PORT]
+    #[arg(long, global = true, value_name = "PORT", hide = true)]
+    pub(crate) smtp_port: Option<String>,
+    /// [env: SMTP_USERNAME]
+    #[arg(long, global = true, value_name = "USER", hide = true)]
+    pub(crate) smtp_username: Option<String>,
+    /// [env: SMTP_PASSWORD]
+    #[arg(long, global = true, value_name = "PASSWORD", hide = true)]
+    pub(crate) smtp_password: Option<String>,
+    /// [env: SMTP_FROM]
+    #[arg(long, global = true, value_name = "ADDR", hide = true)]
+    pub(crate) smtp_from: Option<String>,
+    /// none, starttls or tls [env: SMTP_TLS]
+    #[arg(long, global = true, value_name = "MODE", hide = true)]
+    pub(crate) smtp_tls: Option<String>,
+    /// Extra trusted CA certificate (PEM) [env: SMTP_CA_FILE]
+    #[arg(long, global = true, value_name = "PATH", hide = true)]
+    pub(crate) smtp_ca_file: Option<String>,
+}
+
+/// Each alert flag and the variable it overrides.
+pub(crate) const ALERT_FLAG_ENV: [(&str, &str); 14] = [
+    ("--notify", "SYNCCTL_NOTIFY"),
+    ("--pushgateway", "PROMETHEUS_PUSHGATEWAY_URL"),
+    ("--metrics-file", "SYNCCTL_METRICS_FILE"),
+    ("--enable-slack", "ENABLE_SLACK"),
+    ("--slack-webhook-url", "SLACK_WEBHOOK_URL"),
+    ("--enable-email", "ENABLE_EMAIL"),
+    ("--alert-emails", "ALERT_EMAILS"),
+    ("--smtp-host", "SMTP_HOST"),
+    ("--smtp-port", "SMTP_PORT"),
+    ("--smtp-username", "SMTP_USERNAME"),
+    ("--smtp-password", "SMTP_PASSWORD"),
+    ("--smtp-from", "SMTP_FROM"),
+    ("--smtp-tls", "SMTP_TLS"),
+    ("--smtp-ca-file", "SMTP_CA_FILE"),
+];
+
+impl AlertArgs {
+    fn slot(&mut self, flag: &str) -> Option<&mut Option<String>> {
+        Some(match flag {
+            "--notify" => &mut self.notify,
+            "--pushgateway" => &mut self.pushgateway,
+            "--metrics-file" => &mut self.metrics_file,
+            "--enable-slack" => &mut self.enable_slack,
+            "--slack-webhook-url" => &mut self.slack_webhook_url,
+            "--enable-email" => &mut self.enable_email,
+            "--alert-emails" => &mut self.alert_emails,
+            "--smtp-host" => &mut self.smtp_host,
+            "--smtp-port" => &mut self.smtp_port,
+            "--smtp-username" => &mut self.smtp_username,
+            "--smtp-password" => &mut self.smtp_password,
+            "--smtp-from" => &mut self.smtp_from,
+            "--smtp-tls" => &mut self.smtp_tls,
+            "--smtp-ca-file" => &mut self.smtp_ca_file,
+            _ => return None,
+        })
+    }
+
+    /// The flags given, as `(variable, value)` pairs that override the environment.
+    pub(crate) fn overrides(&self) -> Vec<(&'static str, String)> {
+        let mut me = self.clone();
+        ALERT_FLAG_ENV
+            .iter()
+            .filter_map(|(flag, env)| me.slot(flag)?.clone().map(|v| (*env, v)))
+            .collect()
+    }
+
+    /// Fills flags clap did not see from a raw scan.
+    pub(crate) fn merge_unset(&mut self, mut scanned: AlertArgs) {
+        for (flag, _) in ALERT_FLAG_ENV {
+            let theirs = scanned.slot(flag).and_then(Option::take);
+            if let Some(mine) = self.slot(flag)
+                && mine.is_none()
+            {
+                *mine = theirs;
+            }
+        }
+    }
 }
 
 /// Where the result goes besides the last stdout line.
@@ -145,8 +262,8 @@ pub(crate) enum Command {
     Snowflake(commands::snowflake::SnowflakeArgs),
     /// Two-way record sync between CRMs, ERPs, sheets and databases, with audit and conflicts
     Sync(commands::sync::SyncArgs),
-    /// Send Slack and email alerts about results (not built yet)
-    Notify(commands::not_built::NotBuiltArgs),
+    /// Send a Slack/email alert (DAG on_failure_callback, Kestra errors branch)
+    Notify(commands::notify::NotifyArgs),
     /// Check every configured service: URL, auth method, and one cheap authenticated call
     Doctor(commands::doctor::DoctorArgs),
     /// Print the JSON Schema of the result (syncctl.result/v1)
@@ -165,7 +282,7 @@ impl Command {
             Self::Dbx(a) => a.name(),
             Self::Snowflake(a) => a.name(),
             Self::Sync(a) => a.name(),
-            Self::Notify(a) => a.name("notify"),
+            Self::Notify(_) => "notify".to_owned(),
             Self::Doctor(_) => "doctor".to_owned(),
             Self::Schema(_) => "schema".to_owned(),
             Self::Completions(_) => "completions".to_owned(),
@@ -228,7 +345,9 @@ pub(crate) fn scan_globals(args: &[OsString]) -> GlobalArgs {
             Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
             _ => (w.clone(), None),
         };
-        let takes_value = matches!(
+        let alert_flag = ALERT_FLAG_ENV.iter().any(|(f, _)| *f == flag);
+        let takes_value = alert_flag
+            || matches!(
             flag.as_str(),
             "--result-file"
                 | "--output"
@@ -250,7 +369,11 @@ pub(crate) fn scan_globals(args: &[OsString]) -> GlobalArgs {
                     "--env-file" => g.env_file.push(v.into()),
                     "--output" => g.output = OutputMode::from_str(&v, true).ok(),
                     "--log-format" => g.log_format = LogFormat::from_str(&v, true).ok(),
-                    _ => {}
+                    other => {
+                        if let Some(slot) = g.alerts.slot(other) {
+                            *slot = Some(v);
+                        }
+                    }
                 }
             }
         }

@@ -32,6 +32,8 @@ pub(crate) struct AppContext {
     pub(crate) progress: bool,
     /// `-v` count minus `-q` count (commands that print more detail in results with `-v`).
     pub(crate) verbosity: i8,
+    /// Alert and metrics settings (`syncctl notify` sends with them).
+    pub(crate) alerting: crate::alerting::Alerting,
 }
 
 impl AppContext {

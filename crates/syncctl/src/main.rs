@@ -4,6 +4,7 @@
 //! Only this crate knows about clap, stdout and exit codes. Everything it runs lives in the
 //! library crates.
 
+mod alerting;
 mod app;
 mod cli;
 mod commands;

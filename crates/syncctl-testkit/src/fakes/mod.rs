@@ -5,4 +5,5 @@ pub mod databricks;
 pub mod hubspot;
 pub mod quickbooks;
 pub mod sheets;
+pub mod slack;
 pub mod snowflake;

@@ -4,7 +4,7 @@
 pub(crate) mod airbyte;
 pub(crate) mod dbx;
 pub(crate) mod doctor;
-pub(crate) mod not_built;
+pub(crate) mod notify;
 pub(crate) mod schema;
 pub(crate) mod shell;
 pub(crate) mod snowflake;
@@ -126,7 +126,7 @@ pub(crate) async fn dispatch(command: Command, ctx: &AppContext) -> Result<Outco
         Command::Dbx(a) => dbx::exec(a, ctx).await,
         Command::Snowflake(a) => snowflake::exec(a, ctx).await,
         Command::Sync(a) => sync::exec(a, ctx).await,
-        Command::Notify(a) => not_built::exec("notify", &a),
+        Command::Notify(a) => notify::exec(a, ctx).await,
         Command::Doctor(a) => doctor::exec(a, ctx).await,
         Command::Schema(a) => Ok(schema::exec(&a)),
         Command::Completions(a) => Ok(shell::completions(&a)),

@@ -6,6 +6,7 @@
 mod support;
 
 mod adversarial;
+mod alerts;
 mod airbyte_cli;
 mod airbyte_signals;
 mod cli_contract;
