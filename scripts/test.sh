@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 
 bash scripts/check-prereqs.sh # seconds: fails naming what is missing, before anything compiles
 bash scripts/ensure-services.sh
+source scripts/install-alert-tools.sh # Pushgateway (Debian) + aiosmtpd venv (PyPI); alert tests fail without them
 
 # Prism for the contract tests (pinned in tools/contract/package-lock.json).
 if [ ! -x tools/contract/node_modules/.bin/prism ] || [ tools/contract/package-lock.json -nt tools/contract/node_modules/.package-lock.json ]; then

@@ -27,10 +27,10 @@ pub use client::{
 pub use error::{HttpError, is_retryable_status};
 pub use rate::RateLimiter;
 pub use retry::{RetryPolicy, parse_retry_after};
+pub use stats::{HttpStats, HttpStatsSnapshot};
 pub use syncctl_core::breaker::{
     BreakerConfig, BreakerPhase, BreakerState, CircuitBreaker, SharedBreaker,
 };
-pub use stats::{HttpStats, HttpStatsSnapshot};
 
 /// The User-Agent every request carries.
 pub const USER_AGENT: &str = concat!("syncctl/", "0.1.0");

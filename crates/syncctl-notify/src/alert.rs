@@ -78,7 +78,8 @@ impl Alert {
         a.warnings.clone_from(&r.warnings);
         a.finished_at = Some(syncctl_core::result::format_timestamp(r.finished_at));
         a.facts.push(("Command".into(), r.command.clone()));
-        a.facts.push(("Status".into(), r.status.as_str().to_owned()));
+        a.facts
+            .push(("Status".into(), r.status.as_str().to_owned()));
         a.facts.push(("Duration".into(), human_ms(r.duration_ms)));
         if r.exit_code != 0 {
             a.facts.push(("Exit code".into(), r.exit_code.to_string()));
@@ -276,7 +277,10 @@ fn key_figures(command: &str, data: &Value) -> Vec<(String, String)> {
         "airbyte" => {
             let jobs = data.get("jobs").and_then(Value::as_array);
             if let Some(jobs) = jobs {
-                let records: u64 = jobs.iter().filter_map(|j| num(j, &["records_synced"])).sum();
+                let records: u64 = jobs
+                    .iter()
+                    .filter_map(|j| num(j, &["records_synced"]))
+                    .sum();
                 let bytes: u64 = jobs.iter().filter_map(|j| num(j, &["bytes_synced"])).sum();
                 f.push((
                     "Jobs".into(),
@@ -380,7 +384,10 @@ mod tests {
         let mut r = RunResult::new("dbx run-now", Utc::now());
         r.status = Status::Failed;
         r.exit_code = 1;
-        r.error = Some(ErrorInfo::new(ErrorClass::RemoteFailed, "task report failed"));
+        r.error = Some(ErrorInfo::new(
+            ErrorClass::RemoteFailed,
+            "task report failed",
+        ));
         r.data = json!({
             "job_id": 43, "run_id": 1100, "result_state": "FAILED",
             "run_page_url": "https://ws.cloud.databricks.com/#job/43/run/1100",
@@ -425,7 +432,11 @@ mod tests {
             link.url,
             "https://airflow.example.com/dags/nightly%20etl/grid?dag_run_id=scheduled__2026-01-01T00%3A00%3A00%2B00%3A00&task_id=run"
         );
-        assert!(a.context_line().unwrap().contains("airflow_dag_id=nightly etl"));
+        assert!(
+            a.context_line()
+                .unwrap()
+                .contains("airflow_dag_id=nightly etl")
+        );
     }
 
     #[test]
@@ -441,8 +452,11 @@ mod tests {
         let a = Alert::from_result(&r);
         assert_eq!(a.title, "syncctl sync run succeeded");
         assert!(a.facts.contains(&("Sync".into(), "contacts".into())));
-        assert!(a.facts.iter().any(|(k, v)| k == "Target (postgres customers)"
-            && v.contains("failed 1")));
+        assert!(
+            a.facts
+                .iter()
+                .any(|(k, v)| k == "Target (postgres customers)" && v.contains("failed 1"))
+        );
         assert!(a.facts.contains(&("Breaker open".into(), "target".into())));
     }
 }

@@ -48,7 +48,10 @@ impl EmailSender {
             let mut params = TlsParameters::builder(s.host.clone());
             if let Some(pem) = &s.ca_pem {
                 let cert = Certificate::from_pem(pem).map_err(|e| {
-                    invalid("SMTP_CA_FILE (--smtp-ca-file)", format!("not a PEM certificate: {e}"))
+                    invalid(
+                        "SMTP_CA_FILE (--smtp-ca-file)",
+                        format!("not a PEM certificate: {e}"),
+                    )
                 })?;
                 params = params.add_root_certificate(cert);
             }
@@ -65,7 +68,10 @@ impl EmailSender {
             .tls(tls)
             .timeout(Some(Duration::from_secs(4)));
         if let (Some(user), Some(pw)) = (&s.username, &s.password) {
-            b = b.credentials(Credentials::new(user.clone(), pw.expose_secret().to_owned()));
+            b = b.credentials(Credentials::new(
+                user.clone(),
+                pw.expose_secret().to_owned(),
+            ));
         }
         Ok(Self {
             transport: b.build(),
@@ -217,10 +223,9 @@ pub fn render_html(a: &Alert) -> String {
         html_escape(&a.title)
     );
     if let Some(m) = &a.message {
-        let label = a
-            .error_class
-            .as_ref()
-            .map_or_else(String::new, |c| format!("<b>Error ({})</b>: ", html_escape(c)));
+        let label = a.error_class.as_ref().map_or_else(String::new, |c| {
+            format!("<b>Error ({})</b>: ", html_escape(c))
+        });
         s.push_str(&format!("<p>{label}{}</p>", html_escape(m)));
     }
     let mut rows: Vec<(String, String)> = a.facts.clone();

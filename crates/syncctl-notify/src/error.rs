@@ -79,10 +79,9 @@ impl Classified for NotifyError {
                 ErrorClass::Transient
             }
             Self::SlackStatus { .. } => ErrorClass::Config,
-            Self::SlackTransport(_)
-            | Self::Smtp { .. }
-            | Self::Push(_)
-            | Self::Deadline { .. } => ErrorClass::Transient,
+            Self::SlackTransport(_) | Self::Smtp { .. } | Self::Push(_) | Self::Deadline { .. } => {
+                ErrorClass::Transient
+            }
             Self::MetricsFile { .. } => ErrorClass::Config,
         }
     }

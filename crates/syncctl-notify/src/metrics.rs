@@ -212,7 +212,13 @@ impl RunMetrics {
                     .cloned()
                     .chain(s.labels.iter().cloned())
                     .collect();
-                let _ = writeln!(out, "{}{} {}", family, label_block(&labels), fmt_value(s.value));
+                let _ = writeln!(
+                    out,
+                    "{}{} {}",
+                    family,
+                    label_block(&labels),
+                    fmt_value(s.value)
+                );
             }
         }
         out
@@ -416,7 +422,10 @@ mod tests {
             "syncctl_api_retries_total{service=\"hubspot\"} 2",
             "syncctl_breaker_open{connector=\"postgres\",side=\"target\"} 1",
         ] {
-            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
         }
     }
 
@@ -431,9 +440,7 @@ mod tests {
         assert!(!failed.render(&[], None).contains(LAST_SUCCESS));
         write_textfile(&path, &failed).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.contains(
-            "syncctl_run_status{command=\"sync run\",name=\"contacts\"} 0"
-        ));
+        assert!(text.contains("syncctl_run_status{command=\"sync run\",name=\"contacts\"} 0"));
         assert!(text.contains(
             "syncctl_last_success_timestamp_seconds{command=\"sync run\",name=\"contacts\"} 1767323047.5"
         ), "{text}");

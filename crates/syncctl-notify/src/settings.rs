@@ -288,10 +288,12 @@ impl AlertSettings {
             });
         }
         let ca_pem = match get(lookup, "SMTP_CA_FILE") {
-            Some(path) => Some(std::fs::read(path.trim()).map_err(|e| NotifyError::Invalid {
-                name: "SMTP_CA_FILE (--smtp-ca-file)",
-                message: format!("cannot read {}: {e}", path.trim()),
-            })?),
+            Some(path) => Some(
+                std::fs::read(path.trim()).map_err(|e| NotifyError::Invalid {
+                    name: "SMTP_CA_FILE (--smtp-ca-file)",
+                    message: format!("cannot read {}: {e}", path.trim()),
+                })?,
+            ),
             None => None,
         };
         Ok(EmailSettings {
@@ -401,7 +403,10 @@ mod tests {
     fn seed_names_enable_both_channels() {
         let s = AlertSettings::resolve(lookup(&[
             ("ENABLE_SLACK", "true"),
-            ("SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T0/B0/abcdefgh"),
+            (
+                "SLACK_WEBHOOK_URL",
+                "https://hooks.slack.com/services/T0/B0/abcdefgh",
+            ),
             ("ENABLE_EMAIL", "true"),
             ("ALERT_EMAILS", "ops@example.com, data@example.com"),
             ("SMTP_HOST", "smtp.example.com"),
@@ -448,9 +453,7 @@ mod tests {
         );
         assert!(err(&[("ENABLE_SLACK", "maybe")]).contains("must be true or false"));
         assert!(err(&[("SYNCCTL_NOTIFY", "sometimes")]).contains("on-failure, always or never"));
-        assert!(
-            err(&[("ALERT_EMAILS", "ops@example.com")]).contains("SMTP_HOST (--smtp-host)")
-        );
+        assert!(err(&[("ALERT_EMAILS", "ops@example.com")]).contains("SMTP_HOST (--smtp-host)"));
         assert!(
             err(&[
                 ("ALERT_EMAILS", "not an address"),
@@ -478,15 +481,12 @@ mod tests {
 
     #[test]
     fn metrics_settings_need_a_scheme() {
-        let m = MetricsSettings::resolve(lookup(&[(
-            "PROMETHEUS_PUSHGATEWAY_URL",
-            "http://pg:9091/",
-        )]))
-        .unwrap();
+        let m =
+            MetricsSettings::resolve(lookup(&[("PROMETHEUS_PUSHGATEWAY_URL", "http://pg:9091/")]))
+                .unwrap();
         assert_eq!(m.pushgateway.as_deref(), Some("http://pg:9091"));
         assert!(
-            MetricsSettings::resolve(lookup(&[("PROMETHEUS_PUSHGATEWAY_URL", "pg:9091")]))
-                .is_err()
+            MetricsSettings::resolve(lookup(&[("PROMETHEUS_PUSHGATEWAY_URL", "pg:9091")])).is_err()
         );
     }
 }

@@ -1,5 +1,6 @@
 //! The Slack sender against the testkit's stateful webhook fake: the Block Kit JSON, 429 and
 //! 500 handling, and no secret in any error.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 
@@ -57,15 +58,25 @@ async fn the_message_is_block_kit_with_every_part() {
     let msgs = fake.messages();
     assert_eq!(msgs.len(), 1);
     let m = &msgs[0];
-    assert!(m["text"].as_str().unwrap().contains("syncctl dbx run-now failed"));
+    assert!(
+        m["text"]
+            .as_str()
+            .unwrap()
+            .contains("syncctl dbx run-now failed")
+    );
     let blocks = m["blocks"].as_array().unwrap();
     let kinds: Vec<&str> = blocks.iter().map(|b| b["type"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["header", "section", "section", "context", "actions"]);
+    assert_eq!(
+        kinds,
+        ["header", "section", "section", "context", "actions"]
+    );
     assert_eq!(blocks[0]["text"]["text"], "syncctl dbx run-now failed");
-    assert!(blocks[1]["text"]["text"]
-        .as_str()
-        .unwrap()
-        .starts_with("*Error (remote_failed)*\nDatabricks run 1100"));
+    assert!(
+        blocks[1]["text"]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("*Error (remote_failed)*\nDatabricks run 1100")
+    );
     assert_eq!(blocks[2]["fields"][2]["text"], "*Failed tasks*\nreport");
     let context = blocks[3]["elements"][0]["text"].as_str().unwrap();
     assert!(context.contains("run id `7d1c`") && context.contains("airflow_dag_id=nightly_etl"));
@@ -100,11 +111,21 @@ async fn a_500_is_retried_then_reported_without_the_webhook_path() {
         .send(&failed_alert())
         .await
         .unwrap_err();
-    assert_eq!(server.requests_to(&Method::POST, PATH).len(), 3, "1 try + 2 retries");
+    assert_eq!(
+        server.requests_to(&Method::POST, PATH).len(),
+        3,
+        "1 try + 2 retries"
+    );
     assert!(fake.messages().is_empty());
     let text = err.to_string();
-    assert!(text.starts_with("Slack webhook answered HTTP 500"), "{text}");
-    assert!(!text.contains("xq7Secret") && !text.contains("/services/"), "{text}");
+    assert!(
+        text.starts_with("Slack webhook answered HTTP 500"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("xq7Secret") && !text.contains("/services/"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -116,7 +137,10 @@ async fn a_revoked_webhook_is_not_retried() {
         .send(&failed_alert())
         .await
         .unwrap_err();
-    assert_eq!(err.to_string(), "Slack webhook answered HTTP 404: no_service");
+    assert_eq!(
+        err.to_string(),
+        "Slack webhook answered HTTP 404: no_service"
+    );
     assert_eq!(server.requests().len(), 1);
 }
 

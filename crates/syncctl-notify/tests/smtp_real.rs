@@ -1,6 +1,7 @@
 //! Email alerts sent to a real SMTP server (aiosmtpd) on loopback: STARTTLS, implicit TLS,
 //! plain, AUTH, one message per recipient with plain-text and HTML parts, transient refusals
 //! retried, a wrong password reported without the password.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use secrecy::SecretString;
 use syncctl_core::Status;
@@ -68,7 +69,9 @@ fn check_mails(server: &SmtpServer, tls: bool, login: Option<&str>) {
         assert!(text.contains("multipart/alternative"));
         assert!(text.contains("Content-Type: text/plain"));
         assert!(text.contains("Content-Type: text/html"));
-        assert!(text.contains("Error (remote_failed): target postgres: 3 writes failed <see audit>"));
+        assert!(
+            text.contains("Error (remote_failed): target postgres: 3 writes failed <see audit>")
+        );
         assert!(text.contains("target postgres: 3 writes failed &lt;see audit&gt;"));
         assert!(text.contains("Sync: contacts"));
         assert!(!text.contains(PASSWORD));

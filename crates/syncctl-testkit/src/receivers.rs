@@ -172,7 +172,10 @@ impl SmtpServer {
         BufReader::new(stdout)
             .read_line(&mut line)
             .expect("read READY line");
-        assert!(line.starts_with("READY"), "SMTP server did not start: {line:?}");
+        assert!(
+            line.starts_with("READY"),
+            "SMTP server did not start: {line:?}"
+        );
         let stdin = child.stdin.take();
         Some(Self {
             child,

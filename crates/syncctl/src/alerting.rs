@@ -123,7 +123,9 @@ impl Alerting {
         ));
         for d in &report.deliveries {
             match &d.error {
-                None => tracing::debug!(channel = d.channel, target = ?d.target, attempts = d.attempts, "Delivered."),
+                None => {
+                    tracing::debug!(channel = d.channel, target = ?d.target, attempts = d.attempts, "Delivered.")
+                }
                 Some(e) => tracing::warn!(channel = d.channel, "{e}"),
             }
         }
@@ -195,7 +197,14 @@ mod tests {
     #[test]
     fn name_hint_prefers_connections_then_job_then_table_then_config() {
         assert_eq!(
-            name_hint(&os(&["syncctl", "airbyte", "trigger", "--connection", "b", "--connection=a"])),
+            name_hint(&os(&[
+                "syncctl",
+                "airbyte",
+                "trigger",
+                "--connection",
+                "b",
+                "--connection=a"
+            ])),
             Some("a,b".into())
         );
         assert_eq!(
@@ -203,7 +212,13 @@ mod tests {
             Some("nightly".into())
         );
         assert_eq!(
-            name_hint(&os(&["syncctl", "sync", "run", "--config", "/etc/x/contacts.yaml"])),
+            name_hint(&os(&[
+                "syncctl",
+                "sync",
+                "run",
+                "--config",
+                "/etc/x/contacts.yaml"
+            ])),
             Some("contacts".into())
         );
         assert_eq!(name_hint(&os(&["syncctl", "doctor"])), None);
@@ -213,7 +228,10 @@ mod tests {
     fn flags_override_the_environment() {
         let env = Env::from_vars([
             ("SYNCCTL_NOTIFY".to_owned(), "never".to_owned()),
-            ("PROMETHEUS_PUSHGATEWAY_URL".to_owned(), "http://env:9091".to_owned()),
+            (
+                "PROMETHEUS_PUSHGATEWAY_URL".to_owned(),
+                "http://env:9091".to_owned(),
+            ),
         ]);
         let flags = AlertArgs {
             notify: Some("always".into()),

@@ -125,7 +125,16 @@ fn run(
         Err(e) => {
             let g = fallback_globals(&cli.global);
             let a = alerting.as_ref().ok();
-            return finish(command_name, started, Err(e), &g, &snapshot(), None, None, a);
+            return finish(
+                command_name,
+                started,
+                Err(e),
+                &g,
+                &snapshot(),
+                None,
+                None,
+                a,
+            );
         }
     };
     if let Some(e) = env_file_error {

@@ -123,15 +123,30 @@ pub(crate) struct GlobalArgs {
 pub(crate) struct AlertArgs {
     /// Send Slack/email alerts: on-failure, always or never [env: SYNCCTL_NOTIFY]
     /// [default: on-failure]
-    #[arg(long, global = true, value_name = "WHEN", help_heading = "Alerts and metrics")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "WHEN",
+        help_heading = "Alerts and metrics"
+    )]
     pub(crate) notify: Option<String>,
     /// Push this run's metrics to a Prometheus Pushgateway at URL
     /// [env: PROMETHEUS_PUSHGATEWAY_URL]
-    #[arg(long, global = true, value_name = "URL", help_heading = "Alerts and metrics")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        help_heading = "Alerts and metrics"
+    )]
     pub(crate) pushgateway: Option<String>,
     /// Write this run's metrics to PATH in node_exporter textfile format
     /// [env: SYNCCTL_METRICS_FILE]
-    #[arg(long, global = true, value_name = "PATH", help_heading = "Alerts and metrics")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        help_heading = "Alerts and metrics"
+    )]
     pub(crate) metrics_file: Option<String>,
     /// true/false [env: ENABLE_SLACK]
     #[arg(long, global = true, value_name = "BOOL", hide = true)]
@@ -348,14 +363,14 @@ pub(crate) fn scan_globals(args: &[OsString]) -> GlobalArgs {
         let alert_flag = ALERT_FLAG_ENV.iter().any(|(f, _)| *f == flag);
         let takes_value = alert_flag
             || matches!(
-            flag.as_str(),
-            "--result-file"
-                | "--output"
-                | "--termination-log"
-                | "--noop-exit-code"
-                | "--env-file"
-                | "--log-format"
-        );
+                flag.as_str(),
+                "--result-file"
+                    | "--output"
+                    | "--termination-log"
+                    | "--noop-exit-code"
+                    | "--env-file"
+                    | "--log-format"
+            );
         if takes_value {
             let value = inline.or_else(|| {
                 i += 1;

@@ -64,11 +64,7 @@ fn plain(status: StatusCode, body: &'static str) -> Response {
     (status, [("content-type", "text/plain")], body).into_response()
 }
 
-async fn receive(
-    State(fake): State<SlackFake>,
-    Path(rest): Path<String>,
-    body: Bytes,
-) -> Response {
+async fn receive(State(fake): State<SlackFake>, Path(rest): Path<String>, body: Bytes) -> Response {
     if format!("/services/{rest}") != fake.path {
         return plain(StatusCode::NOT_FOUND, "no_service");
     }
@@ -109,20 +105,23 @@ fn any_text(obj: &Value, max: usize) -> bool {
 
 fn blocks_valid(blocks: &[Value]) -> bool {
     blocks.len() <= 50
-        && blocks.iter().all(|b| {
-            match b.get("type").and_then(Value::as_str) {
+        && blocks
+            .iter()
+            .all(|b| match b.get("type").and_then(Value::as_str) {
                 Some("header") => b.get("text").is_some_and(|t| text_of(t, "plain_text", 150)),
                 Some("section") => {
                     let text_ok = b.get("text").is_none_or(|t| any_text(t, 3000));
                     let fields = b.get("fields").and_then(Value::as_array);
-                    let fields_ok = fields
-                        .is_none_or(|f| f.len() <= 10 && f.iter().all(|x| any_text(x, 2000)));
+                    let fields_ok =
+                        fields.is_none_or(|f| f.len() <= 10 && f.iter().all(|x| any_text(x, 2000)));
                     text_ok && fields_ok && (b.get("text").is_some() || fields.is_some())
                 }
                 Some("context") => b
                     .get("elements")
                     .and_then(Value::as_array)
-                    .is_some_and(|e| !e.is_empty() && e.len() <= 10 && e.iter().all(|x| any_text(x, 3000))),
+                    .is_some_and(|e| {
+                        !e.is_empty() && e.len() <= 10 && e.iter().all(|x| any_text(x, 3000))
+                    }),
                 Some("actions") => b
                     .get("elements")
                     .and_then(Value::as_array)
@@ -140,8 +139,7 @@ fn blocks_valid(blocks: &[Value]) -> bool {
                     }),
                 Some("divider") => true,
                 _ => false,
-            }
-        })
+            })
 }
 
 fn demo_router() -> Router {
@@ -172,8 +170,12 @@ mod tests {
         assert!(!blocks_valid(&[
             json!({"type": "header", "text": {"type": "plain_text", "text": "x".repeat(151)}})
         ]));
-        let eleven: Vec<Value> = (0..11).map(|_| json!({"type": "mrkdwn", "text": "f"})).collect();
-        assert!(!blocks_valid(&[json!({"type": "section", "fields": eleven})]));
+        let eleven: Vec<Value> = (0..11)
+            .map(|_| json!({"type": "mrkdwn", "text": "f"}))
+            .collect();
+        assert!(!blocks_valid(&[
+            json!({"type": "section", "fields": eleven})
+        ]));
         assert!(!blocks_valid(&[json!({"type": "mystery"})]));
     }
 }

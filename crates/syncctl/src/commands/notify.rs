@@ -113,7 +113,9 @@ fn build_alert(args: &NotifyArgs, ctx: &AppContext) -> Result<Alert, CliError> {
                     status.as_str()
                 }
             );
-            let mut a = ctx.alerting.alert_for(&RunResult::new("notify", chrono::Utc::now()));
+            let mut a = ctx
+                .alerting
+                .alert_for(&RunResult::new("notify", chrono::Utc::now()));
             // A bare alert: no command, run figures or run id of its own.
             a.title = title;
             a.command = None;
@@ -134,7 +136,9 @@ fn build_alert(args: &NotifyArgs, ctx: &AppContext) -> Result<Alert, CliError> {
     }
     if let Some(m) = &args.message {
         if let (Some(old), Some(class)) = (alert.message.take(), alert.error_class.take()) {
-            alert.facts.push(("Error".into(), format!("{class}: {old}")));
+            alert
+                .facts
+                .push(("Error".into(), format!("{class}: {old}")));
         }
         alert.message = Some(m.clone());
     }
@@ -204,7 +208,10 @@ pub(crate) async fn exec(args: NotifyArgs, ctx: &AppContext) -> Result<Outcome, 
     if report.all_failed() {
         let err = CliError::new(
             ErrorClass::Transient,
-            anyhow::anyhow!("the alert was not delivered to any channel: {}", warnings.join("; ")),
+            anyhow::anyhow!(
+                "the alert was not delivered to any channel: {}",
+                warnings.join("; ")
+            ),
         );
         return Ok(Outcome::failed(data, err));
     }

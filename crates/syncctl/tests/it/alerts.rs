@@ -53,7 +53,10 @@ fn syncctl(r: &Receivers) -> Command {
         .env("AIRFLOW_CTX_DAG_RUN_ID", "scheduled__2026-01-01")
         .env("AIRFLOW_CTX_TASK_ID", "load")
         .env("AIRFLOW_CTX_TRY_NUMBER", "1")
-        .env("AIRFLOW__WEBSERVER__BASE_URL", "https://airflow.example.com");
+        .env(
+            "AIRFLOW__WEBSERVER__BASE_URL",
+            "https://airflow.example.com",
+        );
     cmd
 }
 
@@ -91,8 +94,16 @@ fn sample(scrape: &str, name: &str, must_contain: &[&str]) -> Option<f64> {
 
 fn assert_no_secrets(r: &CliRun) {
     for secret in ["hookSecret9f8e7d", HOOK, SMTP_PASSWORD] {
-        assert!(!r.stdout.contains(secret), "stdout leaks {secret}:\n{}", r.stdout);
-        assert!(!r.stderr.contains(secret), "stderr leaks {secret}:\n{}", r.stderr);
+        assert!(
+            !r.stdout.contains(secret),
+            "stdout leaks {secret}:\n{}",
+            r.stdout
+        );
+        assert!(
+            !r.stderr.contains(secret),
+            "stderr leaks {secret}:\n{}",
+            r.stderr
+        );
     }
 }
 
@@ -108,23 +119,39 @@ async fn a_failure_alerts_everywhere_and_metrics_keep_the_last_success() {
     let dir = tempfile::tempdir().unwrap();
     let env_file = smtp_env_file(dir.path(), &smtp);
     let metrics_file = dir.path().join("syncctl_flaky.prom");
-    let group = ["command=\"dbx run-now\"", "job=\"syncctl\"", "name=\"flaky\""];
+    let group = [
+        "command=\"dbx run-now\"",
+        "job=\"syncctl\"",
+        "name=\"flaky\"",
+    ];
     let base = |extra: &[&str]| {
         let mut cmd = syncctl(&r);
-        cmd.args(["dbx", "run-now", "--job-name", "flaky", "--poll-interval", "10ms"])
-            .args(["--pushgateway", &gateway.url])
-            .arg("--metrics-file")
-            .arg(&metrics_file)
-            .arg("--env-file")
-            .arg(&env_file)
-            .args(extra);
+        cmd.args([
+            "dbx",
+            "run-now",
+            "--job-name",
+            "flaky",
+            "--poll-interval",
+            "10ms",
+        ])
+        .args(["--pushgateway", &gateway.url])
+        .arg("--metrics-file")
+        .arg(&metrics_file)
+        .arg("--env-file")
+        .arg(&env_file)
+        .args(extra);
         cmd
     };
 
     // 1. The job fails: exit 1 as always, Slack and both mailboxes alerted, status 0 pushed.
     let first = run(base(&["--idempotency-key", "k1", "-vv"])).await;
     assert_eq!(first.code, 1, "{}", first.stderr);
-    assert_eq!(first.result["warnings"], serde_json::json!([]), "{}", first.stderr);
+    assert_eq!(
+        first.result["warnings"],
+        serde_json::json!([]),
+        "{}",
+        first.stderr
+    );
     assert_no_secrets(&first);
     let msgs = r.slack.messages();
     assert_eq!(msgs.len(), 1);
@@ -133,20 +160,44 @@ async fn a_failure_alerts_everywhere_and_metrics_keep_the_last_success() {
     let all = msgs[0].to_string();
     assert!(all.contains("KeyError"), "{all}");
     assert!(all.contains("airflow_dag_id=nightly_etl"), "{all}");
-    assert!(all.contains(first.result["run_id"].as_str().unwrap()), "{all}");
-    assert!(all.contains("https://fake-workspace.cloud.databricks.com/#job/45/run/"), "{all}");
-    assert!(all.contains("https://airflow.example.com/dags/nightly_etl/grid"), "{all}");
+    assert!(
+        all.contains(first.result["run_id"].as_str().unwrap()),
+        "{all}"
+    );
+    assert!(
+        all.contains("https://fake-workspace.cloud.databricks.com/#job/45/run/"),
+        "{all}"
+    );
+    assert!(
+        all.contains("https://airflow.example.com/dags/nightly_etl/grid"),
+        "{all}"
+    );
     let mails = smtp.received();
     assert_eq!(mails.len(), 2);
-    assert!(mails.iter().all(|m| m.tls && m.login.as_deref() == Some("alerts")));
+    assert!(
+        mails
+            .iter()
+            .all(|m| m.tls && m.login.as_deref() == Some("alerts"))
+    );
     assert!(mails[0].raw.contains("Subject: syncctl dbx run-now failed"));
     let scrape = gateway.scrape();
-    assert_eq!(sample(&scrape, "syncctl_run_status", &group), Some(0.0), "{scrape}");
+    assert_eq!(
+        sample(&scrape, "syncctl_run_status", &group),
+        Some(0.0),
+        "{scrape}"
+    );
     assert_eq!(sample(&scrape, "syncctl_run_exit_code", &group), Some(1.0));
-    assert_eq!(sample(&scrape, "syncctl_last_success_timestamp_seconds", &group), None);
+    assert_eq!(
+        sample(&scrape, "syncctl_last_success_timestamp_seconds", &group),
+        None
+    );
     assert!(
-        sample(&scrape, "syncctl_api_requests_total", &["service=\"databricks\"", "status=\"200\""])
-            .is_some_and(|v| v >= 2.0),
+        sample(
+            &scrape,
+            "syncctl_api_requests_total",
+            &["service=\"databricks\"", "status=\"200\""]
+        )
+        .is_some_and(|v| v >= 2.0),
         "{scrape}"
     );
 
@@ -159,10 +210,11 @@ async fn a_failure_alerts_everywhere_and_metrics_keep_the_last_success() {
     assert_eq!(sample(&scrape, "syncctl_run_status", &group), Some(1.0));
     let success = sample(&scrape, "syncctl_last_success_timestamp_seconds", &group)
         .expect("last success pushed");
-    let finished = chrono::DateTime::parse_from_rfc3339(second.result["finished_at"].as_str().unwrap())
-        .unwrap()
-        .timestamp_millis() as f64
-        / 1000.0;
+    let finished =
+        chrono::DateTime::parse_from_rfc3339(second.result["finished_at"].as_str().unwrap())
+            .unwrap()
+            .timestamp_millis() as f64
+            / 1000.0;
     assert!((success - finished).abs() < 0.01, "{success} vs {finished}");
 
     // 3. A later run fails (token revoked): status 0, the last success survives.
@@ -198,13 +250,36 @@ async fn undeliverable_alerts_are_warnings_and_never_change_the_exit_code() {
         .unwrap()
         .port();
     let mut cmd = syncctl(&r);
-    cmd.args(["dbx", "run-now", "--job-name", "flaky", "--poll-interval", "10ms", "-vv"])
-        .args(["--idempotency-key", "w1", "--enable-email", "true"])
-        .args(["--alert-emails", "ops@example.com", "--smtp-host", "127.0.0.1"])
-        .args(["--smtp-port", &closed_port.to_string(), "--smtp-tls", "none"])
-        .args(["--smtp-from", "alerts@example.com", "--smtp-username", "alerts"])
-        .args(["--smtp-password", SMTP_PASSWORD])
-        .args(["--pushgateway", &format!("http://127.0.0.1:{closed_port}")]);
+    cmd.args([
+        "dbx",
+        "run-now",
+        "--job-name",
+        "flaky",
+        "--poll-interval",
+        "10ms",
+        "-vv",
+    ])
+    .args(["--idempotency-key", "w1", "--enable-email", "true"])
+    .args([
+        "--alert-emails",
+        "ops@example.com",
+        "--smtp-host",
+        "127.0.0.1",
+    ])
+    .args([
+        "--smtp-port",
+        &closed_port.to_string(),
+        "--smtp-tls",
+        "none",
+    ])
+    .args([
+        "--smtp-from",
+        "alerts@example.com",
+        "--smtp-username",
+        "alerts",
+    ])
+    .args(["--smtp-password", SMTP_PASSWORD])
+    .args(["--pushgateway", &format!("http://127.0.0.1:{closed_port}")]);
     let out = run(cmd).await;
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert_eq!(out.status(), "failed");
@@ -216,15 +291,21 @@ async fn undeliverable_alerts_are_warnings_and_never_change_the_exit_code() {
         .filter_map(|w| w.as_str())
         .collect();
     assert!(
-        warnings.iter().any(|w| w.starts_with("Slack webhook answered HTTP 500")),
+        warnings
+            .iter()
+            .any(|w| w.starts_with("Slack webhook answered HTTP 500")),
         "{warnings:?}"
     );
     assert!(
-        warnings.iter().any(|w| w.starts_with("email to ops@example.com not sent")),
+        warnings
+            .iter()
+            .any(|w| w.starts_with("email to ops@example.com not sent")),
         "{warnings:?}"
     );
     assert!(
-        warnings.iter().any(|w| w.starts_with("metrics not pushed to the Pushgateway")),
+        warnings
+            .iter()
+            .any(|w| w.starts_with("metrics not pushed to the Pushgateway")),
         "{warnings:?}"
     );
     assert_eq!(r.slack_server.requests_to(&Method::POST, HOOK).len(), 3);
@@ -237,13 +318,28 @@ async fn notify_sends_a_failed_tasks_result_on_demand() {
     let dir = tempfile::tempdir().unwrap();
     // The failed task's result, as KubernetesPodOperator's XCom file or a captured stdout.
     let mut failed = syncctl(&r);
-    failed.args(["dbx", "run-now", "--job-name", "flaky", "--poll-interval", "10ms"])
+    failed
+        .args([
+            "dbx",
+            "run-now",
+            "--job-name",
+            "flaky",
+            "--poll-interval",
+            "10ms",
+        ])
         .args(["--idempotency-key", "n1", "--notify", "never"]);
     let failed = run(failed).await;
     assert_eq!(failed.code, 1);
-    assert!(r.slack.messages().is_empty(), "--notify never sends nothing");
+    assert!(
+        r.slack.messages().is_empty(),
+        "--notify never sends nothing"
+    );
     let result_file = dir.path().join("return.json");
-    std::fs::write(&result_file, format!("some log line\n{}\n", failed.stdout.trim())).unwrap();
+    std::fs::write(
+        &result_file,
+        format!("some log line\n{}\n", failed.stdout.trim()),
+    )
+    .unwrap();
 
     let mut cmd = syncctl(&r);
     cmd.args(["notify", "--from-result"])
@@ -257,12 +353,24 @@ async fn notify_sends_a_failed_tasks_result_on_demand() {
     assert!(msg.contains("syncctl dbx run-now failed"), "{msg}");
     assert!(msg.contains("load failed; see the Airflow log"), "{msg}");
     assert!(msg.contains("remote_failed: Databricks run"), "{msg}");
-    assert!(msg.contains("https://wiki.example.com/runbooks/load"), "{msg}");
-    assert!(msg.contains(failed.result["run_id"].as_str().unwrap()), "{msg}");
+    assert!(
+        msg.contains("https://wiki.example.com/runbooks/load"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(failed.result["run_id"].as_str().unwrap()),
+        "{msg}"
+    );
 
     let mut bare = syncctl(&r);
-    bare.args(["notify", "--status", "failed", "--title", "nightly_etl failed"])
-        .args(["--message", "task load exited 1"]);
+    bare.args([
+        "notify",
+        "--status",
+        "failed",
+        "--title",
+        "nightly_etl failed",
+    ])
+    .args(["--message", "task load exited 1"]);
     let out = run(bare).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     let blocks = r.slack.messages()[1]["blocks"].clone();
@@ -273,10 +381,12 @@ async fn notify_sends_a_failed_tasks_result_on_demand() {
     nothing.env_clear().args(["notify", "--title", "x"]);
     let out = run(nothing).await;
     assert_eq!(out.code, 2);
-    assert!(out.result["error"]["message"]
-        .as_str()
-        .unwrap()
-        .starts_with("no alert channel is configured"));
+    assert!(
+        out.result["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("no alert channel is configured")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -285,12 +395,22 @@ async fn a_broken_alert_setup_is_refused_before_the_command_runs() {
     let mut cmd = syncctl(&r);
     cmd.env("ENABLE_EMAIL", "true")
         .env("ALERT_EMAILS", "ops@example.com")
-        .args(["dbx", "run-now", "--job-name", "flaky", "--idempotency-key", "b1"]);
+        .args([
+            "dbx",
+            "run-now",
+            "--job-name",
+            "flaky",
+            "--idempotency-key",
+            "b1",
+        ]);
     let out = run(cmd).await;
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert_eq!(
         out.result["error"]["message"],
         "email is enabled but SMTP_HOST (--smtp-host) is not set"
     );
-    assert!(r.dbx.requests().is_empty(), "nothing was sent to Databricks");
+    assert!(
+        r.dbx.requests().is_empty(),
+        "nothing was sent to Databricks"
+    );
 }

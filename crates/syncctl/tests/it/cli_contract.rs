@@ -111,15 +111,16 @@ fn the_result_file_comes_from_the_environment_too() {
 }
 
 #[test]
-fn groups_not_built_say_so_and_exit_2() {
-    let r = run(syncctl().args(["notify", "slack", "--channel", "x"]));
+fn notify_without_a_channel_is_a_config_error() {
+    let r = run(syncctl().args(["notify", "--title", "x"]));
     assert_eq!(r.code, 2);
-    assert_eq!(r.result["command"], "notify slack");
+    assert_eq!(r.result["command"], "notify");
+    assert_eq!(r.error_class(), Some("config"));
     assert!(
         r.result["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("not built yet")
+            .starts_with("no alert channel is configured")
     );
 }
 

@@ -6,9 +6,9 @@
 mod support;
 
 mod adversarial;
-mod alerts;
 mod airbyte_cli;
 mod airbyte_signals;
+mod alerts;
 mod cli_contract;
 mod dbx_commands;
 mod dbx_run_now;

@@ -12,7 +12,8 @@ const SECRETS: [(&str, &str); 6] = [
     ("SNOWFLAKE_PRIVATE_KEY_PASSPHRASE", "sf-leak-canary-0003"),
     (
         "SLACK_WEBHOOK_URL",
-        "https://hooks.slack.invalid/services/T0/B0/leak-canary-0004",
+        // A closed loopback port: alerts are attempted and fail fast, without any network.
+        "http://127.0.0.1:9/services/T0/B0/leak-canary-0004",
     ),
     ("AWS_SECRET_KEY", "aws-leak-canary-0005"),
     ("AIRBYTE_API_PASSWORD", "airbyte-pw-leak-canary-0006"),
@@ -82,10 +83,22 @@ fn usage_errors_that_echo_arguments_leak_nothing() {
 }
 
 #[test]
-fn not_built_groups_leak_nothing() {
+fn notify_leaks_nothing() {
     leaky_run(&[
         "notify",
-        "--webhook",
-        "https://hooks.slack.invalid/services/T0/B0/leak-canary-0004",
+        "--message",
+        "dapi-leak-canary-0001",
+        "--alert-emails",
+        "ops@example.com",
+        "--smtp-host",
+        "127.0.0.1",
+        "--smtp-port",
+        "9",
+        "--smtp-from",
+        "alerts@example.com",
+        "--smtp-username",
+        "alerts",
+        "--smtp-password",
+        "airbyte-pw-leak-canary-0006",
     ]);
 }
