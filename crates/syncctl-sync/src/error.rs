@@ -99,8 +99,59 @@ impl Classified for SyncError {
 }
 
 impl From<sqlx::Error> for SyncError {
+    /// Permanent causes (a corrupt or read-only SQLite file, a permission the server refuses)
+    /// must not be retried by the orchestrator forever: only what may pass stays transient.
     fn from(e: sqlx::Error) -> Self {
-        Self::Store(e.to_string())
+        let msg = e.to_string();
+        match store_error_kind(&e) {
+            StoreErrorKind::Permission => Self::StoreAuth(msg),
+            StoreErrorKind::Unusable => Self::StoreConfig(msg),
+            StoreErrorKind::Transient => Self::Store(msg),
+        }
+    }
+}
+
+/// How a state-store error will behave on a retry.
+#[derive(Debug, PartialEq, Eq)]
+enum StoreErrorKind {
+    /// Refused for lack of a permission: the same on every retry.
+    Permission,
+    /// The store itself cannot be used (corrupt, not a database, read-only, unopenable file).
+    Unusable,
+    /// May pass on a retry (network, busy, pool timeout, server restarting).
+    Transient,
+}
+
+fn store_error_kind(e: &sqlx::Error) -> StoreErrorKind {
+    let sqlx::Error::Database(db) = e else {
+        return StoreErrorKind::Transient;
+    };
+    let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+    sqlstate_or_sqlite_kind(&code)
+}
+
+/// PostgreSQL reports a five-character SQLSTATE; SQLite its result code as a number of at most
+/// four digits (extended codes keep the primary code in the low byte).
+fn sqlstate_or_sqlite_kind(code: &str) -> StoreErrorKind {
+    if code.len() < 5
+        && let Ok(n) = code.parse::<u32>()
+    {
+        return match n & 0xff {
+            // SQLITE_PERM, SQLITE_AUTH
+            3 | 23 => StoreErrorKind::Permission,
+            // SQLITE_READONLY, SQLITE_CORRUPT, SQLITE_CANTOPEN, SQLITE_NOTADB
+            8 | 11 | 14 | 26 => StoreErrorKind::Unusable,
+            _ => StoreErrorKind::Transient,
+        };
+    }
+    match code {
+        // insufficient_privilege, and class 28: invalid authorization
+        "42501" => StoreErrorKind::Permission,
+        c if c.starts_with("28") => StoreErrorKind::Permission,
+        // read_only_sql_transaction, data corrupted, index corrupted, undefined table/column
+        // (a store an older or other program changed)
+        "25006" | "XX001" | "XX002" | "42P01" | "42703" => StoreErrorKind::Unusable,
+        _ => StoreErrorKind::Transient,
     }
 }
 
@@ -117,5 +168,39 @@ impl SyncError {
         Self::Config {
             problems: vec![problem.into()],
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permanent_store_errors_are_not_transient() {
+        use StoreErrorKind::*;
+        // SQLite: corrupt, not a database, read-only (extended code 1032), cannot open, permission.
+        for (code, kind) in [
+            ("11", Unusable),
+            ("26", Unusable),
+            ("1032", Unusable),
+            ("14", Unusable),
+            ("3", Permission),
+            ("5", Transient),   // SQLITE_BUSY
+            ("517", Transient), // SQLITE_BUSY_SNAPSHOT
+            ("42501", Permission),
+            ("28P01", Permission),
+            ("25006", Unusable),
+            ("XX001", Unusable),
+            ("40001", Transient), // serialization failure
+            ("57P01", Transient), // admin shutdown
+        ] {
+            assert_eq!(sqlstate_or_sqlite_kind(code), kind, "code {code}");
+        }
+    }
+
+    #[test]
+    fn non_database_errors_stay_transient() {
+        let e = sqlx::Error::PoolTimedOut;
+        assert!(matches!(SyncError::from(e), SyncError::Store(_)));
     }
 }

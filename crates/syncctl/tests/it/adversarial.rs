@@ -462,3 +462,26 @@ fn a_result_that_cannot_reach_stdout_is_a_failure_with_a_message() {
         "{stderr}"
     );
 }
+
+// ---- 12. A state store that cannot work is a permanent error, never "retry me" ---------------
+
+#[test]
+fn a_corrupt_state_store_is_a_config_error_that_is_not_retryable() {
+    let w = World::new();
+    w.write("people.csv", "email,name\nada@example.com,Ada\n");
+    let crm = "email,name\n";
+    w.write("crm.csv", crm);
+    w.write(
+        "sync.yaml",
+        &csv_pair_config("corrupt", "people.csv", "crm.csv"),
+    );
+    // Not a database: what a truncated copy or a stray file at the state path looks like.
+    w.write("state.db", &"this is not a SQLite database\n".repeat(200));
+    for cmd in ["run", "plan", "check", "history"] {
+        let r = w.sync(&[cmd]);
+        assert_exit(&r, 2);
+        assert_eq!(r.error_class(), Some("config"), "{cmd}: {}", r.result);
+        assert_eq!(r.result["error"]["retryable"], false, "{cmd}");
+        unchanged(&w.path("crm.csv"), crm);
+    }
+}
