@@ -101,6 +101,27 @@ pub fn parse_base_url(name: &str, value: &str) -> Result<String, ConfigError> {
     }
 }
 
+/// Parses a SaaS API origin, `scheme://host[:port]` with no path, query, fragment or user
+/// information: the connectors add the vendor's paths themselves, so a path here would be
+/// silently doubled.
+///
+/// # Errors
+/// Returns [`ConfigError::Invalid`] naming `name` when the value is not such a URL.
+pub fn parse_origin_url(name: &str, value: &str) -> Result<String, ConfigError> {
+    let url = parse_base_url(name, value)?;
+    let rest = url.split_once("://").map_or("", |(_, r)| r);
+    if rest.contains(['/', '?', '#', '@']) {
+        return Err(ConfigError::Invalid {
+            name: name.to_owned(),
+            reason: format!(
+                "must be scheme://host:port with no path (syncctl adds the API's paths), got {:?}",
+                redact_userinfo(value)
+            ),
+        });
+    }
+    Ok(url)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,6 +135,24 @@ mod tests {
         std::fs::write(&p, "x=1\n").unwrap();
         assert_eq!(read_capped(&p, 4).unwrap(), "x=1\n");
         assert!(read_capped(&p, 3).is_err());
+    }
+
+    #[test]
+    fn origins_have_no_path_query_or_userinfo() {
+        assert_eq!(
+            parse_origin_url("X", "http://127.0.0.1:9/").unwrap(),
+            "http://127.0.0.1:9"
+        );
+        for bad in [
+            "https://h/v3",
+            "https://h?x=1",
+            "https://h#f",
+            "https://u:pw@h",
+            "h:9",
+        ] {
+            let e = parse_origin_url("X_BASE_URL", bad).unwrap_err().to_string();
+            assert!(e.contains("X_BASE_URL") && !e.contains("pw"), "{e}");
+        }
     }
 
     #[test]

@@ -177,14 +177,7 @@ fn config_err(message: impl Into<String>) -> ConnectorError {
 
 /// A `scheme://host[:port]` URL with no path, query or fragment.
 fn parse_base_url(name: &str, value: &str) -> Result<String, ConnectorError> {
-    let url = syncctl_config::parse_base_url(name, value).map_err(|e| config_err(e.to_string()))?;
-    let rest = url.split_once("://").map_or("", |(_, r)| r);
-    if rest.contains(['/', '?', '#']) {
-        return Err(config_err(format!(
-            "{name} must be scheme://host:port with no path (HubSpot's paths are added by syncctl), got {url:?}"
-        )));
-    }
-    Ok(url)
+    syncctl_config::parse_origin_url(name, value).map_err(|e| config_err(e.to_string()))
 }
 
 /// The configured HubSpot object.

@@ -109,16 +109,8 @@ fn non_empty(v: Option<String>) -> Option<String> {
 /// # Errors
 /// A settings error naming `name`.
 pub fn parse_origin(name: &str, value: &str) -> Result<String, QuickBooksError> {
-    let url = syncctl_config::parse_base_url(name, value)
-        .map_err(|e| QuickBooksError::Settings(e.to_string()))?;
-    let rest = url.split_once("://").map_or("", |(_, r)| r);
-    if rest.contains('/') || rest.contains('?') || rest.contains('@') {
-        return Err(QuickBooksError::Settings(format!(
-            "{name} must be scheme://host:port with no path (the client adds /v3/company/<realm>), got {:?}",
-            syncctl_config::redact_userinfo(value)
-        )));
-    }
-    Ok(url)
+    syncctl_config::parse_origin_url(name, value)
+        .map_err(|e| QuickBooksError::Settings(e.to_string()))
 }
 
 impl QuickBooksSettings {

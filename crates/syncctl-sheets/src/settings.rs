@@ -94,26 +94,8 @@ pub struct ResolvedSettings {
 /// # Errors
 /// [`SheetsError::Config`] saying what is wrong.
 pub fn check_base_url(url: &str) -> Result<String, SheetsError> {
-    let u = url.trim().trim_end_matches('/');
-    let bad = |why: &str| {
-        SheetsError::Config(format!(
-            "GOOGLE_SHEETS_BASE_URL / base_url {u:?} {why}; give scheme://host:port with no path"
-        ))
-    };
-    let rest = u
-        .strip_prefix("https://")
-        .or_else(|| u.strip_prefix("http://"))
-        .ok_or_else(|| bad("is not an http(s) URL"))?;
-    if rest.is_empty() {
-        return Err(bad("has no host"));
-    }
-    if rest.contains('/') || rest.contains('?') || rest.contains('#') {
-        return Err(bad("has a path or query"));
-    }
-    if rest.contains('@') {
-        return Err(bad("carries user information"));
-    }
-    Ok(u.to_owned())
+    syncctl_config::parse_origin_url("GOOGLE_SHEETS_BASE_URL / base_url", url)
+        .map_err(|e| SheetsError::Config(e.to_string()))
 }
 
 impl SheetsSettings {
