@@ -1,4 +1,4 @@
-//! Database and file connectors: PostgreSQL, MySQL/MariaDB, SQLite and CSV.
+//! Database connectors: PostgreSQL, MySQL/MariaDB and SQLite (CSV files are `syncctl-csv`).
 //!
 //! One module per connector, each implementing the traits of [`syncctl_core::connector`] and
 //! exporting a `FACTORY`; [`registry`] lists them. Adding a connector is one module here plus
@@ -15,7 +15,6 @@
 
 mod batch_replay;
 pub mod conformance;
-pub mod csv;
 pub mod ident;
 pub mod mysql;
 pub mod postgres;

@@ -5,7 +5,6 @@ use syncctl_core::{BuildContext, Connector, ConnectorError, ConnectorFactory};
 /// Every connector this crate provides.
 pub const FACTORIES: &[ConnectorFactory] = &[
     crate::sqlite::FACTORY,
-    crate::csv::FACTORY,
     crate::postgres::FACTORY,
     crate::mysql::FACTORY,
 ];

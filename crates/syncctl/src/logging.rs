@@ -70,13 +70,13 @@ fn filter(verbosity: i8, override_spec: Option<&str>) -> EnvFilter {
         i8::MIN..=-2 => "error",
         -1 => "warn",
         0 => {
-            "warn,syncctl=info,syncctl_core=info,syncctl_http=info,syncctl_config=info,syncctl_validate=info,syncctl_airbyte=info,syncctl_databricks=info,syncctl_snowflake=info,syncctl_sync=info,syncctl_sql=info"
+            "warn,syncctl=info,syncctl_core=info,syncctl_http=info,syncctl_config=info,syncctl_validate=info,syncctl_airbyte=info,syncctl_databricks=info,syncctl_snowflake=info,syncctl_sync=info,syncctl_sql=info,syncctl_csv=info"
         }
         1 => {
-            "warn,syncctl=debug,syncctl_core=debug,syncctl_http=debug,syncctl_config=debug,syncctl_validate=debug,syncctl_airbyte=debug,syncctl_databricks=debug,syncctl_snowflake=debug,syncctl_sync=debug,syncctl_sql=debug"
+            "warn,syncctl=debug,syncctl_core=debug,syncctl_http=debug,syncctl_config=debug,syncctl_validate=debug,syncctl_airbyte=debug,syncctl_databricks=debug,syncctl_snowflake=debug,syncctl_sync=debug,syncctl_sql=debug,syncctl_csv=debug"
         }
         2 => {
-            "info,syncctl=trace,syncctl_core=trace,syncctl_http=trace,syncctl_config=trace,syncctl_validate=trace,syncctl_airbyte=trace,syncctl_databricks=trace,syncctl_snowflake=trace,syncctl_sync=trace,syncctl_sql=trace"
+            "info,syncctl=trace,syncctl_core=trace,syncctl_http=trace,syncctl_config=trace,syncctl_validate=trace,syncctl_airbyte=trace,syncctl_databricks=trace,syncctl_snowflake=trace,syncctl_sync=trace,syncctl_sql=trace,syncctl_csv=trace"
         }
         _ => "trace",
     };

@@ -23,6 +23,7 @@ const LATER: &[(&str, &str)] = &[];
 pub(super) fn registry() -> Registry {
     Registry::new(&[
         syncctl_sql::FACTORIES,
+        syncctl_csv::FACTORIES,
         syncctl_hubspot::FACTORIES,
         syncctl_quickbooks::FACTORIES,
         syncctl_sheets::FACTORIES,

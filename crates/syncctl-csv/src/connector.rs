@@ -33,7 +33,7 @@ use syncctl_core::{
 };
 use syncctl_validate::coerce::{canonical_text, format_timestamp, parse_timestamp};
 
-use crate::registry::parse_settings;
+use syncctl_core::parse_settings;
 
 const KIND: &str = "csv";
 
@@ -826,8 +826,8 @@ impl Sink for CsvConnector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conformance::{Fixture, Person, run_all};
     use std::sync::atomic::{AtomicU64, Ordering};
+    use syncctl_sql::conformance::{Fixture, Person, run_all};
 
     struct CsvFixture {
         dir: tempfile::TempDir,
