@@ -399,66 +399,6 @@ fn checked(cfg: SyncConfig) -> Result<SyncConfig, crate::SyncError> {
     }
 }
 
-/// The built-in config for `--source hubspot --target quickbooks` without a config file:
-/// HubSpot contacts ↔ QuickBooks Online customers, matched on email.
-#[must_use]
-pub fn builtin(source: &str, target: &str) -> Option<SyncConfig> {
-    let pairs: &[(&str, &str, Option<Transform>)] = match (source, target) {
-        ("hubspot", "quickbooks") => &[
-            (
-                "email",
-                "PrimaryEmailAddr.Address",
-                Some(Transform::Lowercase),
-            ),
-            ("firstname", "GivenName", None),
-            ("lastname", "FamilyName", None),
-            ("company", "CompanyName", None),
-            (
-                "phone",
-                "PrimaryPhone.FreeFormNumber",
-                Some(Transform::E164),
-            ),
-        ],
-        _ => return None,
-    };
-    let (sobj, tobj) = ("contacts", "Customer");
-    Some(SyncConfig {
-        name: format!("{source}-{target}-{sobj}"),
-        source: serde_json::json!({"connector": source, "object": sobj}),
-        target: serde_json::json!({"connector": target, "object": tobj}),
-        key: KeyRule {
-            source: pairs[0].0.to_owned(),
-            target: pairs[0].1.to_owned(),
-        },
-        fields: pairs
-            .iter()
-            .map(|(s, t, tr)| FieldMap {
-                source: (*s).to_owned(),
-                target: (*t).to_owned(),
-                transform: *tr,
-                direction: None,
-            })
-            .collect(),
-        direction: Direction::Bidirectional,
-        conflict_strategy: ConflictStrategy::Manual,
-        batch_size: default_batch(),
-        validation: serde_json::from_value(serde_json::json!({
-            "email": ["required", "email"],
-            "PrimaryEmailAddr.Address": ["required", "email"],
-            "GivenName": [{"max_length": 100}],
-            "FamilyName": [{"max_length": 100}],
-            "CompanyName": [{"max_length": 100}]
-        }))
-        .unwrap_or_default(),
-        deletes: DeletePolicy::Ignore,
-        max_delete_fraction: default_fraction(),
-        max_failures: 0,
-        state: None,
-        overlap: default_overlap(),
-        breaker: BreakerSettings::default(),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -511,13 +451,6 @@ state: "sqlite://.syncctl/state.db"
             panic!("not a config error")
         };
         assert_eq!(problems.len(), 3, "{problems:?}");
-    }
-
-    #[test]
-    fn builtin_pair() {
-        let c = builtin("hubspot", "quickbooks").unwrap();
-        assert!(c.problems().is_empty(), "{:?}", c.problems());
-        assert!(builtin("csv", "sqlite").is_none());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The bidirectional sync engine, its state store and audit trail.
 //!
-//! * [`config`]: the `sync.yaml` model and the built-in default mappings.
+//! * [`config`]: the `sync.yaml` model and its loader.
+//! * [`builtin`]: the built-in mappings, YAML files in the `sync.yaml` format.
 //! * [`mapping`]: the canonical view both sides are compared in.
 //! * [`merge`]: the pure three-way, per-field merge of one pair.
 //! * [`engine`]: a run: pages, pairing, validation, batches, read-back, deletes, cursors.
@@ -11,6 +12,7 @@
 //! This crate never names a concrete connector; it works through `syncctl_core::connector`.
 
 pub mod binding;
+pub mod builtin;
 pub mod config;
 pub mod engine;
 pub mod error;

@@ -117,6 +117,14 @@ const PAGES: &[Page] = &[
   syncctl sync check --config sync.yaml --state-url postgres://syncctl@db/syncctl",
     },
     Page {
+        path: "sync init",
+        environment: "",
+        examples: "\
+  syncctl sync init --source hubspot --target quickbooks --raw > sync.yaml
+  syncctl sync init --source hubspot --target quickbooks --object contacts:Customer --raw
+  syncctl sync init --source google_sheets --target hubspot | jq -r '.data.objects[]'",
+    },
+    Page {
         path: "sync conflicts list",
         environment: SYNC_ENV,
         examples: "\

@@ -2,6 +2,7 @@
 //! `syncctl-sync` over connectors built from the config; `conflicts`, `history` and `show`
 //! read (and, for resolutions, write) its state store.
 
+mod init;
 mod review;
 mod runs;
 mod settings;
@@ -31,6 +32,8 @@ enum SyncCommand {
     Plan(Box<PlanArgs>),
     /// Validate the config and connectivity; lists every problem at once (exit 2 on any)
     Check(Box<CheckArgs>),
+    /// Print a built-in mapping as a sync.yaml to start from (--raw: the YAML alone)
+    Init(InitArgs),
     /// List and resolve conflicts queued by the manual strategy
     Conflicts(ConflictsArgs),
     /// Recent runs of a sync, newest first
@@ -55,6 +58,7 @@ impl SyncArgs {
             SyncCommand::Run(_) => "sync run",
             SyncCommand::Plan(_) => "sync plan",
             SyncCommand::Check(_) => "sync check",
+            SyncCommand::Init(_) => "sync init",
             SyncCommand::Conflicts(c) => match c.command {
                 ConflictsCommand::List(_) => "sync conflicts list",
                 ConflictsCommand::Resolve(_) => "sync conflicts resolve",
@@ -198,6 +202,25 @@ struct CheckArgs {
 }
 
 #[derive(Debug, Args)]
+struct InitArgs {
+    /// Source connector kind (hubspot, google_sheets, …)
+    #[arg(long, value_name = "TYPE")]
+    source: String,
+
+    /// Target connector kind (quickbooks, hubspot, …)
+    #[arg(long, value_name = "TYPE")]
+    target: String,
+
+    /// Which built-in mapping of the pair, as SOURCE:TARGET objects [default: the pair's default]
+    #[arg(long, value_name = "SRC:TGT")]
+    object: Option<String>,
+
+    /// Print only the YAML (no result line), for `sync init … --raw > sync.yaml`
+    #[arg(long)]
+    raw: bool,
+}
+
+#[derive(Debug, Args)]
 struct ConflictsArgs {
     #[command(subcommand)]
     command: ConflictsCommand,
@@ -294,6 +317,7 @@ pub(crate) async fn exec(args: SyncArgs, ctx: &AppContext) -> Result<Outcome, Cl
         }
         SyncCommand::Plan(a) => runs::run(&a.spec, &a.read, true, true, ctx).await,
         SyncCommand::Check(a) => runs::check(&a.spec, ctx).await,
+        SyncCommand::Init(a) => init::init(&a, ctx),
         SyncCommand::Conflicts(c) => match c.command {
             ConflictsCommand::List(a) => review::list_conflicts(a, ctx).await,
             ConflictsCommand::Resolve(a) => review::resolve_conflict(a, ctx).await,

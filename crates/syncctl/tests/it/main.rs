@@ -25,6 +25,7 @@ mod snowflake_copy;
 mod sync_crash;
 mod sync_help;
 mod sync_hubspot;
+mod sync_hubspot_qbo;
 mod sync_lock;
 mod sync_pg_mysql;
 mod sync_quickstart;

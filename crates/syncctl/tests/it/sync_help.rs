@@ -8,6 +8,7 @@ fn help_texts() {
         ("sync_run_help", vec!["sync", "run", "--help"]),
         ("sync_plan_help", vec!["sync", "plan", "--help"]),
         ("sync_check_help", vec!["sync", "check", "--help"]),
+        ("sync_init_help", vec!["sync", "init", "--help"]),
         (
             "sync_conflicts_list_help",
             vec!["sync", "conflicts", "list", "--help"],

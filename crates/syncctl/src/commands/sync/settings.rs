@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use syncctl_core::{BuildContext, Classified, Connector, ErrorClass, Registry};
-use syncctl_sync::config::{ConflictStrategy, Direction, SyncConfig, builtin, parse_config_with};
+use syncctl_sync::builtin::{self, Builtin};
+use syncctl_sync::config::{ConflictStrategy, Direction, SyncConfig, parse_config_with};
 use syncctl_sync::{Side, SyncError};
 
 use crate::context::AppContext;
@@ -121,6 +122,29 @@ pub(super) fn state_url(
     }
 }
 
+/// The built-in mapping `--source`, `--target` and `--object` choose (usage error, exit 2,
+/// listing the choices, when none fits).
+pub(super) fn choose_builtin(
+    source: Option<&str>,
+    target: Option<&str>,
+    object: Option<&str>,
+) -> Result<&'static Builtin, CliError> {
+    let (Some(s), Some(t)) = (source, target) else {
+        return Err(CliError::usage(
+            "pass --config sync.yaml, or --source and --target for a pair with a built-in mapping (hubspot → quickbooks, google_sheets → hubspot)",
+        ));
+    };
+    builtin::choose(s, t, object).map_err(|e| CliError::usage(e.to_string()))
+}
+
+/// Parses a built-in mapping with the loader of config files (`${VAR}` from the environment).
+pub(super) fn load_builtin(b: &Builtin, ctx: &AppContext) -> Result<SyncConfig, CliError> {
+    let config = parse_config_with(&b.origin(), b.yaml, &|k| ctx.env.get(k))?;
+    register_secrets(&config.source, ctx);
+    register_secrets(&config.target, ctx);
+    Ok(config)
+}
+
 /// Resolves the config and the overrides of `run`/`plan`/`check`.
 pub(super) fn resolve_run(a: &SpecArgs, ctx: &AppContext) -> Result<Resolved, CliError> {
     let (mut config, base_dir, config_path) = match &a.store.config {
@@ -129,17 +153,12 @@ pub(super) fn resolve_run(a: &SpecArgs, ctx: &AppContext) -> Result<Resolved, Cl
             (c, base, Some(p.clone()))
         }
         None => {
-            let (Some(s), Some(t)) = (&a.source, &a.target) else {
-                return Err(CliError::usage(
-                    "pass --config sync.yaml, or --source and --target for a pair with a built-in mapping (hubspot → quickbooks)",
-                ));
-            };
-            let Some(c) = builtin(s, t) else {
-                return Err(CliError::usage(format!(
-                    "there is no built-in mapping for {s} → {t}; write a sync.yaml (see docs/sync.md) and pass --config"
-                )));
-            };
-            (c, cwd()?, None)
+            let b = choose_builtin(
+                a.source.as_deref(),
+                a.target.as_deref(),
+                a.object.as_deref(),
+            )?;
+            (load_builtin(b, ctx)?, cwd()?, None)
         }
     };
     for (side, want) in [(Side::Source, &a.source), (Side::Target, &a.target)] {
@@ -154,7 +173,8 @@ pub(super) fn resolve_run(a: &SpecArgs, ctx: &AppContext) -> Result<Resolved, Cl
             )));
         }
     }
-    if let Some(o) = &a.object {
+    // With a config file, --object renames its objects; without one it chose the mapping.
+    if let (Some(o), Some(_)) = (&a.object, &config_path) {
         let Some((s, t)) = o
             .split_once(':')
             .filter(|(s, t)| !s.is_empty() && !t.is_empty())
