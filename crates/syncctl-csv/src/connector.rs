@@ -16,11 +16,14 @@
 //!   conflict strategy then compares.
 //! * Writes re-read the file, apply the batch, write a temporary file next to it, flush it to
 //!   disk and rename it over the original, so a reader (or a crash) sees the old file or the
-//!   new one, never half of one.
+//!   new one, never half of one. A symlink is written through; a read-only file, a file that is
+//!   not a regular file or one we cannot open for writing is never replaced: the object then
+//!   reports no write capability and a direction that writes to it is a config error before
+//!   the run writes anything; a file of another owner or with several hard links is rewritten
+//!   in place so that it keeps its owner, mode and links (see `target_file`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -242,27 +245,16 @@ impl CsvConnector {
             }
             w.flush().map_err(io)?;
         }
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        let name = self
-            .path
-            .file_name()
-            .map_or_else(|| "data.csv".into(), |n| n.to_string_lossy().into_owned());
-        let tmp = dir.join(format!(".{name}.syncctl-{}.tmp", std::process::id()));
-        let mut f = fs::File::create(&tmp).map_err(io)?;
-        f.write_all(&buf).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        drop(f);
-        if let Ok(meta) = fs::metadata(&self.path) {
-            let _ = fs::set_permissions(&tmp, meta.permissions());
-        }
-        fs::rename(&tmp, &self.path).map_err(|e| {
-            let _ = fs::remove_file(&tmp);
-            io(e)
-        })?;
-        if let Ok(d) = fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        crate::target_file::write(&self.path, &buf).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::PermissionDenied {
+                ConnectorError::config(
+                    KIND,
+                    format!("{e}; syncctl writes to this file as a sync side, so make it writable or sync one way from it"),
+                )
+            } else {
+                io(e)
+            }
+        })
     }
 
     fn key_column(&self, header: &[String]) -> String {
@@ -448,6 +440,13 @@ impl Connector for CsvConnector {
                 ),
             ));
         }
+        // A file syncctl may not replace is read-only to the sync: a direction that writes to
+        // it is then refused before the run writes anything (see `target_file`).
+        let read_only = crate::target_file::check_writable(&self.path);
+        if let Some(why) = &read_only {
+            tracing::debug!(file = %self.path.display(), %why, "CSV file is read-only to syncctl");
+        }
+        let writable = read_only.is_none();
         let fields = sheet
             .header
             .iter()
@@ -465,10 +464,10 @@ impl Connector for CsvConnector {
             origin: self.settings.origin_column.clone(),
             fields,
             capabilities: Capabilities {
-                create: true,
-                update: true,
-                delete: true,
-                archive: self.settings.deleted_column.is_some(),
+                create: writable,
+                update: writable,
+                delete: writable,
+                archive: writable && self.settings.deleted_column.is_some(),
                 incremental: self.settings.updated_at_column.is_some(),
                 generated_keys: false,
                 conditional_update: false,
@@ -1060,6 +1059,8 @@ mod tests {
                 .filter(|r: &Vec<String>| !r.iter().all(String::is_empty))
                 .collect();
             let sheet = Sheet { header: header.clone(), rows: rows.clone(), bom, crlf, modified: None };
+            // The connector rewrites a file that exists; it never creates one.
+            fs::write(dir.path().join("f.csv"), "").unwrap();
             c.save(&sheet).unwrap();
             let bytes = fs::read(dir.path().join("f.csv")).unwrap();
             let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);

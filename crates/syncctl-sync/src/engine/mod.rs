@@ -213,6 +213,16 @@ pub fn config_problems(
                 cfg.direction.as_str()
             ));
         }
+        let caps = &sc.capabilities;
+        if writes && c.sink().is_some() && !(caps.create || caps.update || caps.delete) {
+            problems.push(format!(
+                "{} {} ({}) accepts no writes (a file that is read-only, not a regular file or not ours to write), but the direction {} writes to it; make it writable or choose a direction that only reads it",
+                side.as_str(),
+                c.kind(),
+                c.endpoint(),
+                cfg.direction.as_str()
+            ));
+        }
         if writes && cfg.deletes == DeletePolicy::Archive && !sc.capabilities.archive {
             problems.push(format!(
                 "deletes: archive needs a deleted_column on the {} ({})",

@@ -485,3 +485,75 @@ fn a_corrupt_state_store_is_a_config_error_that_is_not_retryable() {
         unchanged(&w.path("crm.csv"), crm);
     }
 }
+
+// ---- 8. A CSV side is written through symlinks and never replaced when it is not ours ------
+
+#[test]
+fn csv_targets_are_written_through_symlinks_and_read_only_ones_refused_before_any_write() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let w = World::new();
+    w.write("people.csv", "email,name\nada@example.com,Ada\n");
+    std::fs::create_dir(w.path("real")).unwrap();
+    w.write("real/crm.csv", "email,name\n");
+    std::os::unix::fs::symlink(w.path("real/crm.csv"), w.path("crm.csv")).unwrap();
+    w.write(
+        "sync.yaml",
+        &csv_pair_config("files", "people.csv", "crm.csv"),
+    );
+    let r = w.sync(&["run"]);
+    assert_exit(&r, 0);
+    assert!(
+        std::fs::symlink_metadata(w.path("crm.csv"))
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "the link was replaced by a file"
+    );
+    assert!(w.read("real/crm.csv").contains("ada@example.com,Ada"));
+
+    // A file of another owner is rewritten in place: it keeps its owner and mode.
+    let real = w.path("real/crm.csv");
+    std::os::unix::fs::chown(&real, Some(4242), Some(4242)).unwrap();
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o664)).unwrap();
+    w.write(
+        "people.csv",
+        "email,name\nada@example.com,Ada\nbob@example.com,Bob\n",
+    );
+    let r = w.sync(&["run"]);
+    assert_exit(&r, 0);
+    let meta = std::fs::metadata(&real).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (4242, 4242), "owner changed");
+    assert_eq!(meta.mode() & 0o777, 0o664);
+    assert!(w.read("real/crm.csv").contains("bob@example.com,Bob"));
+
+    // A read-only target is a config error before anything is written on either side.
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o444)).unwrap();
+    w.write(
+        "people.csv",
+        "email,name\nada@example.com,Ada Lovelace\nbob@example.com,Bob\ncy@example.com,Cy\n",
+    );
+    let people = w.read("people.csv");
+    let crm = w.read("real/crm.csv");
+    for args in [&["check"][..], &["run"][..]] {
+        let r = w.sync(args);
+        assert_exit(&r, 2);
+        let msg = r.result["error"]["message"].as_str().unwrap_or_default();
+        assert!(msg.contains("accepts no writes"), "{args:?}: {msg}");
+        unchanged(&real, &crm);
+        unchanged(&w.path("people.csv"), &people);
+    }
+    // One way from it is fine: a read-only file may be a source.
+    let r = w.run(
+        &[
+            "sync",
+            "run",
+            "--config",
+            "sync.yaml",
+            "--direction",
+            "target_to_source",
+        ],
+        &[],
+    );
+    assert_exit(&r, 0);
+    unchanged(&real, &crm);
+}
