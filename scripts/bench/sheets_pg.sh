@@ -11,17 +11,31 @@
 # The minimum for a run is one read of the tab plus, per ~1 000 changed rows, one write
 # (values.batchUpdate); syncctl also reads the spreadsheet's tabs and header once (describe),
 # reads the header + key column + append area before each write batch (its guard against
-# rows moved by hand), grows the grid with appendDimension when rows go past its end, and
-# reads written rows back. The connector's own call counters come from its `connector
-# statistics` debug log line. Not part of scripts/test.sh: it takes minutes.
+# rows moved by hand), grows the grid with appendDimension when rows go past its end (doubling,
+# so a few times per first load), and reads updated rows back (new rows come back with the
+# write). The engine hands a sink at most 500 records per call (its page), so a first load
+# writes in batches of 500, not 1 000. The connector's own call counters come from its
+# `connector statistics` debug log line. Not part of scripts/test.sh: it takes minutes.
 #
 #   scripts/bench/sheets_pg.sh                     # 50 000 rows, release build
 #   scripts/bench/sheets_pg.sh --rows 5000 --debug # a quick look with the debug build
+#   scripts/bench/sheets_pg.sh --bin-dir DIR       # prebuilt syncctl + syncctl-fakes (no build),
+#                                                  # e.g. another checkout's target/debug
 #
 # "minimum calls" is 1 read of the tab + one batchUpdate per started 1 000 rows written to the
-# sheet. Measured 2026-12-02 (debug build, 2 shared cores, 5 000 rows): PG → sheet first sync
-# 41 reads + 19 writes (minimum 6), 12.7 s; 1 % changed rerun 5 reads + 1 write (minimum 2),
-# 8.1 s; sheet → PG first sync 3 reads, 44.6 s (PostgreSQL side); unchanged rerun 3 reads, 2.8 s.
+# sheet. Measured 2026-12-02, debug build, 2 cores shared with other builds (load 11-15, so
+# times are rough), 50 000 rows:
+#
+#   phase                      before (0db20d1)              after
+#   PG → sheet first sync      401 reads + 199 writes, 187 s  103 reads + 108 writes, 139 s
+#                              (12.6 M cells read)            (2.5 M cells read; minimum 51)
+#   1 % changed rerun          5 reads + 1 write, 32 s        5 reads + 1 write, 26 s (min 2)
+#   sheet → PG first sync      3 reads, 134 s                 3 reads, 46 s (PostgreSQL side)
+#   unchanged rerun            3 reads, 15 s                  3 reads, 10 s
+#
+# After: per 500-row batch one fresh read + one batchUpdate; 8 appendDimension; 3 reads to
+# describe and scan. Before, each batch also re-read the whole tab to match the next page and
+# read the written rows back, and read the grid size before each appendDimension.
 #
 # Needs psql and the PostgreSQL of SYNCCTL_TEST_PG_URL (default
 # postgres://postgres@127.0.0.1:5432/test); creates the schema bench_sheets_<rows> there
@@ -31,11 +45,13 @@ cd "$(dirname "$0")/../.."
 
 rows=50000
 profile=release
+bin_dir=
 while [ $# -gt 0 ]; do
   case "$1" in
     --rows) rows="$2"; shift 2 ;;
     --debug) profile=debug; shift ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    --bin-dir) bin_dir="$2"; shift 2 ;;
+    -h|--help) sed -n '2,40p' "$0"; exit 0 ;;
     *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -43,13 +59,17 @@ done
 pg="${SYNCCTL_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/test}"
 psql -qAt "$pg" -c "SELECT 1" >/dev/null || { echo "PostgreSQL is not reachable at $pg" >&2; exit 1; }
 
-if [ "$profile" = release ]; then
+if [ -n "$bin_dir" ]; then
+  profile="prebuilt $(basename "$bin_dir")"
+elif [ "$profile" = release ]; then
   cargo build -q --release -p syncctl -p syncctl-testkit --bins
+  bin_dir="$PWD/target/release"
 else
   cargo build -q -p syncctl -p syncctl-testkit --bins
+  bin_dir="$PWD/target/debug"
 fi
-bin="$PWD/target/$profile/syncctl"
-fakes="$PWD/target/$profile/syncctl-fakes"
+bin="$bin_dir/syncctl"
+fakes="$bin_dir/syncctl-fakes"
 work="$PWD/target/bench/sheets-pg-$rows"
 results="$PWD/target/bench/sheets-pg-results.md"
 rm -rf "$work"; mkdir -p "$work"

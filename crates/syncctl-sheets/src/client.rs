@@ -73,9 +73,21 @@ pub struct BatchUpdateValuesResponse {
     /// Rows touched.
     #[serde(default)]
     pub total_updated_rows: u64,
-    /// One per range sent.
+    /// One per range sent, in the order sent.
     #[serde(default)]
-    pub responses: Vec<Value>,
+    pub responses: Vec<UpdateValuesResponse>,
+}
+
+/// What one range of a `values.batchUpdate` reports.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateValuesResponse {
+    /// The range written.
+    #[serde(default)]
+    pub updated_range: String,
+    /// The range's cells after the write (asked for with `includeValuesInResponse`).
+    #[serde(default)]
+    pub updated_data: Option<ValueRange>,
 }
 
 /// One tab's properties and merged ranges (from `spreadsheets.get`).
@@ -268,6 +280,8 @@ impl SheetsClient {
     }
 
     /// `values.batchUpdate` with `valueInputOption=RAW`: every range explicit, nothing appended.
+    /// The answer carries each range's cells as stored after the write (unformatted, dates as
+    /// serial numbers), which is the write's read-back without a second call.
     ///
     /// Writing the same values to the same explicit cells twice leaves the sheet as once, so
     /// the call is retried like a read (unlike `values.append`).
@@ -281,7 +295,9 @@ impl SheetsClient {
         let req = Request::post(format!("{}/values:batchUpdate", self.base()))
             .json(serde_json::json!({
                 "valueInputOption": "RAW",
-                "includeValuesInResponse": false,
+                "includeValuesInResponse": true,
+                "responseValueRenderOption": "UNFORMATTED_VALUE",
+                "responseDateTimeRenderOption": "SERIAL_NUMBER",
                 "data": data,
             }))
             .retry_safe();
@@ -334,6 +350,15 @@ impl SheetsClient {
                 })
                 .collect(),
         })
+    }
+
+    /// The JSON size of `data` as a `values.batchUpdate` body carries it (for keeping requests
+    /// under Google's recommended 2 MB).
+    #[must_use]
+    pub fn payload_bytes(data: &[ValueRange]) -> usize {
+        data.iter()
+            .map(|d| serde_json::to_vec(d).map_or(0, |v| v.len() + 1))
+            .sum()
     }
 
     /// `spreadsheets.batchUpdate` with one `appendDimension`: adds `rows` empty rows at the end

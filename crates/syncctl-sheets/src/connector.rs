@@ -7,15 +7,22 @@
 //!   an Apps Script `onEdit` trigger) makes reads incremental; rows without a time are always
 //!   returned.
 //! * **Writes** are planned on a fresh read of the header row, the key column and the rows new
-//!   records would land on (one `values.batchGet`), and sent as one `values.batchUpdate` with
-//!   explicit A1 ranges and `valueInputOption=RAW`. The layout the plan was made on is compared
-//!   with that fresh read first: when a touched key moved (sorted, inserted, deleted rows) or
-//!   the append area filled, the connector re-plans and reads again, and writes only once two
-//!   reads agree. New rows go after the last used row; the grid is grown first with
-//!   `appendDimension`. Never `values.append`.
+//!   records would land on (one `values.batchGet` per write batch), and sent as one
+//!   `values.batchUpdate` with explicit A1 ranges and `valueInputOption=RAW` (split into
+//!   requests under Google's recommended 2 MB when rows are wide). The layout the plan was made
+//!   on (the last read, updated with this connector's own writes) is compared with that fresh
+//!   read first: when a touched key moved (sorted, inserted, deleted rows) or the append area
+//!   filled, the connector re-plans and reads again, and writes only once two reads agree. New
+//!   rows go after the last used row; the grid is grown first with `appendDimension`
+//!   (geometrically, so a first load grows it a few times, not once per batch). Never
+//!   `values.append`. The write's answer carries the cells as stored (`includeValuesInResponse`):
+//!   a new row comes back as the stored record, so creates need no read-back call; updates
+//!   are read back by the engine. Matching (`lookup`) answers from the last whole-tab read plus
+//!   the connector's own writes, so it costs no read after a write.
 //!   What this cannot close: Sheets has no conditional write on values, so a sort landing in
 //!   the one round trip between the last fresh read and the `batchUpdate` is not seen before
-//!   the write (the read-back that follows reads the keys again).
+//!   the write: the update's read-back then finds its key on another row with the old values
+//!   and fails the record, but the cells written to the wrong row stay as written.
 //! * **Deletes** clear the row's cells; **archive** writes `deleted_value` to the
 //!   `deleted_column` (a status column), and reads report such rows as deleted.
 //! * **Refusals**: a cell over 50 000 characters, a value that does not fit a typed column, or
@@ -40,7 +47,7 @@ use tokio::sync::Mutex;
 use crate::SheetsError;
 use crate::a1;
 use crate::auth::{RENEW_BEFORE, ServiceAccountJwt, ServiceAccountKey};
-use crate::client::{SheetsClient, TabInfo, ValueRange};
+use crate::client::{SheetsClient, TabInfo, UpdateValuesResponse, ValueRange};
 use crate::error::KIND;
 use crate::settings::{ResolvedSettings, SheetsSettings};
 use crate::table::{Header, Layout, RowRules, Table};
@@ -60,6 +67,13 @@ pub const MAX_BATCH: usize = 1000;
 /// Reads of the key column a write makes at most before it gives up on a sheet that keeps
 /// changing under it.
 const MAX_PLAN_ROUNDS: usize = 5;
+
+/// The most rows one `appendDimension` adds beyond the rows a write needs.
+const GROW_ROWS_MAX: u64 = 10_000;
+
+/// Google recommends `values.batchUpdate` bodies of at most 2 MB: a batch of wide rows or long
+/// cells is sent as several requests under this size (all planned on the same fresh read).
+const MAX_REQUEST_BYTES: usize = 2_000_000;
 
 /// Time zones in which serial numbers are UTC.
 const UTC_ZONES: &[&str] = &[
@@ -99,8 +113,11 @@ struct State {
     header: Option<Header>,
     layout: Option<Layout>,
     snapshot: Option<Arc<Snapshot>>,
-    /// A write went out after the snapshot was taken: lookups must read again.
-    snapshot_stale: bool,
+    /// Every row as of the last whole-tab read, by key, with this connector's own writes
+    /// applied since: what `lookup` matches against, so matching a page of records after a
+    /// write costs no read. Rows someone adds meanwhile are caught by the write's fresh read
+    /// of the key column (a create never lands on a second row with the same key).
+    index: Option<HashMap<String, Record>>,
     scans: u64,
 }
 
@@ -285,6 +302,13 @@ impl GoogleSheets {
         let mut st = self.state.lock().await;
         st.layout = Some(table.layout.clone());
         st.header = Some(table.header.clone());
+        st.index = Some(
+            table
+                .records
+                .iter()
+                .map(|r| (r.key.0.clone(), r.clone()))
+                .collect(),
+        );
         drop(st);
         Ok(table)
     }
@@ -507,7 +531,6 @@ impl Source for GoogleSheets {
                     records,
                 });
                 st.snapshot = Some(snap.clone());
-                st.snapshot_stale = false;
                 (snap, 0)
             }
             Some(PageToken(t)) => {
@@ -575,24 +598,30 @@ impl Source for GoogleSheets {
         }
         let want: std::collections::HashSet<String> =
             values.iter().filter_map(value::key_text).collect();
-        // Matching runs right after a scan: its snapshot is as fresh as a new read, and a
-        // create that still races a hand-added row is caught by the write's fresh read.
-        let snap = {
+        let matches = |r: &Record| {
+            r.fields
+                .get(field)
+                .and_then(value::key_text)
+                .is_some_and(|v| want.contains(&v))
+        };
+        // Matching answers from the last whole-tab read plus this connector's own writes: a
+        // row someone added since is not seen here, but the write's fresh read of the key
+        // (and natural-key) columns finds it before a create could duplicate it.
+        {
             let st = self.state.lock().await;
-            st.snapshot.clone().filter(|_| !st.snapshot_stale)
-        };
-        let records = match snap {
-            Some(s) => s.records.clone(),
-            None => self.read_table(schema).await?.records,
-        };
-        Ok(records
+            if let Some(index) = &st.index {
+                let mut found: Vec<Record> =
+                    index.values().filter(|r| matches(r)).cloned().collect();
+                found.sort_by(|a, b| a.key.cmp(&b.key));
+                return Ok(found);
+            }
+        }
+        Ok(self
+            .read_table(schema)
+            .await?
+            .records
             .into_iter()
-            .filter(|r| {
-                r.fields
-                    .get(field)
-                    .and_then(value::key_text)
-                    .is_some_and(|v| want.contains(&v))
-            })
+            .filter(|r| matches(r))
             .collect())
     }
 }
@@ -985,6 +1014,7 @@ impl Sink for GoogleSheets {
             let st = self.state.lock().await;
             st.header.clone().zip(st.layout.clone())
         };
+        let mut grid_refreshed = false;
         for _round in 0..MAX_PLAN_ROUNDS {
             let (guess_header, guess_layout) = match &basis {
                 Some((h, l)) => (h.clone(), Some(l.clone())),
@@ -1017,7 +1047,22 @@ impl Sink for GoogleSheets {
                     append_at + creates - 1,
                 ));
             }
-            let got = self.client.values_batch_get(&ranges).await?;
+            let got = match self.client.values_batch_get(&ranges).await {
+                Ok(got) => got,
+                // The grid shrank since it was last seen (rows deleted by hand): see it
+                // again, grow it and plan again.
+                Err(SheetsError::Api {
+                    status: 400,
+                    message,
+                    ..
+                }) if message.contains("exceeds grid limits") && !grid_refreshed => {
+                    tracing::debug!(%message, "the grid is smaller than last seen; reading it again");
+                    grid_refreshed = true;
+                    self.tab_info(true).await?;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
             let header = Header::parse(&tab, got[0].values.first().map_or(&[][..], Vec::as_slice))?;
             for f in &schema.fields {
                 if header.index(&f.name).is_none() {
@@ -1081,20 +1126,37 @@ impl Sink for GoogleSheets {
 impl GoogleSheets {
     /// Grows the grid so row `last` exists (`appendDimension` adds empty rows only, never
     /// shrinking what someone else grew).
+    ///
+    /// The grid grows geometrically (by its own size, at most [`GROW_ROWS_MAX`] rows a step), so
+    /// a first load of N rows grows it O(log N) times rather than once per batch; the blank
+    /// rows left at the end are skipped by every read. A spreadsheet's 10 000 000-cell cap can
+    /// refuse that headroom when the rows needed would fit: then it grows by exactly those.
+    /// The row count is the one last seen: a grid someone shrank since makes the write's fresh
+    /// read fail with "exceeds grid limits", which reads the tab's size again.
     async fn ensure_rows(&self, last: usize) -> Result<(), ConnectorError> {
         let tab = self.tab_info(false).await?;
-        if last as u64 <= tab.row_count {
+        let last = last as u64;
+        if last <= tab.row_count {
             return Ok(());
         }
-        let tab = self.tab_info(true).await?;
-        if last as u64 <= tab.row_count {
-            return Ok(());
-        }
-        let add = last as u64 - tab.row_count;
-        self.client.append_rows(tab.sheet_id, add).await?;
+        let need = last - tab.row_count;
+        let add = need.max(tab.row_count.min(GROW_ROWS_MAX));
+        let added = match self.client.append_rows(tab.sheet_id, add).await {
+            Ok(()) => add,
+            Err(SheetsError::Api {
+                status: 400,
+                message,
+                ..
+            }) if add > need => {
+                tracing::debug!(%message, "growing the grid with headroom was refused; growing by the rows needed");
+                self.client.append_rows(tab.sheet_id, need).await?;
+                need
+            }
+            Err(e) => return Err(e.into()),
+        };
         let mut st = self.state.lock().await;
         if let Some(t) = &mut st.tab {
-            t.row_count += add;
+            t.row_count += added;
         }
         Ok(())
     }
@@ -1174,24 +1236,24 @@ impl GoogleSheets {
             per_op.push(ranges);
             outcomes.push(outcome);
         }
-        let data: Vec<ValueRange> = per_op.iter().flatten().cloned().collect();
-        if !data.is_empty() {
+        // Sent in requests of at most MAX_REQUEST_BYTES, an op's ranges never split.
+        let mut updated: Vec<Vec<ValueRange>> = vec![Vec::new(); per_op.len()];
+        let chunks = request_chunks(&per_op, MAX_REQUEST_BYTES);
+        for (ci, chunk) in chunks.iter().enumerate() {
+            let data: Vec<ValueRange> = chunk.iter().flat_map(|i| per_op[*i].clone()).collect();
             match self.client.values_batch_update(&data).await {
-                Ok(_) => {}
+                Ok(resp) => spread_updated(chunk, &per_op, resp.responses, &mut updated),
                 Err(SheetsError::Api {
                     status: 400,
                     message,
                     ..
-                }) if per_op.iter().filter(|r| !r.is_empty()).count() > 1 => {
-                    // Sheets applies a batch atomically: find the record it refuses by
+                }) if chunk.len() > 1 => {
+                    // Sheets applies a request atomically: find the record it refuses by
                     // sending each one alone.
                     tracing::debug!(%message, "batchUpdate refused; writing records one by one");
-                    for (i, ranges) in per_op.iter().enumerate() {
-                        if ranges.is_empty() {
-                            continue;
-                        }
-                        match self.client.values_batch_update(ranges).await {
-                            Ok(_) => {}
+                    for &i in chunk {
+                        match self.client.values_batch_update(&per_op[i]).await {
+                            Ok(resp) => spread_updated(&[i], &per_op, resp.responses, &mut updated),
                             Err(SheetsError::Api {
                                 status: 400,
                                 message,
@@ -1204,9 +1266,34 @@ impl GoogleSheets {
                         }
                     }
                 }
-                Err(e) => return Err(e.into()),
+                Err(SheetsError::Api {
+                    status: 400,
+                    message,
+                    ..
+                }) => {
+                    outcomes[chunk[0]] =
+                        Some(WriteOutcome::Failed(RecordError::invalid(message, None)));
+                }
+                // Nothing of this batch was written yet: the whole call failed.
+                Err(e) if ci == 0 => return Err(e.into()),
+                Err(e) => {
+                    // Earlier requests were applied: report them, and the rest as failed
+                    // (pending, written by the next run).
+                    let message = e.to_string();
+                    for c in &chunks[ci..] {
+                        for &i in c {
+                            outcomes[i] = Some(WriteOutcome::Failed(RecordError::transient(
+                                format!("not written: {message}"),
+                            )));
+                        }
+                    }
+                    break;
+                }
             }
         }
+        let rules = self.rules(schema);
+        let types = self.types();
+        let mut st = self.state.lock().await;
         let mut result = Vec::with_capacity(outcomes.len());
         for (i, (o, pl)) in outcomes.into_iter().zip(placements).enumerate() {
             match (o, pl) {
@@ -1219,14 +1306,40 @@ impl GoogleSheets {
                             .is_some_and(|r| r.iter().all(|c| c == &Value::String(String::new())));
                     if cleared && !created {
                         layout.rows.remove(&key);
+                        if let Some(index) = &mut st.index {
+                            index.remove(&key);
+                        }
+                        result.push(WriteOutcome::Applied {
+                            key: RecordKey(key),
+                            created,
+                            stored: None,
+                        });
+                        continue;
+                    }
+                    layout.rows.insert(key.clone(), row);
+                    layout.last_row = layout.last_row.max(row);
+                    // A new row was written whole: the cells Sheets answered with are the
+                    // record as stored, so the engine needs no read-back call.
+                    let stored = if created {
+                        updated[i]
+                            .first()
+                            .and_then(|vr| stored_row(&rules, header, vr))
+                            .filter(|r| r.key.as_str() == key)
                     } else {
-                        layout.rows.insert(key.clone(), row);
-                        layout.last_row = layout.last_row.max(row);
+                        None
+                    };
+                    if let Some(index) = &mut st.index {
+                        match &stored {
+                            Some(r) => {
+                                index.insert(key.clone(), r.clone());
+                            }
+                            None => patch_index(index, &rules, &types, header, &key, &per_op[i]),
+                        }
                     }
                     result.push(WriteOutcome::Applied {
                         key: RecordKey(key),
                         created,
-                        stored: None,
+                        stored,
                     });
                 }
                 (None, _) => {
@@ -1234,12 +1347,116 @@ impl GoogleSheets {
                 }
             }
         }
-        let mut st = self.state.lock().await;
         st.layout = Some(layout);
         st.header = Some(header.clone());
-        st.snapshot_stale = true;
         Ok(result)
     }
+}
+
+/// Groups the ops that have ranges into requests whose bodies stay under `max_bytes` (an op
+/// bigger than that alone goes in a request of its own).
+fn request_chunks(per_op: &[Vec<ValueRange>], max_bytes: usize) -> Vec<Vec<usize>> {
+    let mut chunks: Vec<Vec<usize>> = Vec::new();
+    let mut size = 0;
+    for (i, ranges) in per_op.iter().enumerate() {
+        if ranges.is_empty() {
+            continue;
+        }
+        let bytes = SheetsClient::payload_bytes(ranges);
+        match chunks.last_mut() {
+            Some(c) if size + bytes <= max_bytes => {
+                c.push(i);
+                size += bytes;
+            }
+            _ => {
+                chunks.push(vec![i]);
+                size = bytes;
+            }
+        }
+    }
+    chunks
+}
+
+/// Hands each op of a request the `updatedData` of its own ranges (answers come in the order
+/// the ranges were sent).
+fn spread_updated(
+    ops: &[usize],
+    per_op: &[Vec<ValueRange>],
+    responses: Vec<UpdateValuesResponse>,
+    updated: &mut [Vec<ValueRange>],
+) {
+    let mut it = responses.into_iter();
+    for &i in ops {
+        for _ in 0..per_op[i].len() {
+            if let Some(data) = it.next().and_then(|r| r.updated_data) {
+                updated[i].push(data);
+            }
+        }
+    }
+}
+
+/// A whole row as Sheets answered it after the write, parsed like a read of that row.
+fn stored_row(rules: &RowRules, header: &Header, data: &ValueRange) -> Option<Record> {
+    let header_row: Vec<Value> = header
+        .columns
+        .iter()
+        .map(|c| Value::String(c.clone().unwrap_or_default()))
+        .collect();
+    let row = data.values.first()?.clone();
+    rules
+        .parse_table(&[header_row, row])
+        .ok()?
+        .records
+        .into_iter()
+        .next()
+}
+
+/// Applies the cells written to one row to the lookup index.
+fn patch_index(
+    index: &mut HashMap<String, Record>,
+    rules: &RowRules,
+    types: &BTreeMap<String, ColumnType>,
+    header: &Header,
+    key: &str,
+    ranges: &[ValueRange],
+) {
+    let mut rec = index.remove(key).unwrap_or_else(|| Record {
+        key: RecordKey(key.to_owned()),
+        fields: BTreeMap::new(),
+        updated_at: None,
+        deleted: false,
+        version: None,
+    });
+    for vr in ranges {
+        let Some(first_col) = a1::parse_range(&vr.range).ok().and_then(|p| p.first_col) else {
+            continue;
+        };
+        for (j, cell) in vr.values.first().into_iter().flatten().enumerate() {
+            let Some(name) = header.columns.get(first_col + j).and_then(Option::as_deref) else {
+                continue;
+            };
+            if cell.is_null() {
+                continue;
+            }
+            let ty = types.get(name).copied().unwrap_or_default();
+            rec.fields
+                .insert(name.to_owned(), value::cell_to_value(cell, ty));
+            if rules.updated_at.as_deref() == Some(name) {
+                rec.updated_at = value::cell_to_time(cell);
+            }
+        }
+    }
+    if let Some((col, deleted_value)) = &rules.deleted {
+        rec.deleted = matches!(rec.fields.get(col), Some(Value::String(s)) if s.trim().eq_ignore_ascii_case(deleted_value));
+    }
+    // A write to the key column moves the record to its new key.
+    let new_key = rec
+        .fields
+        .get(&rules.key)
+        .and_then(value::key_text)
+        .unwrap_or_else(|| key.to_owned());
+    rec.key = RecordKey(new_key.clone());
+    index.insert(new_key, rec);
 }
 
 #[cfg(test)]

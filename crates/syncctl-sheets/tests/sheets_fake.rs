@@ -595,3 +595,210 @@ async fn sheets_passes_the_conformance_suite() {
     run_all(&fixture).await.unwrap();
     let _ = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0);
 }
+
+fn create(email: &str, name: &str) -> WriteOp {
+    WriteOp::Create {
+        token: format!("t-{email}"),
+        natural_key: Some(NaturalKey {
+            field: "email".into(),
+            value: json!(email),
+        }),
+        fields: fields(&[("email", json!(email)), ("name", json!(name))]),
+    }
+}
+
+fn nonempty_rows(t: &Setup) -> Vec<Vec<Value>> {
+    t.fake
+        .rows("Sheet1")
+        .into_iter()
+        .filter(|r| !r.is_empty())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_first_load_costs_one_fresh_read_and_one_write_per_batch() {
+    // What the engine does on a first load into an empty tab: a scan, then per page a lookup
+    // of the page's keys and one write of its creates.
+    let t =
+        setup(SheetsFake::new(ID).tab("Sheet1", vec![vec![json!("email"), json!("name")]], 100))
+            .await;
+    let c = t.connector(json!({"key_column": "email"}));
+    let s = c.describe().await.unwrap();
+    scan(&c, 100).await;
+    let before = (c.client().counts().reads(), c.client().counts().writes());
+    let (batches, per_batch) = (10, 50);
+    for b in 0..batches {
+        let emails: Vec<String> = (0..per_batch).map(|i| format!("p{b}-{i}@x.io")).collect();
+        let values: Vec<Value> = emails.iter().map(|e| json!(e)).collect();
+        let found = c
+            .source()
+            .unwrap()
+            .lookup(&s, "email", &values)
+            .await
+            .unwrap();
+        assert!(found.is_empty());
+        let ops: Vec<WriteOp> = emails.iter().map(|e| create(e, "N")).collect();
+        let out = c.sink().unwrap().write(&s, &ops, &ctx()).await.unwrap();
+        for (o, e) in out.iter().zip(&emails) {
+            // The row as Sheets stored it comes back with the write: no read-back call.
+            let WriteOutcome::Applied {
+                created: true,
+                stored: Some(r),
+                ..
+            } = o
+            else {
+                panic!("{o:?}")
+            };
+            assert_eq!(r.key.as_str(), e);
+            assert_eq!(r.fields["name"], json!("N"));
+        }
+    }
+    let reads = c.client().counts().reads() - before.0;
+    let writes = c.client().counts().writes() - before.1;
+    assert_eq!(reads, batches, "one fresh read of the key column per batch");
+    // One batchUpdate per batch; the grid (100 rows) doubles a few times on the way to 501.
+    let appends = t
+        .server
+        .requests_to(&axum::http::Method::POST, &format!("{ID}:batchUpdate"))
+        .len() as u64;
+    assert_eq!(writes, batches + appends);
+    assert!(appends <= 3, "{appends} grid growths");
+    assert_eq!(nonempty_rows(&t).len(), 1 + 500);
+    // The lookup index follows the writes: a key written in batch 0 is found without a read.
+    let reads_before = c.client().counts().reads();
+    let found = c
+        .source()
+        .unwrap()
+        .lookup(&s, "email", &[json!("p0-7@x.io")])
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(c.client().counts().reads(), reads_before);
+}
+
+#[tokio::test]
+async fn a_row_added_by_hand_after_the_scan_is_not_duplicated_by_a_create() {
+    let t = setup(SheetsFake::new(ID).tab("Sheet1", contacts(), 100)).await;
+    let c = t.connector(block());
+    let s = c.describe().await.unwrap();
+    scan(&c, 100).await;
+    let out = c
+        .sink()
+        .unwrap()
+        .write(&s, &[create("d@x.io", "Dee")], &ctx())
+        .await
+        .unwrap();
+    assert!(matches!(
+        &out[0],
+        WriteOutcome::Applied { created: true, .. }
+    ));
+    // Someone types a row for h@x.io; the lookup answers from the scan plus syncctl's own
+    // writes, so it does not see it, and the engine plans a create.
+    t.fake
+        .push_rows("Sheet1", vec![vec![json!("h@x.io"), json!("By hand")]]);
+    let found = c
+        .source()
+        .unwrap()
+        .lookup(&s, "email", &[json!("h@x.io"), json!("d@x.io")])
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    let out = c
+        .sink()
+        .unwrap()
+        .write(&s, &[create("h@x.io", "Synced")], &ctx())
+        .await
+        .unwrap();
+    // The write's fresh read of the key column finds the typed row: it is updated, not
+    // doubled.
+    assert!(
+        matches!(&out[0], WriteOutcome::Applied { created: false, key, .. } if key.as_str() == "h@x.io"),
+        "{out:?}"
+    );
+    let rows = nonempty_rows(&t);
+    let h: Vec<_> = rows.iter().filter(|r| r[0] == json!("h@x.io")).collect();
+    assert_eq!(h.len(), 1, "{rows:?}");
+    assert_eq!(h[0][1], json!("Synced"));
+}
+
+#[tokio::test]
+async fn a_grid_shrunk_by_hand_is_read_again_before_writing() {
+    let t = setup(SheetsFake::new(ID).tab("Sheet1", contacts(), 6)).await;
+    let c = t.connector(block());
+    let s = c.describe().await.unwrap();
+    scan(&c, 100).await;
+    // The grid had 6 rows when described; deleting row 2 leaves 5, so the append area the
+    // connector expects (row 6) is past the grid.
+    t.fake.edit(&Edit::DeleteRow {
+        tab: "Sheet1".into(),
+        at: 2,
+    });
+    let out = c
+        .sink()
+        .unwrap()
+        .write(&s, &[create("n@x.io", "New")], &ctx())
+        .await
+        .unwrap();
+    assert!(
+        matches!(&out[0], WriteOutcome::Applied { created: true, .. }),
+        "{out:?}"
+    );
+    let rows = t.fake.rows("Sheet1");
+    assert_eq!(rows[4], vec![json!("n@x.io"), json!("New")], "{rows:?}");
+    assert_eq!(rows.iter().filter(|r| !r.is_empty()).count(), 4);
+}
+
+#[tokio::test]
+async fn grid_headroom_refused_by_the_cell_cap_grows_by_the_rows_needed() {
+    // 6 rows × 26 columns now; the cap leaves room for 2 more rows, not for doubling.
+    let t = setup(
+        SheetsFake::new(ID)
+            .tab("Sheet1", contacts(), 6)
+            .max_cells(8 * 26),
+    )
+    .await;
+    let c = t.connector(block());
+    let s = c.describe().await.unwrap();
+    scan(&c, 100).await;
+    let out = c
+        .sink()
+        .unwrap()
+        .write(&s, &[create("m@x.io", "M"), create("n@x.io", "N")], &ctx())
+        .await
+        .unwrap();
+    assert!(
+        out.iter()
+            .all(|o| matches!(o, WriteOutcome::Applied { created: true, .. })),
+        "{out:?}"
+    );
+    assert_eq!(t.fake.row_count("Sheet1"), 7);
+    assert_eq!(nonempty_rows(&t).len(), 6);
+}
+
+#[tokio::test]
+async fn large_batches_are_split_under_the_request_size_limit() {
+    let t = setup(SheetsFake::new(ID).tab("Sheet1", contacts(), 100)).await;
+    let c = t.connector(block());
+    let s = c.describe().await.unwrap();
+    scan(&c, 100).await;
+    // 60 rows of 40 000 characters: about 2.4 MB, over Google's recommended 2 MB.
+    let long = "x".repeat(40_000);
+    let ops: Vec<WriteOp> = (0..60)
+        .map(|i| create(&format!("big{i}@x.io"), &long))
+        .collect();
+    let out = c.sink().unwrap().write(&s, &ops, &ctx()).await.unwrap();
+    assert!(out.iter().all(|o| matches!(
+        o,
+        WriteOutcome::Applied {
+            created: true,
+            stored: Some(_),
+            ..
+        }
+    )));
+    let writes = t
+        .server
+        .requests_to(&axum::http::Method::POST, "values:batchUpdate");
+    assert_eq!(writes.len(), 2);
+    assert!(writes.iter().all(|w| w.body.len() <= 2_000_000));
+    assert_eq!(nonempty_rows(&t).len(), 4 + 60);
+}

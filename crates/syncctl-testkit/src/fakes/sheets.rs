@@ -14,7 +14,9 @@
 //!   `null` skips a cell, `""` clears it; a cell over 50 000 characters refuses the whole
 //!   batch, which is applied atomically), `POST …/values/{range}:append` (finds the table and
 //!   writes after its last row, growing the grid: a retried append duplicates rows, as on
-//!   Google), `POST /v4/spreadsheets/{id}:batchUpdate` (`appendDimension`).
+//!   Google), `POST /v4/spreadsheets/{id}:batchUpdate` (`appendDimension`, refused past the
+//!   10 000 000-cell cap of a spreadsheet). `values.batchUpdate` with
+//!   `includeValuesInResponse` answers each range's cells after the write as `updatedData`.
 //! * Returned values drop trailing empty cells and rows, as Sheets does.
 //! * Per-minute read and write quotas answering 429 `RESOURCE_EXHAUSTED`, Google's error
 //!   bodies (400 `INVALID_ARGUMENT`, 401 `UNAUTHENTICATED`, 403 `PERMISSION_DENIED` when the
@@ -45,6 +47,9 @@ pub const TEST_KEY_ID: &str = "0123456789abcdef0123456789abcdef01234567";
 
 /// Sheets refuses cells longer than this.
 pub const MAX_CELL_CHARS: usize = 50_000;
+
+/// A spreadsheet holds at most this many cells (every tab's grid counted).
+pub const MAX_CELLS: usize = 10_000_000;
 
 /// The spreadsheet id of the demo fake.
 pub const DEMO_SPREADSHEET_ID: &str = "1DemoSpreadsheetId_syncctl";
@@ -164,6 +169,7 @@ struct Inner {
     reads: VecDeque<Instant>,
     writes: VecDeque<Instant>,
     read_count: u32,
+    max_cells: usize,
     edits: Vec<(u32, Edit)>,
     value_input_options: Vec<String>,
     appends: u32,
@@ -207,6 +213,7 @@ impl SheetsFake {
                 reads: VecDeque::new(),
                 writes: VecDeque::new(),
                 read_count: 0,
+                max_cells: MAX_CELLS,
                 edits: Vec::new(),
                 value_input_options: Vec::new(),
                 appends: 0,
@@ -275,6 +282,13 @@ impl SheetsFake {
             g.writes_per_minute = Some(writes);
             g.quota_window = window;
         }
+        self
+    }
+
+    /// Caps the spreadsheet's grid at `cells` (Google: 10 000 000); growing past it → 400.
+    #[must_use]
+    pub fn max_cells(self, cells: usize) -> Self {
+        lock(&self.inner).max_cells = cells;
         self
     }
 
@@ -970,6 +984,11 @@ fn batch_update(g: &mut Inner, body: &Bytes) -> Response {
         return r;
     }
     let data = body["data"].as_array().cloned().unwrap_or_default();
+    let include_values = body["includeValuesInResponse"].as_bool() == Some(true);
+    let render: Vec<(String, String)> = body["responseValueRenderOption"]
+        .as_str()
+        .map(|o| vec![("valueRenderOption".to_owned(), o.to_owned())])
+        .unwrap_or_default();
     // Validate everything first: the batch is applied atomically.
     let mut planned = Vec::new();
     for d in &data {
@@ -1009,13 +1028,21 @@ fn batch_update(g: &mut Inner, body: &Bytes) -> Response {
         }
         cells += n;
         rows_touched += values.len();
-        responses.push(json!({
+        let mut response = json!({
             "spreadsheetId": g.spreadsheet_id,
             "updatedRange": a1_of(&r),
             "updatedRows": values.len(),
             "updatedColumns": values.iter().map(Vec::len).max().unwrap_or(0),
             "updatedCells": n,
-        }));
+        });
+        if include_values {
+            // The cells of the range after the update, rendered as asked (Google's default
+            // render option is FORMATTED_VALUE); trailing empty rows and cells dropped.
+            if let Ok(v) = read_range(g, &a1_of(&r), &render) {
+                response["updatedData"] = v;
+            }
+        }
+        responses.push(response);
     }
     axum::Json(json!({
         "spreadsheetId": g.spreadsheet_id,
@@ -1048,6 +1075,32 @@ fn structural_update(g: &mut Inner, body: &Bytes) -> Response {
         if a["length"].as_u64().unwrap_or(0) == 0 {
             return bad_request("Invalid requests[0].appendDimension: length must be positive");
         }
+    }
+    // Google's cap on the whole spreadsheet's grid (every tab's rows × columns).
+    let mut grid: Vec<(i64, usize, usize)> = g
+        .tabs
+        .iter()
+        .map(|t| (t.sheet_id, t.row_count, t.column_count))
+        .collect();
+    for r in &requests {
+        let a = &r["appendDimension"];
+        let len = usize::try_from(a["length"].as_u64().unwrap_or(0)).unwrap_or(usize::MAX);
+        if let Some(t) = grid.iter_mut().find(|t| Some(t.0) == a["sheetId"].as_i64()) {
+            if a["dimension"] == "COLUMNS" {
+                t.2 = t.2.saturating_add(len);
+            } else {
+                t.1 = t.1.saturating_add(len);
+            }
+        }
+    }
+    let total = grid.iter().fold(0usize, |n, (_, r, c)| {
+        n.saturating_add(r.saturating_mul(*c))
+    });
+    if total > g.max_cells {
+        return bad_request(&format!(
+            "Invalid requests[0].appendDimension: This action would increase the number of cells in the workbook above the limit of {} cells.",
+            g.max_cells
+        ));
     }
     for r in &requests {
         let a = &r["appendDimension"];
