@@ -41,6 +41,9 @@
 //!   every number as a string) says so per field ([`FieldSchema::normalisation`]); read-back
 //!   verification and change detection compare [`FieldSchema::normalise`]d values, so a value
 //!   never flips back and forth between the two sides.
+//! * **Key equality.** A system whose unique checks compare values loosely (a case-insensitive
+//!   collation, trailing spaces ignored) says how through [`Source::comparison_keys`]; the
+//!   engine refuses, before writing, records that would collide there.
 //! * **Deletes.** A source that reports deletes itself in its change feed (HubSpot
 //!   `archived=true`, QuickBooks CDC `status: Deleted`) sets [`Capabilities::reports_deletes`];
 //!   the engine then trusts [`Record::deleted`] from incremental reads instead of scanning every
@@ -744,6 +747,35 @@ pub trait Source: Send + Sync {
         field: &str,
         values: &[serde_json::Value],
     ) -> Result<Vec<Record>, ConnectorError>;
+
+    /// How the system tells values of `field` apart where it enforces uniqueness and in
+    /// [`Source::lookup`]: one comparison key per value (same order), equal keys meaning the
+    /// system holds the values to be the same (a MySQL `_ci` collation makes `Bob@x.com ` and
+    /// `bob@x.com` one). The engine uses it to refuse records that would collide on this side
+    /// before writing them. The default compares the field's normalised form
+    /// ([`FieldSchema::normalise`]: HubSpot's lower-cased emails) exactly.
+    ///
+    /// # Errors
+    /// The system failed while computing the keys.
+    async fn comparison_keys(
+        &self,
+        schema: &ObjectSchema,
+        field: &str,
+        values: &[String],
+    ) -> Result<Vec<String>, ConnectorError> {
+        let f = schema.field(field);
+        Ok(values
+            .iter()
+            .map(|v| {
+                let plain = serde_json::Value::String(v.clone());
+                match f.map(|f| f.normalise(&plain)) {
+                    Some(serde_json::Value::String(s)) => s,
+                    Some(other) => other.to_string(),
+                    None => v.clone(),
+                }
+            })
+            .collect())
+    }
 }
 
 /// Writing records.

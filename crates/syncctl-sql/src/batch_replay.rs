@@ -18,7 +18,9 @@ use syncctl_core::{
 use syncctl_validate::coerce::canonical_text;
 
 use crate::sql_connector::SqlCore;
-use crate::sql_rows::{BatchPlan, CreateOp, Prepared, UpdateOp, plan_batch, prepare};
+use crate::sql_rows::{
+    BatchPlan, CreateOp, DecimalDigits, Prepared, UpdateOp, check_digits, plan_batch, prepare,
+};
 
 /// Why the bulk attempt gave up.
 pub(crate) enum BulkError {
@@ -47,6 +49,9 @@ pub(crate) trait BatchSink: Sync {
     type Table: Sync;
     /// The connector's state: counters, error classification.
     fn core(&self) -> &SqlCore<Self::Db, Self::Table>;
+
+    /// The table's `decimal(p, s)` columns, checked before any SQL ([`check_digits`]).
+    fn digits<'t>(&self, t: &'t Self::Table) -> &'t DecimalDigits;
 
     /// One prepared op as its own statement(s) on `conn`.
     fn apply_row(
@@ -89,7 +94,11 @@ pub(crate) async fn write_batch<S: BatchSink>(
     ctx: &WriteContext,
     bulk_min: usize,
 ) -> Result<Vec<WriteOutcome>, ConnectorError> {
-    let prepared: Vec<Prepared> = ops.iter().map(|op| prepare(schema, op)).collect();
+    let digits = sink.digits(t);
+    let prepared: Vec<Prepared> = ops
+        .iter()
+        .map(|op| check_digits(prepare(schema, op), digits, &schema.object))
+        .collect();
     let mut out: Vec<Option<WriteOutcome>> = prepared
         .iter()
         .map(|p| match p {

@@ -25,7 +25,7 @@
 
 mod write;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -98,6 +98,12 @@ pub(crate) struct MyTable {
     pub auto_increment: bool,
     /// `CAST(x.`a` AS CHAR), …` in field order, for tables aliased `x`.
     pub select: String,
+    /// Text columns: (character set, collation), which decide what the table's unique
+    /// indexes and lookups hold to be equal.
+    pub collations: HashMap<String, (String, String)>,
+    /// `decimal(p, s)` columns: (precision, scale), checked before a write so that a value
+    /// the column would round is refused instead of silently changed.
+    pub digits: crate::sql_rows::DecimalDigits,
 }
 
 impl MyTable {
@@ -302,7 +308,9 @@ impl MySqlConnector {
             "SELECT CAST(COLUMN_NAME AS CHAR), CAST(LOWER(DATA_TYPE) AS CHAR), \
                     CAST(LOWER(COLUMN_TYPE) AS CHAR), CAST(IS_NULLABLE AS CHAR), \
                     CAST(COLUMN_DEFAULT AS CHAR), CAST(LOWER(EXTRA) AS CHAR), \
-                    CAST(CHARACTER_MAXIMUM_LENGTH AS CHAR) \
+                    CAST(CHARACTER_MAXIMUM_LENGTH AS CHAR), CAST(CHARACTER_SET_NAME AS CHAR), \
+                    CAST(COLLATION_NAME AS CHAR), CAST(NUMERIC_PRECISION AS CHAR), \
+                    CAST(NUMERIC_SCALE AS CHAR) \
              FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
              ORDER BY ORDINAL_POSITION",
         )
@@ -355,6 +363,8 @@ impl MySqlConnector {
         let mut fields = Vec::with_capacity(cols.len());
         let mut exprs = Vec::with_capacity(cols.len());
         let mut auto_cols = Vec::new();
+        let mut collations = HashMap::new();
+        let mut digits = HashMap::new();
         for c in &cols {
             let get = |i: usize| -> Result<Option<String>, ConnectorError> {
                 c.try_get_unchecked::<Option<String>, _>(i)
@@ -367,7 +377,16 @@ impl MySqlConnector {
             let default = get(4)?.filter(|d| !d.eq_ignore_ascii_case("NULL"));
             let extra = get(5)?.unwrap_or_default();
             let maxlen = get(6)?.and_then(|n| n.parse::<u32>().ok());
+            if let (Some(cs), Some(coll)) = (get(7)?, get(8)?) {
+                collations.insert(name.clone(), (cs, coll));
+            }
             let field_type = field_type_of(&data_type, &column_type);
+            if field_type == FieldType::Decimal
+                && let (Some(p), Some(sc)) = (get(9)?, get(10)?)
+                && let (Ok(p), Ok(sc)) = (p.parse::<u32>(), sc.parse::<u32>())
+            {
+                digits.insert(name.clone(), (p, sc));
+            }
             let auto = extra.contains("auto_increment");
             if auto {
                 auto_cols.push(name.clone());
@@ -415,6 +434,8 @@ impl MySqlConnector {
             unique,
             auto_increment,
             select: exprs.join(", "),
+            collations,
+            digits,
         });
         self.core.remember(&table);
         Ok(table)
@@ -697,6 +718,72 @@ impl Source for MySqlConnector {
             .map(|v| t.arg(field, v))
             .collect();
         self.select_in(&t, field, args).await
+    }
+
+    /// Keys as the column's collation compares them: trailing spaces dropped unless the
+    /// collation is `NO PAD`, then `WEIGHT_STRING` under the collation (case and, for most
+    /// collations, accents folded), computed by the server so that no collation is emulated.
+    async fn comparison_keys(
+        &self,
+        _schema: &ObjectSchema,
+        field: &str,
+        values: &[String],
+    ) -> Result<Vec<String>, ConnectorError> {
+        let t = self.table().await?;
+        let Some((charset, collation)) = t.collations.get(field) else {
+            return Ok(values.to_vec());
+        };
+        let padded: Vec<String> = values
+            .iter()
+            .map(|v| {
+                if collation.contains("nopad") {
+                    v.clone()
+                } else {
+                    v.trim_end_matches(' ').to_owned()
+                }
+            })
+            .collect();
+        let safe =
+            |n: &str| !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if collation.ends_with("_bin") || !safe(charset) || !safe(collation) {
+            return Ok(padded);
+        }
+        let mut out = Vec::with_capacity(padded.len());
+        for chunk in padded.chunks(IN_CHUNK) {
+            // Numbered, because a UNION promises no row order.
+            let sql = (0..chunk.len())
+                .map(|i| {
+                    format!(
+                        "SELECT {i}, HEX(WEIGHT_STRING(CONVERT(? USING {charset}) COLLATE {collation}))"
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" UNION ALL ");
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for v in chunk {
+                q = q.bind(v.as_str());
+            }
+            self.core.stats.statements(1);
+            let rows = q
+                .fetch_all(&self.core.pool)
+                .await
+                .map_err(|e| self.core.db_error(&e))?;
+            let mut keys = vec![None; chunk.len()];
+            for r in &rows {
+                let i: i64 = r.try_get_unchecked(0).map_err(|e| self.core.db_error(&e))?;
+                let k: Option<String> =
+                    r.try_get_unchecked(1).map_err(|e| self.core.db_error(&e))?;
+                if let Some(slot) = usize::try_from(i).ok().and_then(|i| keys.get_mut(i)) {
+                    *slot = Some(k.unwrap_or_default());
+                }
+            }
+            for k in keys {
+                out.push(k.ok_or_else(|| {
+                    ConnectorError::failed(KIND, "comparison keys: a value has no key")
+                })?);
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -45,8 +45,8 @@ use crate::registry::parse_settings;
 use crate::settings::SqlSettings;
 use crate::sql_connector::{SqlCore, auth_error, client_error, pool_options, scrub};
 use crate::sql_rows::{
-    ScanRow, ScanToken, SqlStats, key_value, one_line, record_from_texts, scan_page, sql_text,
-    timestamp_text,
+    DecimalDigits, ScanRow, ScanToken, SqlStats, key_value, one_line, record_from_texts, scan_page,
+    sql_text, timestamp_text,
 };
 
 const KIND: &str = "postgres";
@@ -97,6 +97,9 @@ pub(crate) struct PgTable {
     pub unique: HashSet<String>,
     /// `x."a"::text, x."b"::text, …` in field order, for tables aliased `x`.
     pub select: String,
+    /// `numeric(p, s)` columns: (precision, scale), checked before a write so that a value
+    /// the column would round is refused instead of silently changed.
+    pub digits: DecimalDigits,
 }
 
 impl PgTable {
@@ -251,7 +254,11 @@ impl PgConnector {
                     COALESCE(bt.typname, t.typname)::text, t.typtype::text, \
                     a.attnotnull, a.atthasdef, a.attidentity::text, a.attgenerated::text, \
                     CASE WHEN a.atttypmod > 4 AND t.typname IN ('varchar', 'bpchar') \
-                         THEN a.atttypmod - 4 END \
+                         THEN a.atttypmod - 4 END, \
+                    CASE WHEN a.atttypmod >= 4 AND t.typname = 'numeric' \
+                         THEN ((a.atttypmod - 4) >> 16) & 65535 END, \
+                    CASE WHEN a.atttypmod >= 4 AND t.typname = 'numeric' \
+                         THEN (a.atttypmod - 4) & 65535 END \
              FROM pg_catalog.pg_attribute a \
              JOIN pg_catalog.pg_type t ON t.oid = a.atttypid \
              LEFT JOIN pg_catalog.pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype \
@@ -290,6 +297,7 @@ impl PgConnector {
         }
         let mut fields = Vec::with_capacity(cols.len());
         let mut types = Vec::with_capacity(cols.len());
+        let mut digits = DecimalDigits::new();
         for c in &cols {
             let get_s = |i: usize| -> Result<String, ConnectorError> {
                 c.try_get::<String, _>(i)
@@ -304,6 +312,15 @@ impl PgConnector {
             let identity = get_s(6)?;
             let generated = get_s(7)?;
             let maxlen: Option<i32> = c.try_get(8).map_err(|e| self.core.db_error(&e))?;
+            let precision: Option<i32> = c.try_get(9).map_err(|e| self.core.db_error(&e))?;
+            let scale: Option<i32> = c.try_get(10).map_err(|e| self.core.db_error(&e))?;
+            // A negative scale (PostgreSQL 15+) shows as > 1000 here: left unchecked.
+            if let (Some(p), Some(sc)) = (precision, scale)
+                && let (Ok(p), Ok(sc)) = (u32::try_from(p), u32::try_from(sc))
+                && sc <= p
+            {
+                digits.insert(name.clone(), (p, sc));
+            }
             let field_type = field_type_of(&base, &typtype, &cast_type);
             fields.push(FieldSchema {
                 unique: unique.contains(&name),
@@ -339,6 +356,7 @@ impl PgConnector {
             types,
             unique,
             select,
+            digits,
         });
         self.core.remember(&table);
         Ok(table)

@@ -259,6 +259,57 @@ pub(crate) enum Prepared {
     },
 }
 
+/// `(precision, scale)` of the `decimal`/`numeric` columns that declare them, by column.
+pub(crate) type DecimalDigits = std::collections::HashMap<String, (u32, u32)>;
+
+/// Refuses a create or update holding a number its `decimal(p, s)` column cannot store as
+/// given: the database would round it (`0.005` in `numeric(12,2)` becomes `0.01`) or refuse
+/// it, and a rounded value read back differs from what was sent on every later run. Checked
+/// before any SQL, like lengths; values arrive here already converted (`coerce`: no sign
+/// padding, no trailing zeros).
+pub(crate) fn check_digits(p: Prepared, digits: &DecimalDigits, object: &str) -> Prepared {
+    let fields = match &p {
+        Prepared::Create(c) => &c.fields,
+        Prepared::Update(u) => &u.fields,
+        _ => return p,
+    };
+    for (name, v) in fields {
+        let (Some(&(precision, scale)), Value::String(text)) = (digits.get(name), v) else {
+            continue;
+        };
+        if let Some(why) = decimal_misfit(text, precision, scale) {
+            return Prepared::Refused(RecordError::invalid(
+                format!(
+                    "{name} {text} {why}; {object}.{name} is decimal({precision},{scale}), so the database would not store it as sent (round it in the source, or widen the column)"
+                ),
+                Some(name),
+            ));
+        }
+    }
+    p
+}
+
+/// Why the decimal `text` does not fit `decimal(precision, scale)`, if it does not.
+fn decimal_misfit(text: &str, precision: u32, scale: u32) -> Option<String> {
+    let body = text.trim_start_matches('-');
+    let (int, frac) = body.split_once('.').unwrap_or((body, ""));
+    let int = int.trim_start_matches('0');
+    let frac = frac.trim_end_matches('0');
+    let (int_len, frac_len) = (int.len(), frac.len());
+    if frac_len > scale as usize {
+        return Some(format!(
+            "has {frac_len} decimal places (at most {scale} fit)"
+        ));
+    }
+    let whole = precision.saturating_sub(scale) as usize;
+    if int_len > whole {
+        return Some(format!(
+            "has {int_len} digits before the decimal point (at most {whole} fit)"
+        ));
+    }
+    None
+}
+
 /// Converts op fields to their column types; the first problem refuses the record.
 fn typed_fields(
     schema: &ObjectSchema,
@@ -657,6 +708,42 @@ mod tests {
         assert_eq!(
             r.updated_at.map(timestamp_text).as_deref(),
             Some("2021-03-04T05:06:07.500000Z")
+        );
+    }
+
+    #[test]
+    fn decimals_that_a_column_would_round_or_overflow_are_refused() {
+        assert_eq!(decimal_misfit("0.01", 12, 2), None);
+        assert_eq!(decimal_misfit("-9999999999.99", 12, 2), None);
+        assert_eq!(decimal_misfit("42", 12, 2), None);
+        assert!(
+            decimal_misfit("0.005", 12, 2)
+                .unwrap()
+                .contains("3 decimal places")
+        );
+        assert!(
+            decimal_misfit("12345678901", 12, 2)
+                .unwrap()
+                .contains("11 digits before")
+        );
+        let digits = DecimalDigits::from([("amount".to_owned(), (12, 2))]);
+        let create = |v: &str| {
+            Prepared::Create(CreateOp {
+                fields: vec![("amount".into(), Value::String(v.into()))],
+                natural_key: None,
+            })
+        };
+        assert!(matches!(
+            check_digits(create("1.5"), &digits, "t"),
+            Prepared::Create(_)
+        ));
+        let Prepared::Refused(e) = check_digits(create("0.005"), &digits, "t") else {
+            panic!("0.005 fits numeric(12,2)?");
+        };
+        assert!(
+            e.message.contains("t.amount is decimal(12,2)"),
+            "{}",
+            e.message
         );
     }
 

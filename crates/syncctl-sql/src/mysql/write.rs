@@ -21,8 +21,8 @@ use crate::batch_replay::{
 use crate::ident::quote;
 use crate::sql_connector::SqlCore;
 use crate::sql_rows::{
-    BatchPlan, CreateOp, GroupKind, Managed, Prepared, UpdateOp, identity_text, managed,
-    value_from_text,
+    BatchPlan, CreateOp, DecimalDigits, GroupKind, Managed, Prepared, UpdateOp, identity_text,
+    managed, value_from_text,
 };
 
 /// Groups smaller than this are sent one record at a time inside the batch transaction: the
@@ -608,6 +608,10 @@ impl BatchSink for MySqlConnector {
 
     fn core(&self) -> &SqlCore<MySql, MyTable> {
         &self.core
+    }
+
+    fn digits<'t>(&self, t: &'t MyTable) -> &'t DecimalDigits {
+        &t.digits
     }
 
     /// One prepared op as its own statements.

@@ -19,7 +19,8 @@ use crate::batch_replay::{
 use crate::ident::quote;
 use crate::sql_connector::SqlCore;
 use crate::sql_rows::{
-    BatchPlan, CreateOp, GroupKind, Managed, Prepared, UpdateOp, managed, value_from_text,
+    BatchPlan, CreateOp, DecimalDigits, GroupKind, Managed, Prepared, UpdateOp, managed,
+    value_from_text,
 };
 
 /// Groups smaller than this are sent one statement per record inside the batch transaction:
@@ -648,6 +649,10 @@ impl BatchSink for PgConnector {
 
     fn core(&self) -> &SqlCore<Postgres, PgTable> {
         &self.core
+    }
+
+    fn digits<'t>(&self, t: &'t PgTable) -> &'t DecimalDigits {
+        &t.digits
     }
 
     /// One prepared op as its own statement(s).

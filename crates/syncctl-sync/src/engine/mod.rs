@@ -311,6 +311,10 @@ struct Engine<'a> {
     seq: i64,
     processed: [KeySet; 2],
     claimed: KeySet,
+    /// Per side written: comparison keys ([`syncctl_core::Source::comparison_keys`]) of the
+    /// natural keys matched or created there in this run, with the natural key that claimed
+    /// each, so that a record the side would hold to be the same is refused before writing.
+    claimed_as: [HashMap<String, String>; 2],
     pending: [BTreeSet<RecordKey>; 2],
     resolutions: HashMap<i64, Resolution>,
     open_conflicts: HashSet<i64>,

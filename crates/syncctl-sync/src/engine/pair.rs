@@ -154,8 +154,11 @@ impl<'a> Engine<'a> {
                 nks.entry(nk).or_default().push(i);
             }
         }
+        // Candidates by comparison key: natural keys as `y` compares them (a case-insensitive
+        // collation makes `Bob@x.com ` and `bob@x.com` one record there).
         let mut candidates: HashMap<String, Vec<Record>> = HashMap::new();
         let mut cand_links: HashMap<RecordKey, Link> = HashMap::new();
+        let mut compared: HashMap<String, String> = HashMap::new();
         if !nks.is_empty()
             && let Some(kf) = self.mapping.key_field()
         {
@@ -168,13 +171,21 @@ impl<'a> Engine<'a> {
             self.side(y).counts.read += found.len() as u64;
             let found_keys: Vec<RecordKey> = found.iter().map(|r| r.key.clone()).collect();
             cand_links = self.store.links_for(&name, y, &found_keys).await?;
-            for r in found {
-                if r.deleted {
-                    continue;
-                }
-                if let Some(nk) = self.mapping.record_natural_key(y, &r) {
-                    candidates.entry(nk).or_default().push(r);
-                }
+            let found: Vec<(String, Record)> = found
+                .into_iter()
+                .filter(|r| !r.deleted)
+                .filter_map(|r| self.mapping.record_natural_key(y, &r).map(|nk| (nk, r)))
+                .collect();
+            let mut texts: Vec<String> = nks.keys().cloned().collect();
+            texts.extend(found.iter().map(|(nk, _)| nk.clone()));
+            let keys = y_src
+                .comparison_keys(&y_schema, &field, &texts)
+                .await
+                .map_err(|e| self.read_failed(y, e))?;
+            compared = texts.into_iter().zip(keys).collect();
+            for (nk, r) in found {
+                let c = compared.get(&nk).cloned().unwrap_or(nk);
+                candidates.entry(c).or_default().push(r);
             }
         }
         let mut works = Vec::new();
@@ -208,6 +219,15 @@ impl<'a> Engine<'a> {
                     .key_field()
                     .map_or("key", |f| f.name(x))
                     .to_owned();
+                let compared_as = nk.as_ref().and_then(|n| compared.get(n)).cloned();
+                // Another record of this run claimed a natural key that `y` holds to be the
+                // same as this one: the first (in read order, so the one already linked on
+                // later runs) is synced, every later one is refused before anything is written.
+                let twin = compared_as
+                    .as_ref()
+                    .and_then(|c| self.claimed_as[idx(y)].get(c))
+                    .filter(|t| Some(*t) != nk.as_ref())
+                    .cloned();
                 match nk {
                     None => {
                         w.rejected.push(format!(
@@ -224,9 +244,27 @@ impl<'a> Engine<'a> {
                         w.reject_side = Some(y);
                         set_record(&mut w, x, Some(r));
                     }
+                    Some(nk) if twin.is_some() => {
+                        let twin = twin.unwrap_or_default();
+                        w.rejected.push(format!(
+                            "{key_name} {nk:?} is the same as {:?} to the {} (its unique check compares them equal, e.g. ignoring case or trailing spaces), and the {} record with {:?} is synced; make the {key_name}s distinct",
+                            twin,
+                            y.as_str(),
+                            x.as_str(),
+                            twin,
+                        ));
+                        w.reject_side = Some(y);
+                        set_record(&mut w, x, Some(r));
+                    }
                     Some(nk) => {
                         self.claimed.insert(&nk);
-                        let cands = candidates.get(&nk).cloned().unwrap_or_default();
+                        if let Some(c) = &compared_as {
+                            self.claimed_as[idx(y)].insert(c.clone(), nk.clone());
+                        }
+                        let cands = candidates
+                            .get(compared_as.as_ref().unwrap_or(&nk))
+                            .cloned()
+                            .unwrap_or_default();
                         set_record(&mut w, x, Some(r));
                         match cands.as_slice() {
                             [] => self.plan_create(&mut w, x),

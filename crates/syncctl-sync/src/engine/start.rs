@@ -147,6 +147,7 @@ impl<'a> Engine<'a> {
             seq: 0,
             processed: [KeySet::default(), KeySet::default()],
             claimed: KeySet::default(),
+            claimed_as: [HashMap::new(), HashMap::new()],
             pending: [BTreeSet::new(), BTreeSet::new()],
             resolutions: HashMap::new(),
             open_conflicts: HashSet::new(),

@@ -557,3 +557,277 @@ fn csv_targets_are_written_through_symlinks_and_read_only_ones_refused_before_an
     assert_exit(&r, 0);
     unchanged(&real, &crm);
 }
+
+// ---- Real databases for the classes that depend on a server's own semantics -----------------
+
+/// A MariaDB database of its own (dropped at the end) on the local server.
+struct MariaDb {
+    pool: sqlx::MySqlPool,
+    db: String,
+}
+
+impl MariaDb {
+    async fn new(tag: &str) -> Self {
+        let url = std::env::var("SYNCCTL_TEST_MYSQL_URL")
+            .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".to_owned());
+        let pool = sqlx::MySqlPool::connect(&url)
+            .await
+            .expect("MariaDB must be running (scripts/ensure-services.sh)");
+        let db = format!(
+            "safety_{tag}_{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..10]
+        );
+        let d = Self { pool, db };
+        d.exec("CREATE DATABASE $D").await;
+        d
+    }
+
+    fn url(&self) -> String {
+        format!("mysql://root@127.0.0.1:3306/{}", self.db)
+    }
+
+    async fn exec(&self, sql: &str) {
+        let sql = sql.replace("$D", &format!("`{}`", self.db));
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone()))
+            .execute(&self.pool)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    /// `SELECT CAST(a AS CHAR), CAST(b AS CHAR) … ORDER BY 1` as rows of optional text.
+    async fn rows(&self, sql: &str) -> Vec<Vec<Option<String>>> {
+        use sqlx::Row;
+        let sql = sql.replace("$D", &format!("`{}`", self.db));
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (0..r.len())
+                    .map(|i| r.get::<Option<String>, _>(i))
+                    .collect()
+            })
+            .collect()
+    }
+
+    async fn drop(self) {
+        self.exec("DROP DATABASE $D").await;
+    }
+}
+
+fn counts(r: &CliRun, side: &str) -> (u64, u64) {
+    let c = &r.result["data"][side];
+    (
+        c["created"].as_u64().unwrap_or(99),
+        c["updated"].as_u64().unwrap_or(99),
+    )
+}
+
+// ---- 2. Keys the target holds to be equal are refused before writing --------------------
+
+#[tokio::test]
+async fn keys_equal_under_a_case_insensitive_collation_are_refused_per_record_and_reruns_converge()
+{
+    let d = MariaDb::new("ci").await;
+    d.exec(
+        "CREATE TABLE $D.people (id INT AUTO_INCREMENT PRIMARY KEY, \
+         email VARCHAR(100) NOT NULL UNIQUE, name VARCHAR(100))",
+    )
+    .await;
+    let w = World::new();
+    // Record 1 and 2 differ only in case and a trailing space: one row to MariaDB's
+    // utf8mb4_general_ci unique index.
+    w.write(
+        "people.csv",
+        "id,email,name\n1,bob@x.com,Bob\n2,Bob@x.com ,Bobby\n3,ann@x.com,Ann\n",
+    );
+    w.write(
+        "sync.yaml",
+        &format!(
+            r#"name: collide
+source: {{connector: csv, path: people.csv}}
+target: {{connector: mysql, url: "{}", object: people}}
+key: {{source: email, target: email}}
+fields:
+  - {{source: email, target: email}}
+  - {{source: name, target: name}}
+direction: bidirectional
+conflict_strategy: source_wins
+state: "sqlite://state.db"
+"#,
+            d.url()
+        ),
+    );
+    let stored = "SELECT CAST(email AS CHAR), CAST(name AS CHAR) FROM $D.people ORDER BY id";
+    let r = w.sync(&["run"]);
+    assert_eq!(counts(&r, "target"), (2, 0), "{}", r.result);
+    let rejected = &r.result["data"]["rejected"];
+    assert_eq!(rejected.as_array().map(Vec::len), Some(1), "{}", r.result);
+    assert_eq!(rejected[0]["record"], "source:2");
+    let why = rejected[0]["reasons"][0].as_str().unwrap_or_default();
+    assert!(why.contains("is the same as \"bob@x.com\""), "{why}");
+    let first = d.rows(stored).await;
+    assert_eq!(
+        first,
+        vec![
+            vec![Some("bob@x.com".into()), Some("Bob".into())],
+            vec![Some("ann@x.com".into()), Some("Ann".into())],
+        ]
+    );
+    let people = w.read("people.csv");
+    for _ in 0..2 {
+        let again = w.sync(&["run"]);
+        assert!(again.code == 0 || again.code == 1, "{}", again.result);
+        assert_eq!(counts(&again, "target"), (0, 0), "{}", again.result);
+        assert_eq!(counts(&again, "source"), (0, 0), "{}", again.result);
+        assert_eq!(again.result["data"]["rejected"][0]["record"], "source:2");
+        assert_eq!(d.rows(stored).await, first, "no flip-flop");
+        unchanged(&w.path("people.csv"), &people);
+    }
+    d.drop().await;
+}
+
+// ---- 6. Values the target would change on write are refused before writing --------------
+
+/// A PostgreSQL schema of its own (dropped at the end) on the local server.
+struct Postgres {
+    pool: sqlx::PgPool,
+    schema: String,
+}
+
+impl Postgres {
+    async fn new(tag: &str) -> Self {
+        let url = std::env::var("SYNCCTL_TEST_PG_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+        let pool = sqlx::PgPool::connect(&url)
+            .await
+            .expect("PostgreSQL must be running (scripts/ensure-services.sh)");
+        let schema = format!(
+            "safety_{tag}_{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..10]
+        );
+        let p = Self { pool, schema };
+        p.exec("CREATE SCHEMA $S").await;
+        p
+    }
+
+    async fn exec(&self, sql: &str) {
+        let sql = sql.replace("$S", &format!("\"{}\"", self.schema));
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone()))
+            .execute(&self.pool)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    async fn rows(&self, sql: &str) -> Vec<(String, String)> {
+        let sql = sql.replace("$S", &format!("\"{}\"", self.schema));
+        sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await
+            .unwrap()
+    }
+}
+
+/// Syncs `sku,amount` rows into a `numeric(12,2)` column and checks that a value the column
+/// would round (or overflow) is refused per record with the reason, the others are written,
+/// and reruns neither write nor report read-back mismatches.
+async fn decimals_the_column_would_round_are_refused(
+    connector: &str,
+    url: &str,
+    object: &str,
+    stored: impl AsyncFn() -> Vec<(String, String)>,
+) {
+    let w = World::new();
+    w.write(
+        "prices.csv",
+        "sku,amount\na,1.5\nb,0.005\nc,12345678901\nd,-7.10\n",
+    );
+    w.write(
+        "sync.yaml",
+        &format!(
+            r#"name: digits
+source: {{connector: csv, path: prices.csv}}
+target: {{connector: {connector}, url: "{url}", object: {object}}}
+key: {{source: sku, target: sku}}
+fields:
+  - {{source: sku, target: sku}}
+  - {{source: amount, target: amount}}
+direction: source_to_target
+state: "sqlite://state.db"
+"#
+        ),
+    );
+    let want = vec![
+        ("a".to_owned(), "1.50".to_owned()),
+        ("d".to_owned(), "-7.10".to_owned()),
+    ];
+    for run in 0..3 {
+        let r = w.sync(&["run"]);
+        let created = if run == 0 { 2 } else { 0 };
+        assert_eq!(
+            counts(&r, "target"),
+            (created, 0),
+            "{connector}: {}",
+            r.result
+        );
+        let failed = r.result["data"]["failed"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let errors: Vec<&str> = failed.iter().filter_map(|f| f["error"].as_str()).collect();
+        assert_eq!(errors.len(), 2, "{connector}: {}", r.result);
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains("0.005 has 3 decimal places")),
+            "{errors:?}"
+        );
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains("11 digits before the decimal point")),
+            "{errors:?}"
+        );
+        let text = r.result.to_string();
+        assert!(!text.contains("mismatch"), "{connector}: {text}");
+        assert_eq!(stored().await, want, "{connector}: run {run}");
+    }
+}
+
+#[tokio::test]
+async fn decimals_a_postgres_numeric_column_would_round_are_refused_and_never_loop() {
+    let pg = Postgres::new("digits").await;
+    pg.exec("CREATE TABLE $S.prices (id bigserial PRIMARY KEY, sku text NOT NULL UNIQUE, amount numeric(12,2))")
+        .await;
+    let url = std::env::var("SYNCCTL_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let object = format!("{}.prices", pg.schema);
+    decimals_the_column_would_round_are_refused("postgres", &url, &object, async || {
+        pg.rows("SELECT sku, amount::text FROM $S.prices ORDER BY sku")
+            .await
+    })
+    .await;
+    pg.exec("DROP SCHEMA $S CASCADE").await;
+}
+
+#[tokio::test]
+async fn decimals_a_mariadb_decimal_column_would_round_are_refused_and_never_loop() {
+    let d = MariaDb::new("digits").await;
+    d.exec("CREATE TABLE $D.prices (id INT AUTO_INCREMENT PRIMARY KEY, sku VARCHAR(20) NOT NULL UNIQUE, amount DECIMAL(12,2))")
+        .await;
+    decimals_the_column_would_round_are_refused("mysql", &d.url(), "prices", async || {
+        d.rows("SELECT CAST(sku AS CHAR), CAST(amount AS CHAR) FROM $D.prices ORDER BY sku")
+            .await
+            .into_iter()
+            .map(|r| {
+                (
+                    r[0].clone().unwrap_or_default(),
+                    r[1].clone().unwrap_or_default(),
+                )
+            })
+            .collect()
+    })
+    .await;
+    d.drop().await;
+}
