@@ -433,8 +433,28 @@ impl Connector for GoogleSheets {
             .iter()
             .chain(self.settings.deleted_column.iter())
             .chain(self.settings.column_types.keys())
+            .chain(self.settings.columns.iter().flatten())
         {
             header.index(c).ok_or_else(|| missing(c))?;
+        }
+        // With `columns`, the schema is those columns plus the key and status columns; the
+        // rest of the header is left alone and named, so a column typed in by hand is not
+        // ignored without a word.
+        let used = |n: &str| {
+            self.settings
+                .columns
+                .as_ref()
+                .is_none_or(|c| c.iter().any(|c| c == n))
+                || n == key
+                || self.settings.updated_at_column.as_deref() == Some(n)
+                || self.settings.deleted_column.as_deref() == Some(n)
+        };
+        let beyond: Vec<&str> = header.names().filter(|n| !used(n)).collect();
+        if !beyond.is_empty() {
+            tracing::warn!(
+                "tab {tabname:?}: columns {} are not among this sync's columns; they are neither synced nor written",
+                beyond.join(", ")
+            );
         }
         let types = self.types();
         if types.values().any(|t| *t == ColumnType::Timestamp)
@@ -450,6 +470,7 @@ impl Connector for GoogleSheets {
         }
         let fields = header
             .names()
+            .filter(|n| used(n))
             .map(|n| FieldSchema {
                 name: n.to_owned(),
                 field_type: match types.get(n).copied().unwrap_or_default() {

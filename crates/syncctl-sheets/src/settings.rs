@@ -60,6 +60,11 @@ pub struct SheetsSettings {
     /// Client-side pacing (Google's per-user quota is 60 reads and 60 writes a minute).
     #[serde(default)]
     pub requests_per_minute: Option<u32>,
+    /// The header columns the sync uses (default: every column). Other columns are left
+    /// alone, and each run names them in a warning, so a column added by hand is not ignored
+    /// without a word.
+    #[serde(default)]
+    pub columns: Option<Vec<String>>,
 }
 
 /// Settings with every default applied.
@@ -87,6 +92,8 @@ pub struct ResolvedSettings {
     pub column_types: BTreeMap<String, ColumnType>,
     /// Requests a minute.
     pub requests_per_minute: u32,
+    /// The columns the sync uses, when limited.
+    pub columns: Option<Vec<String>>,
 }
 
 /// Checks `scheme://host[:port]` with nothing after it.
@@ -165,7 +172,20 @@ impl SheetsSettings {
                 "requests_per_minute must be at least 1".into(),
             ));
         }
+        let columns = match self.columns {
+            Some(c) => {
+                let c: Vec<String> = c.iter().map(|n| n.trim().to_owned()).collect();
+                if c.is_empty() || c.iter().any(String::is_empty) {
+                    return Err(SheetsError::Config(
+                        "columns: list the header names the sync uses (none may be empty), or leave it out for every column".into(),
+                    ));
+                }
+                Some(c)
+            }
+            None => None,
+        };
         Ok(ResolvedSettings {
+            columns,
             tab,
             spreadsheet_id,
             credentials_json,

@@ -802,3 +802,24 @@ async fn large_batches_are_split_under_the_request_size_limit() {
     assert!(writes.iter().all(|w| w.body.len() <= 2_000_000));
     assert_eq!(nonempty_rows(&t).len(), 4 + 60);
 }
+
+#[tokio::test]
+async fn columns_limit_the_schema_and_a_missing_one_is_a_config_error() {
+    let t = setup(SheetsFake::new(ID).tab("Sheet1", contacts(), 100)).await;
+    let s = t
+        .connector(json!({"key_column": "email", "columns": ["name"]}))
+        .describe()
+        .await
+        .unwrap();
+    let names: Vec<&str> = s.fields.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["email", "name"], "the key column is always in");
+    let e = t
+        .connector(json!({"key_column": "email", "columns": ["name", "phone"]}))
+        .describe()
+        .await
+        .unwrap_err();
+    assert_eq!(e.class(), ErrorClass::Config);
+    assert!(e.to_string().contains("no column \"phone\""), "{e}");
+    let e = t.try_connector(json!({"columns": []})).err().unwrap();
+    assert!(e.to_string().contains("columns:"), "{e}");
+}

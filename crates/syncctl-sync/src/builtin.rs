@@ -59,6 +59,14 @@ pub const BUILTINS: &[Builtin] = &[
         default: true,
         yaml: include_str!("../mappings/google_sheets-hubspot-contacts.yaml"),
     },
+    Builtin {
+        source: "hubspot",
+        target: "google_sheets",
+        source_object: "contacts",
+        target_object: "Contacts",
+        default: true,
+        yaml: include_str!("../mappings/hubspot-google_sheets-contacts.yaml"),
+    },
 ];
 
 /// Why no built-in mapping fits.
@@ -160,7 +168,11 @@ mod tests {
             assert_eq!(c.target["object"], b.target_object, "{b:?}");
             assert!(!b.yaml.contains("${"), "a built-in needs no variables");
         }
-        for (s, t) in [("hubspot", "quickbooks"), ("google_sheets", "hubspot")] {
+        for (s, t) in [
+            ("hubspot", "quickbooks"),
+            ("google_sheets", "hubspot"),
+            ("hubspot", "google_sheets"),
+        ] {
             assert_eq!(
                 for_pair(s, t).iter().filter(|b| b.default).count(),
                 1,

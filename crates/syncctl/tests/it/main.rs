@@ -30,3 +30,4 @@ mod sync_lock;
 mod sync_pg_mysql;
 mod sync_quickstart;
 mod sync_sheets;
+mod sync_sheets_hubspot;

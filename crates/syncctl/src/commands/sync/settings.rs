@@ -131,7 +131,7 @@ pub(super) fn choose_builtin(
 ) -> Result<&'static Builtin, CliError> {
     let (Some(s), Some(t)) = (source, target) else {
         return Err(CliError::usage(
-            "pass --config sync.yaml, or --source and --target for a pair with a built-in mapping (hubspot → quickbooks, google_sheets → hubspot)",
+            "pass --config sync.yaml, or --source and --target for a pair with a built-in mapping (hubspot → quickbooks, google_sheets ↔ hubspot)",
         ));
     };
     builtin::choose(s, t, object).map_err(|e| CliError::usage(e.to_string()))
