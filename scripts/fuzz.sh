@@ -15,5 +15,5 @@ cases="${1:-20000}"
 export PROPTEST_CASES="$cases"
 echo "fuzz: $cases cases per property" >&2
 cargo test -p syncctl-config --lib fuzz_
-cargo test -p syncctl-csv --lib fuzz_
+cargo test -p syncctl-csv --lib fuzz_   # reader, writer and formula guard
 cargo test -p syncctl-snowflake --test quoting_props

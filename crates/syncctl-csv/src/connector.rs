@@ -4,7 +4,8 @@
 //! * Settings: `path` (relative to the config file; the file must exist and start with a
 //!   header row), `object` (a label, default the file name), `key_column` (default `id` when
 //!   the header has one, else the first column), `updated_at_column`, `deleted_column`,
-//!   `origin_column`, `delimiter` (default `,`).
+//!   `origin_column`, `delimiter` (default `,`), `formula_guard` (`quote`, the default, or
+//!   `off`; see [`crate::formula_guard`]).
 //! * Every value is text; empty cells read as `null`. A UTF-8 byte-order mark and CRLF line
 //!   ends are kept as found.
 //! * Identity: the key column. Rows with an empty key are skipped with a warning (they cannot
@@ -37,6 +38,8 @@ use syncctl_core::{
 use syncctl_validate::coerce::{canonical_text, format_timestamp, parse_timestamp};
 
 use syncctl_core::parse_settings;
+
+use crate::formula_guard::{FormulaGuard, guard, unguard};
 
 const KIND: &str = "csv";
 
@@ -79,6 +82,10 @@ pub struct CsvSettings {
     /// The field separator, one character (default `,`).
     #[serde(default)]
     pub delimiter: Option<String>,
+    /// Spreadsheet formula guard: `quote` (default) writes text starting with `=`, `+`, `-`,
+    /// `@`, tab or CR behind a `'` and strips it on read; `off` writes values verbatim.
+    #[serde(default)]
+    pub formula_guard: FormulaGuard,
 }
 
 /// A CSV file as a sync source and sink.
@@ -204,9 +211,10 @@ impl CsvConnector {
             ));
         }
         let mut rows = Vec::new();
+        let mode = self.settings.formula_guard;
         for rec in rdr.records() {
             let rec = rec.map_err(bad)?;
-            let row: Vec<String> = rec.iter().map(str::to_owned).collect();
+            let row: Vec<String> = rec.iter().map(|c| unguard(mode, c).to_owned()).collect();
             if row.iter().all(String::is_empty) {
                 continue;
             }
@@ -240,8 +248,10 @@ impl CsvConnector {
                 .from_writer(&mut buf);
             let csv_err = |e: csv::Error| ConnectorError::failed(KIND, e.to_string());
             w.write_record(&sheet.header).map_err(csv_err)?;
+            let mode = self.settings.formula_guard;
             for r in &sheet.rows {
-                w.write_record(r).map_err(csv_err)?;
+                w.write_record(r.iter().map(|c| guard(mode, c).into_owned()))
+                    .map_err(csv_err)?;
             }
             w.flush().map_err(io)?;
         }

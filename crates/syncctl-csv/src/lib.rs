@@ -5,6 +5,7 @@
 //! guards) evolves apart from the database connectors of `syncctl-sql`.
 
 pub mod connector;
+pub mod formula_guard;
 mod target_file;
 
 pub use connector::{CsvConnector, CsvSettings, FACTORY};

