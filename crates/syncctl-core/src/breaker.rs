@@ -80,6 +80,9 @@ pub struct CircuitBreaker {
     pub config: BreakerConfig,
     /// The state to persist.
     pub state: BreakerState,
+    /// Outcomes recorded in this process (not persisted): lets two users of one shared
+    /// breaker (a connector's HTTP client and the engine) count each failure once.
+    recorded: u64,
 }
 
 impl CircuitBreaker {
@@ -89,13 +92,26 @@ impl CircuitBreaker {
         Self {
             config,
             state: BreakerState::default(),
+            recorded: 0,
         }
     }
 
     /// A breaker resumed from persisted state.
     #[must_use]
     pub fn from_state(config: BreakerConfig, state: BreakerState) -> Self {
-        Self { config, state }
+        Self {
+            config,
+            state,
+            recorded: 0,
+        }
+    }
+
+    /// How many successes and failures were recorded on this breaker in this process. A
+    /// caller that wraps a call which may record its own outcome (a connector whose HTTP client
+    /// shares the breaker) compares this before and after and records only when nothing was.
+    #[must_use]
+    pub fn recorded(&self) -> u64 {
+        self.recorded
     }
 
     /// Asks to send a request. `Err` carries the time of the next probe.
@@ -128,11 +144,13 @@ impl CircuitBreaker {
 
     /// Records a success: closes the breaker and resets the count.
     pub fn record_success(&mut self) {
+        self.recorded += 1;
         self.state = BreakerState::default();
     }
 
     /// Records a retryable failure (validation rejections must not be recorded).
     pub fn record_failure(&mut self, now: DateTime<Utc>) {
+        self.recorded += 1;
         match self.state.phase {
             BreakerPhase::HalfOpen => self.open(now),
             BreakerPhase::Open => {}

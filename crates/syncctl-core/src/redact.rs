@@ -82,6 +82,7 @@ impl Redactor {
             "AWS_KEY",
             "SAS",
             "CREDENTIAL",
+            "STATE_KEY",
         ]
         .iter()
         .any(|w| n.contains(w))
@@ -156,6 +157,7 @@ mod tests {
             "SLACK_WEBHOOK_URL",
             "AIRFLOW_CONN_SNOWFLAKE",
             "SNOWFLAKE_PRIVATE_KEY_PASSPHRASE",
+            "SYNCCTL_STATE_KEY",
         ] {
             assert!(Redactor::is_secret_name(n), "{n}");
         }

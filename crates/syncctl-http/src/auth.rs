@@ -1,6 +1,7 @@
 //! Authentication providers: static credentials and tokens that refresh before they expire.
 
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -8,6 +9,7 @@ use async_trait::async_trait;
 use base64::Engine;
 use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
+use syncctl_core::{Classified, CredentialStore};
 use tokio::time::Instant;
 
 use crate::{Body, HttpClient, HttpError, Request};
@@ -188,6 +190,11 @@ pub trait TokenFetcher: Send + Sync {
 }
 
 /// A token cache that refreshes `lead` before expiry and once more after a 401.
+///
+/// A token is cached, and so used, only after its fetcher returned it: a fetcher that must
+/// keep something durable first (a rotated refresh token, see [`RefreshTokenGrant`]) does so
+/// inside [`TokenFetcher::fetch`], so no request ever carries a token whose refresh chain
+/// could still be lost.
 pub struct RefreshingToken<F> {
     service: String,
     fetcher: F,
@@ -226,6 +233,16 @@ impl<F: TokenFetcher> RefreshingToken<F> {
     pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
         self.extra.push((name, value));
         self
+    }
+
+    /// Starts with `token` (one the operator configured): it is used until it expires or a
+    /// 401 invalidates it, and only then is the fetcher asked.
+    #[must_use]
+    pub fn with_initial(self, token: AccessToken) -> Self {
+        Self {
+            cache: tokio::sync::Mutex::new(Some(token)),
+            ..self
+        }
     }
 
     /// How many tokens were fetched so far.
@@ -281,6 +298,240 @@ impl<F: TokenFetcher> AuthProvider for RefreshingToken<F> {
 
     fn method(&self) -> &'static str {
         self.fetcher.method()
+    }
+}
+
+/// The OAuth 2.0 refresh-token grant (RFC 6749 §6) for providers that **rotate** refresh
+/// tokens (Intuit: the old refresh token stops working once a new one is issued).
+///
+/// * The refresh token sent is the newest one in the [`CredentialStore`] while that chain
+///   descends from the operator's configured token (the store keeps a SHA-256 of the configured
+///   token it started from); when the operator configures a different token (the app was
+///   reconnected), the configured one wins.
+/// * A rotated refresh token is saved in the store **before** [`TokenFetcher::fetch`] returns,
+///   so [`RefreshingToken`] never caches, and no request ever carries, an access token whose
+///   refresh chain is not durable. If it cannot be saved the fetch fails and the run stops:
+///   nothing further may depend on a token that only lives in memory.
+/// * Before each grant the current refresh token is written back to the store: a store that
+///   cannot save (unreachable, read-only) stops the refresh before the provider rotates.
+/// * The grant request is sent once, never resent after it may have reached the server (a
+///   lost answer could have rotated the token); only connection refusals and 429s are resent.
+pub struct RefreshTokenGrant {
+    http: HttpClient,
+    token_url: String,
+    client_id: String,
+    client_secret: SecretString,
+    configured: SecretString,
+    store: Arc<dyn CredentialStore>,
+    name: String,
+    rejected_hint: String,
+    current: tokio::sync::Mutex<Option<SecretString>>,
+}
+
+impl fmt::Debug for RefreshTokenGrant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RefreshTokenGrant")
+            .field("token_url", &self.token_url)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the credential store holds for a [`RefreshTokenGrant`].
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredRefresh {
+    /// SHA-256 (hex) of the configured refresh token this chain started from.
+    seed_sha256: String,
+    /// The newest refresh token the provider issued.
+    refresh_token: String,
+}
+
+fn sha256_hex(s: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[derive(serde::Deserialize)]
+struct GrantAnswer {
+    access_token: SecretString,
+    #[serde(default)]
+    expires_in: Option<serde_json::Value>,
+    #[serde(default)]
+    refresh_token: Option<SecretString>,
+}
+
+#[derive(serde::Deserialize)]
+struct GrantError {
+    #[serde(default)]
+    error: String,
+}
+
+impl RefreshTokenGrant {
+    /// A grant posting to `token_url` through `http` (a client without auth) with the client
+    /// id and secret in HTTP basic auth; the rotating token is kept in `store` as `name`
+    /// (name the app and account: `quickbooks:<client>:<realm>:refresh_token`).
+    #[must_use]
+    pub fn new(
+        http: HttpClient,
+        token_url: impl Into<String>,
+        client_id: impl Into<String>,
+        client_secret: SecretString,
+        configured: SecretString,
+        store: Arc<dyn CredentialStore>,
+        name: impl Into<String>,
+    ) -> Self {
+        Self {
+            http,
+            token_url: token_url.into(),
+            client_id: client_id.into(),
+            client_secret,
+            configured,
+            store,
+            name: name.into(),
+            rejected_hint: "authorise the app again and configure the new refresh token".into(),
+            current: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// What to tell the operator when the token endpoint refuses the refresh token.
+    #[must_use]
+    pub fn with_rejected_hint(mut self, hint: impl Into<String>) -> Self {
+        self.rejected_hint = hint.into();
+        self
+    }
+
+    fn error(&self, message: String, transient: bool) -> HttpError {
+        HttpError::Credentials {
+            service: self.http.service().to_owned(),
+            message,
+            transient,
+        }
+    }
+
+    /// The refresh token to send: the stored one while it descends from the configured one.
+    async fn current_refresh_token(&self) -> Result<SecretString, HttpError> {
+        let mut current = self.current.lock().await;
+        if let Some(t) = current.as_ref() {
+            return Ok(t.clone());
+        }
+        let seed = sha256_hex(self.configured.expose_secret());
+        // A store that cannot be read (unreachable, wrong SYNCCTL_STATE_KEY) stops here,
+        // before the provider is asked and could rotate anything.
+        let stored = self.store.load(&self.name).await.map_err(|e| {
+            let transient = e.class() == syncctl_core::ErrorClass::Transient;
+            self.error(
+                format!("cannot read the stored refresh token: {e}"),
+                transient,
+            )
+        })?;
+        let chosen = match stored
+            .and_then(|s| serde_json::from_str::<StoredRefresh>(s.expose_secret()).ok())
+        {
+            Some(s) if s.seed_sha256 == seed => {
+                tracing::debug!(name = %self.name, "using the rotated refresh token from the credential store");
+                SecretString::from(s.refresh_token)
+            }
+            Some(_) => {
+                tracing::info!(name = %self.name, "the configured refresh token changed since the stored one was rotated: using the configured one");
+                self.configured.clone()
+            }
+            None => self.configured.clone(),
+        };
+        *current = Some(chosen.clone());
+        Ok(chosen)
+    }
+
+    async fn persist(&self, token: &SecretString) -> Result<(), HttpError> {
+        let value = serde_json::to_string(&StoredRefresh {
+            seed_sha256: sha256_hex(self.configured.expose_secret()),
+            refresh_token: token.expose_secret().to_owned(),
+        })
+        .map_err(|e| self.error(e.to_string(), false))?;
+        let value = SecretString::from(value);
+        let mut last = String::new();
+        for attempt in 0..3u64 {
+            match self.store.save(&self.name, &value).await {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    tracing::warn!(attempt, error = %e, "saving the rotated refresh token failed; retrying");
+                    last = e.to_string();
+                    tokio::time::sleep(Duration::from_millis(200 * (attempt + 1))).await;
+                }
+            }
+        }
+        Err(self.error(
+            format!("the provider rotated the refresh token but it could not be saved ({last}); the run stops so that nothing depends on it"),
+            false,
+        ))
+    }
+}
+
+#[async_trait]
+impl TokenFetcher for RefreshTokenGrant {
+    async fn fetch(&self) -> Result<AccessToken, HttpError> {
+        let refresh_token = self.current_refresh_token().await?;
+        // Write the current token back first: a store that could not take the rotated one
+        // (read-only, unreachable) refuses here, before the provider rotates anything.
+        self.persist(&refresh_token).await?;
+        let basic = basic_value(&self.client_id, self.client_secret.expose_secret());
+        let req = Request::post(&self.token_url)
+            .without_auth()
+            .unsafe_to_retry()
+            .sensitive_header(
+                AUTHORIZATION,
+                sensitive_header(&basic, self.http.service())?,
+            )
+            .header("Accept", "application/json")
+            .body(Body::Form(vec![
+                ("grant_type".into(), "refresh_token".into()),
+                (
+                    "refresh_token".into(),
+                    refresh_token.expose_secret().to_owned(),
+                ),
+            ]));
+        let resp = self.http.send_raw(req).await?;
+        let status = resp.status.as_u16();
+        if status == 400 || status == 401 {
+            let reason = serde_json::from_slice::<GrantError>(&resp.body)
+                .map(|e| e.error)
+                .ok()
+                .filter(|e| !e.is_empty())
+                .unwrap_or_else(|| format!("HTTP {status}"));
+            return Err(self.error(
+                format!(
+                    "the OAuth token endpoint refused the refresh token ({reason}); {}",
+                    self.rejected_hint
+                ),
+                false,
+            ));
+        }
+        if !resp.status.is_success() {
+            return Err(resp.into_error());
+        }
+        let answer: GrantAnswer = resp.json()?;
+        if let Some(new) = &answer.refresh_token
+            && new.expose_secret() != refresh_token.expose_secret()
+        {
+            self.persist(new).await?;
+            *self.current.lock().await = Some(new.clone());
+            tracing::info!(name = %self.name, "the provider rotated the refresh token; saved it in the credential store");
+        }
+        let secs = match answer.expires_in {
+            Some(serde_json::Value::Number(n)) => n.as_u64(),
+            Some(serde_json::Value::String(s)) => s.parse().ok(),
+            _ => None,
+        };
+        Ok(AccessToken::expiring_in(
+            answer.access_token,
+            Some(Duration::from_secs(secs.unwrap_or(3600))),
+        ))
+    }
+
+    fn method(&self) -> &'static str {
+        "OAuth 2.0 refresh token (rotating, persisted)"
     }
 }
 

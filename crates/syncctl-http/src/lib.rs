@@ -16,7 +16,7 @@ mod stats;
 
 pub use auth::{
     AccessToken, AuthProvider, BasicAuth, BearerToken, ClientCredentials, CredentialStyle,
-    RefreshingToken, TokenFetcher,
+    RefreshTokenGrant, RefreshingToken, TokenFetcher,
 };
 // The breaker is pure state (it lives in core so a connector's `BuildContext` can carry the
 // engine's persisted one); re-exported here where the client uses it.

@@ -12,7 +12,6 @@ use std::time::Instant;
 use secrecy::SecretString;
 use serde_json::json;
 use syncctl_core::{Connector, NaturalKey, ReadRequest, WriteContext, WriteOp, WriteOutcome};
-use syncctl_quickbooks::auth::MemoryTokenStore;
 use syncctl_quickbooks::{
     ClientOptions, Entity, Limits, QuickBooksClient, QuickBooksConnector, QuickBooksSettings,
 };
@@ -35,7 +34,7 @@ async fn main() {
         },
         ClientOptions {
             limits: Limits::default().scaled(scale),
-            token_store: Arc::new(MemoryTokenStore::default()),
+            credentials: Arc::new(syncctl_core::MemoryCredentials::default()),
             ..ClientOptions::default()
         },
     )

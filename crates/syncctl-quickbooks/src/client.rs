@@ -19,7 +19,7 @@ use syncctl_http::{
 };
 use tokio::sync::Semaphore;
 
-use crate::auth::{MemoryTokenStore, QuickBooksAuth, RefreshTokenStore, store_key};
+use crate::auth::{QuickBooksAuth, store_key};
 use crate::entity::Entity;
 use crate::error::{Fault, QuickBooksError};
 use crate::settings::{MINOR_VERSION, QuickBooksSettings};
@@ -74,8 +74,8 @@ pub struct ClientOptions {
     pub retry: RetryPolicy,
     /// The retry timer.
     pub sleeper: Arc<dyn Sleeper>,
-    /// Where the rotating refresh token is kept.
-    pub token_store: Arc<dyn RefreshTokenStore>,
+    /// Where the rotating refresh token is kept (the platform's credential store).
+    pub credentials: Arc<dyn syncctl_core::CredentialStore>,
     /// A circuit breaker shared with the engine (its persisted state), if any.
     pub breaker: Option<Arc<std::sync::Mutex<syncctl_http::CircuitBreaker>>>,
 }
@@ -91,7 +91,7 @@ impl Default for ClientOptions {
                 max_retry_after: Duration::from_secs(120),
             },
             sleeper: Arc::new(TokioSleeper),
-            token_store: Arc::new(MemoryTokenStore::default()),
+            credentials: Arc::new(syncctl_core::MemoryCredentials::default()),
             breaker: None,
         }
     }
@@ -205,7 +205,7 @@ impl QuickBooksClient {
                 Some((
                     r.clone(),
                     token_http,
-                    options.token_store.clone(),
+                    options.credentials.clone(),
                     store_key(&r.client_id, &settings.realm_id),
                 ))
             }

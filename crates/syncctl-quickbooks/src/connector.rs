@@ -32,18 +32,16 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
-use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use syncctl_core::{
     BuildContext, BuildFuture, Capabilities, Classified, Connector, ConnectorError,
-    ConnectorFactory, CredentialStore, ErrorClass, NaturalKey, ObjectSchema, Page, PageOrder,
-    PageToken, RateLimitScope, ReadRequest, Record, RecordError, RecordKey, Sink, Source,
-    WriteContext, WriteOp, WriteOutcome,
+    ConnectorFactory, ErrorClass, NaturalKey, ObjectSchema, Page, PageOrder, PageToken,
+    RateLimitScope, ReadRequest, Record, RecordError, RecordKey, Sink, Source, WriteContext,
+    WriteOp, WriteOutcome,
 };
 
-use crate::auth::RefreshTokenStore;
 use crate::client::{BatchAnswer, ClientOptions, QuickBooksClient, quote};
 use crate::entity::{self, Entity};
 use crate::error::{CODE_DUPLICATE_NAME, CODE_OBJECT_NOT_FOUND, CODE_STALE_OBJECT, Fault};
@@ -79,7 +77,7 @@ fn build(ctx: BuildContext, settings: Value) -> BuildFuture {
         let client = QuickBooksClient::new(
             &settings,
             ClientOptions {
-                token_store: Arc::new(CredentialStoreAdapter(ctx.credentials.clone())),
+                credentials: ctx.credentials.clone(),
                 breaker: Some(ctx.breaker.clone()),
                 ..ClientOptions::default()
             },
@@ -87,26 +85,6 @@ fn build(ctx: BuildContext, settings: Value) -> BuildFuture {
         .map_err(|e| to_connector_error(&e))?;
         Ok(Box::new(QuickBooksConnector::new(client, entity)) as Box<dyn Connector>)
     })
-}
-
-/// The platform's credential store as the client's refresh-token store.
-#[derive(Clone)]
-struct CredentialStoreAdapter(Arc<dyn CredentialStore>);
-
-impl std::fmt::Debug for CredentialStoreAdapter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("CredentialStoreAdapter")
-    }
-}
-
-#[async_trait]
-impl RefreshTokenStore for CredentialStoreAdapter {
-    async fn load(&self, key: &str) -> Result<Option<SecretString>, String> {
-        self.0.load(key).await.map_err(|e| e.to_string())
-    }
-    async fn save(&self, key: &str, value: SecretString) -> Result<(), String> {
-        self.0.save(key, &value).await.map_err(|e| e.to_string())
-    }
 }
 
 /// A QuickBooks error as the platform's connector error.

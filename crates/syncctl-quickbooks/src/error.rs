@@ -129,18 +129,6 @@ pub enum QuickBooksError {
         /// What we asked.
         operation: String,
     },
-    /// The token endpoint refused the refresh token (`invalid_grant`): it expired, was
-    /// revoked, or was already rotated by another process.
-    #[error(
-        "quickbooks: the OAuth token endpoint refused the refresh token ({reason}); reconnect the app to QuickBooks and set QUICKBOOKS_REFRESH_TOKEN to the new refresh token"
-    )]
-    RefreshRejected {
-        /// The OAuth error code (`invalid_grant`, `invalid_client`).
-        reason: String,
-    },
-    /// The rotated refresh token could not be persisted.
-    #[error("quickbooks: could not persist the rotated refresh token: {0}")]
-    CredentialStore(String),
     /// QuickBooks answered something we cannot read.
     #[error("quickbooks: unexpected response to {operation}: {message}")]
     Decode {
@@ -168,8 +156,7 @@ impl Classified for QuickBooksError {
                 _ => ErrorClass::RemoteFailed,
             },
             Self::Throttled { .. } => ErrorClass::Transient,
-            Self::RefreshRejected { .. } => ErrorClass::Auth,
-            Self::CredentialStore(_) | Self::Decode { .. } => ErrorClass::Internal,
+            Self::Decode { .. } => ErrorClass::Internal,
         }
     }
 }
@@ -205,12 +192,5 @@ mod tests {
         assert_eq!(fault(403, "AuthorizationFault").class(), ErrorClass::Auth);
         assert_eq!(fault(500, "SystemFault").class(), ErrorClass::Transient);
         assert_eq!(fault(400, "SystemFault").class(), ErrorClass::RemoteFailed);
-        assert_eq!(
-            QuickBooksError::RefreshRejected {
-                reason: "invalid_grant".into()
-            }
-            .class(),
-            ErrorClass::Auth
-        );
     }
 }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use secrecy::SecretString;
 use serde_json::json;
+use syncctl_core::{CredentialStore, MemoryCredentials};
 use syncctl_http::{RecordingSleeper, RetryPolicy};
-use syncctl_quickbooks::auth::{MemoryTokenStore, RefreshTokenStore};
 use syncctl_quickbooks::client::BatchAnswer;
 use syncctl_quickbooks::settings::RefreshSettings;
 use syncctl_quickbooks::{ClientOptions, Entity, QuickBooksClient, QuickBooksSettings};
@@ -27,10 +27,10 @@ fn settings(server: &FakeServer, token: Option<&str>, refresh: Option<&str>) -> 
     }
 }
 
-fn options(store: Arc<dyn RefreshTokenStore>) -> ClientOptions {
+fn options(store: Arc<dyn CredentialStore>) -> ClientOptions {
     ClientOptions {
         sleeper: Arc::new(RecordingSleeper::default()),
-        token_store: store,
+        credentials: store,
         retry: RetryPolicy {
             max_retries: 4,
             ..ClientOptions::default().retry
@@ -42,7 +42,7 @@ fn options(store: Arc<dyn RefreshTokenStore>) -> ClientOptions {
 fn client(server: &FakeServer) -> QuickBooksClient {
     QuickBooksClient::new(
         &settings(server, Some(DEMO_ACCESS_TOKEN), None),
-        options(Arc::new(MemoryTokenStore::default())),
+        options(Arc::new(MemoryCredentials::default())),
     )
     .expect("client builds")
 }
@@ -236,7 +236,7 @@ async fn stale_synctokens_fail_with_5010_and_sparse_updates_keep_other_fields() 
 async fn an_expired_access_token_is_refreshed_and_the_rotated_refresh_token_is_persisted() {
     let fake = QuickBooksFake::new().with_oauth_client("app", "app-secret", "refresh-0");
     let server = FakeServer::start(fake.router()).await;
-    let store: Arc<dyn RefreshTokenStore> = Arc::new(MemoryTokenStore::default());
+    let store: Arc<dyn CredentialStore> = Arc::new(MemoryCredentials::default());
     let c = QuickBooksClient::new(
         &settings(&server, Some(DEMO_ACCESS_TOKEN), Some("refresh-0")),
         options(store.clone()),
@@ -270,7 +270,7 @@ async fn an_expired_access_token_is_refreshed_and_the_rotated_refresh_token_is_p
     // Without the store the configured token is dead: a clear auth error, no secret in it.
     let lost = QuickBooksClient::new(
         &settings(&server, None, Some("refresh-0")),
-        options(Arc::new(MemoryTokenStore::default())),
+        options(Arc::new(MemoryCredentials::default())),
     )
     .unwrap();
     let e = lost.company_info().await.unwrap_err();
@@ -348,7 +348,7 @@ async fn the_fake_enforces_the_batch_rate_and_the_client_stays_under_it() {
         &settings(&server, Some(DEMO_ACCESS_TOKEN), None),
         ClientOptions {
             limits: syncctl_quickbooks::Limits::default().scaled(600.0),
-            ..options(Arc::new(MemoryTokenStore::default()))
+            ..options(Arc::new(MemoryCredentials::default()))
         },
     )
     .unwrap();

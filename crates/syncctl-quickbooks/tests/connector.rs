@@ -12,7 +12,6 @@ use syncctl_core::{
     RecordKey, WriteContext, WriteOp, WriteOutcome,
 };
 use syncctl_http::RecordingSleeper;
-use syncctl_quickbooks::auth::MemoryTokenStore;
 use syncctl_quickbooks::{
     ClientOptions, Entity, QuickBooksClient, QuickBooksConnector, QuickBooksSettings,
 };
@@ -36,7 +35,7 @@ async fn setup(fake: QuickBooksFake, entity: Entity) -> Setup {
         },
         ClientOptions {
             sleeper: Arc::new(RecordingSleeper::default()),
-            token_store: Arc::new(MemoryTokenStore::default()),
+            credentials: Arc::new(syncctl_core::MemoryCredentials::default()),
             ..ClientOptions::default()
         },
     )

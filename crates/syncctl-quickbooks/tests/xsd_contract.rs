@@ -10,7 +10,6 @@ use std::sync::Arc;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use syncctl_http::RecordingSleeper;
-use syncctl_quickbooks::auth::MemoryTokenStore;
 use syncctl_quickbooks::{ClientOptions, Entity, QuickBooksClient, QuickBooksSettings};
 use syncctl_testkit::FakeServer;
 use syncctl_testkit::fakes::quickbooks::{DEMO_ACCESS_TOKEN, DEMO_REALM, QuickBooksFake};
@@ -26,7 +25,7 @@ fn client(server: &FakeServer) -> QuickBooksClient {
         },
         ClientOptions {
             sleeper: Arc::new(RecordingSleeper::default()),
-            token_store: Arc::new(MemoryTokenStore::default()),
+            credentials: Arc::new(syncctl_core::MemoryCredentials::default()),
             ..ClientOptions::default()
         },
     )

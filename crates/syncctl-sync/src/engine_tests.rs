@@ -36,6 +36,7 @@ fn settings(y: &str) -> RunSettings {
         args: json!({}),
         lock_lease: Duration::from_secs(60),
         rebind: false,
+        breakers: [None, None],
     }
 }
 
@@ -577,4 +578,73 @@ proptest! {
             Ok(())
         })?;
     }
+}
+
+#[tokio::test]
+async fn http_failures_count_once_on_the_connectors_breaker_which_the_next_run_sees_open() {
+    use crate::testing::{OverHttp, unavailable_server};
+    use std::sync::atomic::Ordering;
+    let f = Fx::new("manual", "breaker: {failure_threshold: 3, cooldown: 1h}\n").await;
+    for i in 0..6 {
+        f.s.put(None, &[("email", &format!("{i}@x.io")), ("name", "n")]);
+    }
+    let (url, hits) = unavailable_server().await;
+    // Each run is a new process: a fresh breaker handed to both the connector's HTTP client
+    // and the engine, which loads the persisted state into it.
+    let process = || {
+        let breaker: syncctl_http::SharedBreaker = std::sync::Arc::new(std::sync::Mutex::new(
+            syncctl_http::CircuitBreaker::new(syncctl_http::BreakerConfig::default()),
+        ));
+        let target = OverHttp::new(f.t.clone(), &url, breaker.clone());
+        let mut settings = f.settings.clone();
+        settings.breakers = [None, Some(breaker.clone())];
+        (target, settings, breaker)
+    };
+    let (target, settings, breaker) = process();
+    let o = run(
+        &settings,
+        &f.s,
+        &target,
+        &f.store,
+        &CancellationToken::new(),
+    )
+    .await;
+    // Six records in batches of two: three 503s, each counted once (not once by the client
+    // and again by the engine), so the third opens the breaker.
+    assert_eq!(hits.load(Ordering::SeqCst), 3, "{:?}", o.error);
+    assert_eq!(
+        o.report.breaker["target"].phase,
+        json!("open"),
+        "{:?}",
+        o.report.breaker
+    );
+    assert_eq!(o.report.breaker["target"].consecutive_failures, 3);
+    assert_eq!(
+        breaker.lock().unwrap().state.phase,
+        syncctl_http::BreakerPhase::Open,
+        "the connector's own breaker is the one that opened"
+    );
+    let stored = f.store.breaker("over-http:t").await.unwrap().unwrap();
+    assert_eq!(stored.phase, syncctl_http::BreakerPhase::Open);
+    // The next process sees it open and stops before any request.
+    let (target, settings, breaker) = process();
+    let o = run(
+        &settings,
+        &f.s,
+        &target,
+        &f.store,
+        &CancellationToken::new(),
+    )
+    .await;
+    assert!(
+        matches!(o.error, Some(crate::SyncError::BreakerOpen { .. })),
+        "{:?}",
+        o.error
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 3, "no request while open");
+    assert!(
+        breaker.lock().unwrap().is_open(chrono::Utc::now()),
+        "the connector's client fails fast on the loaded state"
+    );
+    assert_eq!(f.t.by_email().len(), 0);
 }

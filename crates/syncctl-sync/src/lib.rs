@@ -7,6 +7,8 @@
 //! * [`engine`]: a run: pages, pairing, validation, batches, read-back, deletes, cursors.
 //! * [`store`]: the SQLite/PostgreSQL state store (links, audit, conflicts, cursors, breakers,
 //!   lock).
+//! * [`credentials`]: rotating secrets (refresh tokens) in the state store, AES-256-GCM
+//!   with `SYNCCTL_STATE_KEY`.
 //! * [`report`]: the result data of a run.
 //!
 //! This crate never names a concrete connector; it works through `syncctl_core::connector`.
@@ -14,6 +16,7 @@
 pub mod binding;
 pub mod builtin;
 pub mod config;
+pub mod credentials;
 pub mod engine;
 pub mod error;
 pub mod mapping;
@@ -24,6 +27,7 @@ pub mod store;
 pub use config::{
     ConflictStrategy, DeletePolicy, Direction, SyncConfig, parse_config, parse_config_with,
 };
+pub use credentials::{StateCredentials, StateKey};
 pub use engine::{RunOutcome, RunSettings, config_problems, run};
 pub use error::SyncError;
 pub use report::RunReport;

@@ -347,3 +347,92 @@ impl Sink for Memory {
         Ok(out)
     }
 }
+
+/// [`Memory`] whose writes go over HTTP first: an `HttpClient` holding the breaker the engine
+/// was handed, in front of a server that answers every request 503. Stands for a SaaS
+/// connector whose HTTP client counts into (and fails fast on) the connector's one breaker.
+pub(crate) struct OverHttp {
+    pub(crate) inner: Memory,
+    http: syncctl_http::HttpClient,
+}
+
+impl OverHttp {
+    /// `inner` behind a client for `base_url` that shares `breaker` and never retries.
+    pub(crate) fn new(inner: Memory, base_url: &str, breaker: syncctl_http::SharedBreaker) -> Self {
+        let http = syncctl_http::HttpClient::builder("over-http", base_url)
+            .retry(syncctl_http::RetryPolicy {
+                max_retries: 0,
+                ..syncctl_http::RetryPolicy::default()
+            })
+            .breaker(breaker)
+            .build()
+            .unwrap();
+        Self { inner, http }
+    }
+}
+
+#[async_trait::async_trait]
+impl Connector for OverHttp {
+    fn kind(&self) -> &'static str {
+        "over_http"
+    }
+    fn endpoint(&self) -> String {
+        format!("over-http:{}", self.inner.name)
+    }
+    fn object(&self) -> &str {
+        self.inner.name
+    }
+    async fn check(&self) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+    async fn describe(&self) -> Result<ObjectSchema, ConnectorError> {
+        self.inner.describe().await
+    }
+    fn source(&self) -> Option<&dyn Source> {
+        Some(&self.inner)
+    }
+    fn sink(&self) -> Option<&dyn Sink> {
+        Some(self)
+    }
+}
+
+#[async_trait::async_trait]
+impl Sink for OverHttp {
+    async fn write(
+        &self,
+        s: &ObjectSchema,
+        ops: &[WriteOp],
+        ctx: &WriteContext,
+    ) -> Result<Vec<WriteOutcome>, ConnectorError> {
+        self.http
+            .send(syncctl_http::Request::post("/batch").json(json!({"ops": ops.len()})))
+            .await
+            .map_err(|e| ConnectorError::unavailable("over_http", e.to_string()))?;
+        self.inner.write(s, ops, ctx).await
+    }
+}
+
+/// A server answering every request `503` with `Connection: close`; returns its URL and the
+/// number of requests it received.
+pub(crate) async fn unavailable_server() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = hits.clone();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                let _ = sock.read(&mut buf).await;
+                let _ = sock
+                    .write_all(
+                        b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                    )
+                    .await;
+            });
+        }
+    });
+    (url, hits)
+}

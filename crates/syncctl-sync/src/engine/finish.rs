@@ -50,9 +50,9 @@ impl<'a> Engine<'a> {
         for side in [Side::Source, Side::Target] {
             let s = &self.sides[idx(side)];
             let endpoint = s.conn.endpoint();
-            let mut breaker = s.breaker.clone();
-            // This run was the half-open probe and nothing re-opened the breaker: the probe
-            // succeeded unless the run failed for a reason a retry could fix.
+            let mut breaker = super::lock_breaker(&s.breaker).clone();
+            // This run was the half-open probe and nothing closed or re-opened the breaker: the
+            // probe succeeded unless the run failed for a reason a retry could fix.
             if breaker.state.phase == syncctl_http::BreakerPhase::HalfOpen {
                 if error
                     .as_ref()

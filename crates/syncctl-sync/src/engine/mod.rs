@@ -27,7 +27,7 @@ use syncctl_core::{
     Classified, Connector, ConnectorError, ErrorClass, ObjectSchema, RecordKey, Sink, Source,
     WriteContext,
 };
-use syncctl_http::CircuitBreaker;
+use syncctl_http::{CircuitBreaker, SharedBreaker};
 use syncctl_validate::RuleSet;
 use tokio_util::sync::CancellationToken;
 
@@ -73,6 +73,11 @@ pub struct RunSettings {
     pub lock_lease: Duration,
     /// Accept (and record) a binding that differs from the state store's (`--rebind`).
     pub rebind: bool,
+    /// The breakers handed to the source and target connectors (`BuildContext::breaker`): the
+    /// engine loads each one's persisted state into it before the run and saves it after, so
+    /// a connector's HTTP client fails fast on, and counts into, the breaker the next run
+    /// sees. `None`: the engine keeps its own.
+    pub breakers: [Option<SharedBreaker>; 2],
 }
 
 /// How a run ended.
@@ -287,7 +292,10 @@ struct SideCtx<'a> {
     sink: Option<&'a dyn Sink>,
     schema: ObjectSchema,
     batch: usize,
-    breaker: CircuitBreaker,
+    breaker: SharedBreaker,
+    /// The breaker's [`CircuitBreaker::recorded`] when the engine last looked: a different
+    /// count means the connector's HTTP client recorded the outcome itself.
+    breaker_seen: u64,
     breaker_dirty: bool,
     blocked: Option<SyncError>,
     counts: SideCounts,
@@ -348,6 +356,11 @@ impl KeySet {
     }
 }
 
+/// The breaker, even if a thread panicked holding it (its state is plain data).
+fn lock_breaker(b: &SharedBreaker) -> std::sync::MutexGuard<'_, CircuitBreaker> {
+    b.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn idx(side: Side) -> usize {
     match side {
         Side::Source => 0,
@@ -402,12 +415,25 @@ impl<'a> Engine<'a> {
     fn read_failed(&mut self, side: Side, e: ConnectorError) -> SyncError {
         // A rate limit is not an outage: it never counts against the breaker.
         if e.class() == ErrorClass::Transient && !e.is_rate_limit() {
-            let now = Utc::now();
-            let s = self.side(side);
-            s.breaker.record_failure(now);
-            s.breaker_dirty = true;
+            self.breaker_outcome(side, false);
         }
         e.into()
+    }
+
+    /// Counts a call's outcome on the side's breaker, once: not again when the connector's
+    /// HTTP client, which shares the breaker, already recorded it.
+    fn breaker_outcome(&mut self, side: Side, ok: bool) {
+        let s = self.side(side);
+        let mut b = lock_breaker(&s.breaker);
+        if b.recorded() == s.breaker_seen {
+            if ok {
+                b.record_success();
+            } else {
+                b.record_failure(Utc::now());
+            }
+        }
+        s.breaker_seen = b.recorded();
+        s.breaker_dirty = true;
     }
 
     fn next_seq(&mut self) -> i64 {

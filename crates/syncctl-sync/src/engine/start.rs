@@ -54,31 +54,35 @@ impl<'a> Engine<'a> {
             );
         }
         let fail = |report: RunReport, e: SyncError| Err((report, e));
-        let mut schemas = Vec::new();
-        for c in [source, target] {
-            match c.describe().await {
-                Ok(sc) => schemas.push(sc),
-                Err(e) => return fail(report, e.into()),
-            }
-        }
-        let (ss, ts) = (schemas.remove(0), schemas.remove(0));
-        let (mapping, problems) = config_problems(cfg, source, target, &ss, &ts);
-        let mapping = match mapping {
-            Some(m) if problems.is_empty() => m,
-            _ => return fail(report, SyncError::Config { problems }),
-        };
         let breaker_cfg = BreakerConfig {
             failure_threshold: cfg.breaker.failure_threshold,
             cooldown: cfg.breaker.cooldown,
         };
-        let mut sides = Vec::new();
-        for (side, c, sc) in [(Side::Source, source, ss), (Side::Target, target, ts)] {
+        // Breakers first: an open one stops the run before the connector is asked anything
+        // (describing a SaaS object is a call too).
+        let mut loaded = Vec::new();
+        for (side, c) in [(Side::Source, source), (Side::Target, target)] {
             let endpoint = c.endpoint();
             let state = tri!(store.breaker(&endpoint).await).unwrap_or_default();
-            let mut breaker = CircuitBreaker::from_state(breaker_cfg, state);
+            // One breaker per connector: the persisted state goes into the breaker the
+            // connector's HTTP client already holds (or a new one for connectors without).
+            let shared = s.breakers[super::idx(side)].clone().unwrap_or_else(|| {
+                std::sync::Arc::new(std::sync::Mutex::new(CircuitBreaker::new(breaker_cfg)))
+            });
+            let mut guard = super::lock_breaker(&shared);
+            *guard = CircuitBreaker::from_state(breaker_cfg, state);
             // An open breaker past its cool-down lets this run through as its one probe;
-            // before that the run stops without touching the connector.
-            let blocked = match breaker.try_acquire(Utc::now()) {
+            // before that the run stops without touching the connector. The connector's first
+            // request is then the probe itself (its HTTP client closes or re-opens the
+            // breaker); a connector without one is judged by the run's outcome at the end.
+            let acquired = guard.try_acquire(Utc::now());
+            if acquired.is_ok() && guard.state.phase == syncctl_http::BreakerPhase::HalfOpen {
+                guard.state.probe_in_flight = false;
+            }
+            let breaker = guard.clone();
+            let seen = guard.recorded();
+            drop(guard);
+            let blocked = match acquired {
                 Ok(()) => None,
                 Err(next) => Some(SyncError::BreakerOpen {
                     endpoint: endpoint.clone(),
@@ -97,6 +101,24 @@ impl<'a> Engine<'a> {
                 );
                 return Err((r, e));
             }
+            loaded.push((shared, seen));
+        }
+        let mut schemas = Vec::new();
+        for c in [source, target] {
+            match c.describe().await {
+                Ok(sc) => schemas.push(sc),
+                Err(e) => return fail(report, e.into()),
+            }
+        }
+        let (ss, ts) = (schemas.remove(0), schemas.remove(0));
+        let (mapping, problems) = config_problems(cfg, source, target, &ss, &ts);
+        let mapping = match mapping {
+            Some(m) if problems.is_empty() => m,
+            _ => return fail(report, SyncError::Config { problems }),
+        };
+        let mut sides = Vec::new();
+        for (side, c, sc) in [(Side::Source, source, ss), (Side::Target, target, ts)] {
+            let (shared, seen) = loaded.remove(0);
             let cursor_before = tri!(store.cursor(&cfg.name, side).await);
             let batch = cfg.batch_size.min(sc.max_batch).max(1);
             report_side(&mut report, side).batch_size = batch;
@@ -120,7 +142,8 @@ impl<'a> Engine<'a> {
                 sink: c.sink(),
                 schema: sc,
                 batch,
-                breaker,
+                breaker: shared,
+                breaker_seen: seen,
                 breaker_dirty: true,
                 blocked: None,
                 counts: SideCounts::default(),

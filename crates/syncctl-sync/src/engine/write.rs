@@ -162,9 +162,16 @@ impl<'a> Engine<'a> {
                 ops.len()
             ]);
         }
-        if self.sides[idx(side)].breaker.state.phase == syncctl_http::BreakerPhase::Open {
-            let st = &self.sides[idx(side)].breaker.state;
-            let (failures, next) = (st.consecutive_failures, st.next_probe_at.unwrap_or(now));
+        let open = {
+            let b = super::lock_breaker(&self.sides[idx(side)].breaker);
+            (b.state.phase == syncctl_http::BreakerPhase::Open).then(|| {
+                (
+                    b.state.consecutive_failures,
+                    b.state.next_probe_at.unwrap_or(now),
+                )
+            })
+        };
+        if let Some((failures, next)) = open {
             self.side(side).blocked = Some(SyncError::BreakerOpen {
                 endpoint,
                 failures,
@@ -202,9 +209,7 @@ impl<'a> Engine<'a> {
                     // Not an outage: the breaker neither opens nor closes; retried next run.
                     return Ok(vec![OpResult::Failed(e.to_string()); ops.len()]);
                 }
-                let s = self.side(side);
-                s.breaker.record_failure(Utc::now());
-                s.breaker_dirty = true;
+                self.breaker_outcome(side, false);
                 let msg = e.to_string();
                 return Ok(vec![OpResult::Failed(msg); ops.len()]);
             }
@@ -228,15 +233,8 @@ impl<'a> Engine<'a> {
                 }
             })
             .collect();
-        {
-            let s = self.side(side);
-            s.breaker_dirty = true;
-            if transient > 0 && !any_applied {
-                s.breaker.record_failure(Utc::now());
-            } else {
-                s.breaker.record_success();
-            }
-        }
+        // A batch whose every record failed transiently and none applied is an outage.
+        self.breaker_outcome(side, transient == 0 || any_applied);
         self.verify(side, ops, &mut results).await?;
         Ok(results)
     }

@@ -1511,6 +1511,59 @@ impl StateStore {
         Ok(())
     }
 
+    // ---------------------------------------------------------------- credentials
+
+    /// The stored form of credential `name` (see [`crate::credentials`]), if any.
+    ///
+    /// # Errors
+    /// Database failure.
+    pub async fn credential(&self, name: &str) -> Result<Option<String>, SyncError> {
+        Ok(with_pool!(self, p => {
+            sqlx::query_scalar("SELECT value FROM sync_credential WHERE name = $1")
+                .bind(name)
+                .fetch_optional(p)
+                .await?
+        }))
+    }
+
+    /// The names of every stored credential.
+    ///
+    /// # Errors
+    /// Database failure.
+    pub async fn credential_names(&self) -> Result<Vec<String>, SyncError> {
+        Ok(with_pool!(self, p => {
+            sqlx::query_scalar("SELECT name FROM sync_credential ORDER BY name")
+                .fetch_all(p)
+                .await?
+        }))
+    }
+
+    /// Stores the stored form of credential `name`, replacing the previous one; durable (the
+    /// statement committed) when it returns.
+    ///
+    /// # Errors
+    /// Database failure, or a read-only store.
+    pub async fn save_credential(&self, name: &str, stored: &str) -> Result<(), SyncError> {
+        if self.read_only {
+            return Err(SyncError::StoreConfig(format!(
+                "{} is open read-only; a credential cannot be saved",
+                self.display
+            )));
+        }
+        with_pool!(self, p => {
+            sqlx::query(
+                "INSERT INTO sync_credential (name, value, updated_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            )
+            .bind(name)
+            .bind(stored)
+            .bind(Utc::now())
+            .execute(p)
+            .await?;
+        });
+        Ok(())
+    }
+
     // ---------------------------------------------------------------- binding
 
     /// What `sync` is bound to ([`crate::binding::Binding`]), if a run recorded it.

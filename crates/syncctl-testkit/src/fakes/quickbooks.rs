@@ -107,6 +107,10 @@ struct State0 {
     recent_batches: VecDeque<i64>,
     throttle_next: u32,
     fail_next: VecDeque<u16>,
+    /// Authenticated API calls left before every access token expires.
+    expire_after: Option<u32>,
+    /// Edits a concurrent user makes the moment the next batch request arrives.
+    edits_before_batch: Vec<(String, String, Value)>,
     throttled: u64,
     applied_ops: u64,
     responses: Vec<Exchange>,
@@ -195,6 +199,8 @@ impl QuickBooksFake {
                 recent_batches: VecDeque::new(),
                 throttle_next: 0,
                 fail_next: VecDeque::new(),
+                expire_after: None,
+                edits_before_batch: Vec::new(),
                 throttled: 0,
                 applied_ops: 0,
                 responses: Vec::new(),
@@ -399,18 +405,22 @@ impl QuickBooksFake {
     /// When the object does not exist.
     pub fn edit(&self, entity: &str, id: &str, fields: Value) {
         let mut st = self.st();
-        let now = Self::now_ms(&st);
-        let idn: u64 = id.parse().unwrap_or(0);
-        let o = st
-            .objects
-            .get_mut(entity)
-            .and_then(|m| m.get_mut(&idn))
-            .unwrap_or_else(|| panic!("no {entity} {id}"));
-        for (k, v) in fields.as_object().cloned().unwrap_or_default() {
-            o.body.insert(k, v);
-        }
-        o.sync_token += 1;
-        finish(entity, o, now);
+        apply_edit(&mut st, entity, id, &fields);
+    }
+
+    /// A concurrent editor racing the client: `fields` are applied to the object the moment
+    /// the next batch request arrives, before it is processed, so an update planned from the
+    /// object as read carries a stale SyncToken (5010).
+    pub fn edit_before_next_batch(&self, entity: &str, id: &str, fields: Value) {
+        self.st()
+            .edits_before_batch
+            .push((entity.to_owned(), id.to_owned(), fields));
+    }
+
+    /// The access tokens valid now stop working after `n` more authenticated API calls, as
+    /// when a token's hour ends in the middle of a run.
+    pub fn expire_access_tokens_after(&self, n: u32) {
+        self.st().expire_after = Some(n);
     }
 
     /// Hard-deletes an invoice as a user would (CDC reports it).
@@ -476,6 +486,22 @@ impl QuickBooksFake {
             })
             .with_state(self.clone())
     }
+}
+
+/// A user's edit of an existing object (see [`QuickBooksFake::edit`]).
+fn apply_edit(st: &mut State0, entity: &str, id: &str, fields: &Value) {
+    let now = QuickBooksFake::now_ms(st);
+    let idn: u64 = id.parse().unwrap_or(0);
+    let o = st
+        .objects
+        .get_mut(entity)
+        .and_then(|m| m.get_mut(&idn))
+        .unwrap_or_else(|| panic!("no {entity} {id}"));
+    for (k, v) in fields.as_object().cloned().unwrap_or_default() {
+        o.body.insert(k, v);
+    }
+    o.sync_token += 1;
+    finish(entity, o, now);
 }
 
 /// Sets the server-kept elements of a stored object.
@@ -610,6 +636,22 @@ async fn guard(
                 axum::Json(json!({"fault": {"error": [{"message": "message=AuthenticationFailed; errorCode=003200; statusCode=401", "detail": "Token expired or invalid", "code": "3200"}], "type": "AUTHENTICATION"}, "time": intuit_time(now)})),
             )
                 .into_response();
+        }
+        if let Some(left) = st.expire_after {
+            // This call is served; when it was the last one, every token dies after it.
+            if left <= 1 {
+                st.expire_after = None;
+                for exp in st.access_tokens.values_mut() {
+                    *exp = now - 1;
+                }
+            } else {
+                st.expire_after = Some(left - 1);
+            }
+        }
+        if is_batch {
+            for (entity, id, fields) in std::mem::take(&mut st.edits_before_batch) {
+                apply_edit(&mut st, &entity, &id, &fields);
+            }
         }
         if params.get("realm").is_some_and(|r| *r != st.realm) {
             drop(st);

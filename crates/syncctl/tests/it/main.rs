@@ -28,6 +28,7 @@ mod sync_hubspot;
 mod sync_hubspot_qbo;
 mod sync_lock;
 mod sync_pg_mysql;
+mod sync_quickbooks;
 mod sync_quickstart;
 mod sync_sheets;
 mod sync_sheets_hubspot;

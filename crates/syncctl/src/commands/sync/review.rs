@@ -123,8 +123,15 @@ pub(super) async fn resolve_conflict(
             a.id, row.sync_name, config.name
         )));
     }
-    let source = settings::build_connector(Side::Source, &config, &base_dir, ctx).await?;
-    let target = settings::build_connector(Side::Target, &config, &base_dir, ctx).await?;
+    let store = std::sync::Arc::new(store);
+    let (state_url, state_base) =
+        settings::state_url(&a.store, Some((&config, base_dir.as_path())), ctx)?;
+    let platform =
+        settings::Platform::with_store(store.clone(), &state_url, &state_base, ctx).await?;
+    let source =
+        settings::build_connector(Side::Source, &config, &base_dir, ctx, &platform).await?;
+    let target =
+        settings::build_connector(Side::Target, &config, &base_dir, ctx, &platform).await?;
     let settings = RunSettings {
         config: config.clone(),
         dry_run: false,
@@ -136,12 +143,13 @@ pub(super) async fn resolve_conflict(
         args: json!({"conflicts_resolve": a.id, "apply": true}),
         lock_lease: std::time::Duration::from_secs(60),
         rebind: false,
+        breakers: platform.breakers.clone().map(Some),
     };
     let outcome = syncctl_sync::run(
         &settings,
         source.as_ref(),
         target.as_ref(),
-        &store,
+        store.as_ref(),
         &ctx.cancel,
     )
     .await;

@@ -35,9 +35,14 @@ pub(super) async fn run(
     ctx: &AppContext,
 ) -> Result<Outcome, CliError> {
     let r = settings::resolve_run(spec, ctx)?;
-    let source = settings::build_connector(Side::Source, &r.config, &r.base_dir, ctx).await?;
-    let target = settings::build_connector(Side::Target, &r.config, &r.base_dir, ctx).await?;
-    let store = open_store(&r, dry_run).await?;
+    // The store opens first: connectors keep rotating credentials in it.
+    let store = std::sync::Arc::new(open_store(&r, dry_run).await?);
+    let platform =
+        settings::Platform::with_store(store.clone(), &r.state_url, &r.state_base, ctx).await?;
+    let source =
+        settings::build_connector(Side::Source, &r.config, &r.base_dir, ctx, &platform).await?;
+    let target =
+        settings::build_connector(Side::Target, &r.config, &r.base_dir, ctx, &platform).await?;
     let run_settings = RunSettings {
         config: r.config.clone(),
         dry_run,
@@ -49,6 +54,7 @@ pub(super) async fn run(
         args: settings::recorded_args(&r, read.full_refresh, dry_run),
         lock_lease: LOCK_LEASE,
         rebind: read.rebind,
+        breakers: platform.breakers.clone().map(Some),
     };
     tracing::info!(
         sync = %r.config.name,
@@ -62,7 +68,7 @@ pub(super) async fn run(
         &run_settings,
         source.as_ref(),
         target.as_ref(),
-        &store,
+        store.as_ref(),
         &ctx.cancel,
     )
     .await;
@@ -130,8 +136,28 @@ pub(super) async fn check(a: &SpecArgs, ctx: &AppContext) -> Result<Outcome, Cli
     let mut problems: Vec<String> = Vec::new();
     let mut sides = serde_json::Map::new();
     let mut connectors = Vec::new();
+    // Checking a connector may refresh its token: a rotated one is kept in the state store.
+    let platform = match StateStore::open_read_only(&r.state_url, &r.state_base).await {
+        Ok(s) => {
+            match settings::Platform::with_store(
+                std::sync::Arc::new(s),
+                &r.state_url,
+                &r.state_base,
+                ctx,
+            )
+            .await
+            {
+                Ok(p) => p,
+                Err(e) => {
+                    problems.push(crate::error::chain_message(&e.error));
+                    settings::Platform::without_store(e.error.to_string())
+                }
+            }
+        }
+        Err(e) => settings::Platform::without_store(e.to_string()),
+    };
     for side in [Side::Source, Side::Target] {
-        match settings::build_connector(side, &r.config, &r.base_dir, ctx).await {
+        match settings::build_connector(side, &r.config, &r.base_dir, ctx, &platform).await {
             Ok(c) => connectors.push((side, c)),
             Err(e) => problems.push(crate::error::chain_message(&e.error)),
         }

@@ -2,12 +2,17 @@
 //! overrides on top of it, the state store URL and the connectors built from the registry.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
-use syncctl_core::{BuildContext, Classified, Connector, ErrorClass, Registry};
+use syncctl_core::breaker::{BreakerConfig, CircuitBreaker, SharedBreaker};
+use syncctl_core::{
+    BuildContext, Classified, Connector, ConnectorError, CredentialStore, ErrorClass, Registry,
+};
 use syncctl_sync::builtin::{self, Builtin};
 use syncctl_sync::config::{ConflictStrategy, Direction, SyncConfig, parse_config_with};
-use syncctl_sync::{Side, SyncError};
+use syncctl_sync::credentials::STATE_KEY_VAR;
+use syncctl_sync::{Side, StateCredentials, StateKey, StateStore, SyncError};
 
 use crate::context::AppContext;
 use crate::error::CliError;
@@ -258,13 +263,87 @@ fn latest_needs_row_times(config: &SyncConfig) -> Vec<String> {
         .collect()
 }
 
+/// What every connector gets besides its settings: where rotating credentials are kept and
+/// one breaker per side, the very breakers the engine loads from and saves to the state store.
+pub(super) struct Platform {
+    pub(super) credentials: Arc<dyn CredentialStore>,
+    /// Source, target.
+    pub(super) breakers: [SharedBreaker; 2],
+}
+
+impl Platform {
+    /// Credentials in `store` (sealed with `SYNCCTL_STATE_KEY` when set), checked to open with
+    /// that key before any connector runs; a read-only store (dry run) saves a rotated token
+    /// to the store at the run's state URL.
+    pub(super) async fn with_store(
+        store: Arc<StateStore>,
+        state_url: &str,
+        state_base: &Path,
+        ctx: &AppContext,
+    ) -> Result<Self, CliError> {
+        let key = match ctx.env.get(STATE_KEY_VAR).filter(|v| !v.trim().is_empty()) {
+            Some(v) => Some(StateKey::parse(&v)?),
+            None => None,
+        };
+        let creds =
+            StateCredentials::new(store, key).saving_to(state_url, state_base.to_path_buf());
+        creds.verify().await?;
+        Ok(Self::with_credentials(Arc::new(creds)))
+    }
+
+    /// Credentials in `credentials`, fresh closed breakers.
+    pub(super) fn with_credentials(credentials: Arc<dyn CredentialStore>) -> Self {
+        let breaker = || Arc::new(Mutex::new(CircuitBreaker::new(BreakerConfig::default())));
+        Self {
+            credentials,
+            breakers: [breaker(), breaker()],
+        }
+    }
+
+    /// No state store could be opened (`sync check`): loads find nothing and saves fail, so a
+    /// refresh that would rotate a token is refused before it is sent instead of losing it.
+    pub(super) fn without_store(why: String) -> Self {
+        Self::with_credentials(Arc::new(NoCredentialStore(why)))
+    }
+
+    fn breaker(&self, side: Side) -> SharedBreaker {
+        self.breakers[match side {
+            Side::Source => 0,
+            Side::Target => 1,
+        }]
+        .clone()
+    }
+}
+
+/// The credential store when the state store cannot be opened.
+struct NoCredentialStore(String);
+
+#[async_trait::async_trait]
+impl CredentialStore for NoCredentialStore {
+    async fn load(&self, _name: &str) -> Result<Option<secrecy::SecretString>, ConnectorError> {
+        Ok(None)
+    }
+    async fn save(
+        &self,
+        _name: &str,
+        _value: &secrecy::SecretString,
+    ) -> Result<(), ConnectorError> {
+        Err(ConnectorError::unavailable(
+            "credential store",
+            format!("the state store is not available: {}", self.0),
+        ))
+    }
+}
+
 /// Builds one side's connector from the registry, with the environment (`--env-file`s
-/// under the process) and the command's cancellation token.
+/// under the process), the command's cancellation token, the credential store and the side's
+/// breaker.
 pub(super) async fn build_connector(
     side: Side,
     config: &SyncConfig,
     base_dir: &Path,
     ctx: &AppContext,
+    platform: &Platform,
 ) -> Result<Box<dyn Connector>, CliError> {
     let kind = config.kind(side);
     let block = match side {
@@ -291,7 +370,9 @@ pub(super) async fn build_connector(
     let env = ctx.env.clone();
     let build_ctx = BuildContext::new(base_dir.to_path_buf())
         .with_env(move |name| env.get(name))
-        .with_cancel(ctx.cancel.clone());
+        .with_cancel(ctx.cancel.clone())
+        .with_credentials(platform.credentials.clone())
+        .with_breaker(platform.breaker(side));
     (f.build)(build_ctx, block)
         .await
         .map_err(|e| connector_error(side, e))
