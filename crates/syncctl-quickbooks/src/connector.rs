@@ -54,8 +54,9 @@ const KIND: &str = "quickbooks";
 const CDC_WINDOW: ChronoDuration = ChronoDuration::hours(30 * 24 - 1);
 /// Intuit caps a CDC answer at 1,000 objects across the asked entities.
 const CDC_CAP: usize = 1000;
-/// Ids per `Id IN (…)` query.
-const IN_CHUNK: usize = 100;
+/// Ids per `Id IN (…)` query: as many as one answer holds (`MAXRESULTS 1000`); a long
+/// statement goes in the POST body. Natural-key lookups take half, as a value may match twice.
+const IN_CHUNK: usize = 1000;
 /// Disambiguation rounds after a DisplayName clash.
 const CLASH_ROUNDS: usize = 3;
 

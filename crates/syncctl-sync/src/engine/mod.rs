@@ -50,6 +50,13 @@ mod write;
 /// Records per read page.
 const PAGE: usize = 500;
 
+/// Records of a scan paired and planned together. Connectors page small (HubSpot 100 or 200
+/// a page), but counterparts are read by key and new records looked up by natural key once
+/// per window, and write batches fill up across pages: N changed records cost ⌈N/1000⌉
+/// counterpart reads (QuickBooks answers 1000 a query) and ⌈N/batch⌉ writes, not one
+/// partial batch and one read per source page.
+const PAIR_WINDOW: usize = 1000;
+
 /// How a run is asked to behave (the config plus the run's flags).
 #[derive(Debug, Clone)]
 pub struct RunSettings {

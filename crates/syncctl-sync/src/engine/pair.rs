@@ -9,7 +9,7 @@ use syncctl_core::{ReadRequest, Record, RecordKey};
 use syncctl_validate::same_value;
 
 use super::plan::{Work, deleted_on, set_record};
-use super::{Engine, PAGE, idx};
+use super::{Engine, PAGE, PAIR_WINDOW, idx};
 use crate::error::SyncError;
 use crate::store::{ConflictWrite, Link, LinkWrite, PairCommit, Side};
 
@@ -58,6 +58,9 @@ impl<'a> Engine<'a> {
             limit: PAGE,
             keys_only: false,
         };
+        // Records read but not yet paired (see PAIR_WINDOW).
+        let mut window: Vec<Record> = Vec::new();
+        let mut window_at: HashMap<RecordKey, usize> = HashMap::new();
         loop {
             self.check_cancel()?;
             let src = self.sides[idx(side)].source;
@@ -76,14 +79,30 @@ impl<'a> Engine<'a> {
                     }
                 }
             }
-            let recs: Vec<Record> = page
+            let fresh: Vec<Record> = page
                 .records
                 .into_iter()
                 .filter(|r| !self.processed[idx(side)].contains(r.key.as_str()))
                 .collect();
-            self.side(side).counts.read += recs.len() as u64;
-            if !recs.is_empty() {
-                self.process(side, recs, Vec::new(), true).await?;
+            // A page that repeats a record of an earlier page (page order "may repeat")
+            // replaces it with the later read, so a window holds each key once.
+            let mut new_keys = 0u64;
+            for r in fresh {
+                match window_at.get(&r.key) {
+                    Some(&i) => window[i] = r,
+                    None => {
+                        window_at.insert(r.key.clone(), window.len());
+                        window.push(r);
+                        new_keys += 1;
+                    }
+                }
+            }
+            self.side(side).counts.read += new_keys;
+            let last = page.next.is_none();
+            if window.len() >= PAIR_WINDOW || (last && !window.is_empty()) {
+                window_at.clear();
+                self.process(side, std::mem::take(&mut window), Vec::new(), true)
+                    .await?;
             }
             match page.next {
                 Some(t) => req.after = Some(t),
