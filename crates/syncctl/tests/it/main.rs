@@ -27,6 +27,7 @@ mod sync_help;
 mod sync_hubspot;
 mod sync_hubspot_qbo;
 mod sync_lock;
+mod sync_pg_hubspot;
 mod sync_pg_mysql;
 mod sync_quickbooks;
 mod sync_quickstart;
