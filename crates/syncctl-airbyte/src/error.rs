@@ -71,6 +71,27 @@ pub enum AirbyteError {
         cause: Box<AirbyteError>,
     },
 
+    /// One or more connections' jobs failed or were cancelled outside syncctl.
+    #[error("{0}")]
+    JobsFailed(String),
+
+    /// A signal interrupted the command (the jobs were cancelled or left, as said).
+    #[error("{0}")]
+    Interrupted(String),
+
+    /// The wait timeout or the deadline was reached, or a cancel was not confirmed in time.
+    #[error("{0}")]
+    TimedOut(String),
+
+    /// What several connections reported, of the class of the first error among them.
+    #[error("{message}")]
+    Connections {
+        /// Every affected connection's description, joined.
+        message: String,
+        /// The error that decides the class.
+        first: Box<AirbyteError>,
+    },
+
     /// The local state file could not be read or written.
     #[error("state file {path}: {message}")]
     State {
@@ -101,6 +122,10 @@ impl Classified for AirbyteError {
             Self::AlreadyRunning { .. } => ErrorClass::Conflict,
             Self::TriggerUnconfirmed { .. } => ErrorClass::Transient,
             Self::PollFailed { cause, .. } => cause.class(),
+            Self::JobsFailed(_) => ErrorClass::RemoteFailed,
+            Self::Interrupted(_) => ErrorClass::Cancelled,
+            Self::TimedOut(_) => ErrorClass::Timeout,
+            Self::Connections { first, .. } => first.class(),
         }
     }
 
@@ -108,6 +133,7 @@ impl Classified for AirbyteError {
         match self {
             Self::Http(e) => e.retryable(),
             Self::PollFailed { cause, .. } => cause.retryable(),
+            Self::Connections { first, .. } => first.retryable(),
             other => other.class().is_retryable(),
         }
     }

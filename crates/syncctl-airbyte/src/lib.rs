@@ -9,12 +9,15 @@
 //!   attach, skip or fail ([`IfRunning`]);
 //! * one table maps job states to outcomes, and unknown states keep the wait going
 //!   ([`JOB_STATES`]);
-//! * two clocks: stop waiting and leave the job, or cancel it ([`WaitOptions`]); a signal
-//!   cancels and waits for Airbyte to confirm ([`OnKill`]);
+//! * it waits on the shared [`syncctl_core::Waiter`]: stop waiting and leave the job, or
+//!   cancel it; a signal cancels and waits for Airbyte to confirm (`on_kill`);
+//! * the library decides what the reports mean for the command ([`conclude`]): which error
+//!   class, in what words;
 //! * an idempotency key remembers which job a task started ([`StateStore`]), so a rerun
 //!   reattaches instead of starting another.
 
 mod client;
+mod conclude;
 mod config_api;
 mod error;
 mod job;
@@ -27,6 +30,7 @@ mod wait;
 pub use client::{
     AirbyteClient, Api, Auth, ClientOptions, RECENT_JOBS, SERVICE, TokenObserver, Trigger, pick_job,
 };
+pub use conclude::{conclude, conclude_cancel};
 pub use error::AirbyteError;
 pub use job::{
     JOB_STATES, Job, Phase, StreamStats, describe_state, parse_iso8601_duration, phase_of,
@@ -39,7 +43,4 @@ pub use settings::{
     AirbyteSettings, ApiChoice, ENV_VARS, configured_connections, connection_env_var, is_uuid,
 };
 pub use state::{STATE_SCHEMA, StateRecord, StateStore};
-pub use wait::{
-    NoObserver, OnKill, WaitEnd, WaitObserver, WaitOptions, Waited, cancel_and_confirm,
-    wait_for_job,
-};
+pub use wait::{NoObserver, WaitEnd, WaitObserver, Waited, cancel_and_confirm, wait_for_job};

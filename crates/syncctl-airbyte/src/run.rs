@@ -4,14 +4,15 @@
 use chrono::Utc;
 use serde::Serialize;
 use serde_json::{Value, json};
-use syncctl_core::{Classified, IdempotencyKey};
+use syncctl_core::{Classified, IdempotencyKey, WaitOptions, Waiter};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::client::{AirbyteClient, Trigger, pick_job};
 use crate::error::AirbyteError;
 use crate::job::{Job, Phase};
 use crate::state::StateStore;
-use crate::wait::{WaitEnd, WaitObserver, WaitOptions, Waited, wait_for_job};
+use crate::wait::{WaitEnd, WaitObserver, Waited, wait_for_job};
 
 /// What to do when Airbyte says a sync of the connection is already running.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +32,8 @@ pub struct RunOptions {
     pub if_running: IfRunning,
     /// How to wait; `None` returns right after the trigger (`--no-wait`).
     pub wait: Option<WaitOptions>,
+    /// When the wait's clocks started (the command's start).
+    pub started: Instant,
     /// Start a new sync even when this key's last job succeeded.
     pub force: bool,
 }
@@ -99,7 +102,7 @@ pub struct JobReport {
 }
 
 impl JobReport {
-    fn new(connection_id: &str, idem: Option<&Idempotency>) -> Self {
+    pub(crate) fn new(connection_id: &str, idem: Option<&Idempotency>) -> Self {
         Self {
             connection_id: connection_id.to_owned(),
             job: None,
@@ -385,7 +388,8 @@ async fn finish(
         report.job = Some(job);
         return report;
     };
-    let Waited { job, end, warnings } = wait_for_job(client, job, wait, cancel, observer).await;
+    let waiter = Waiter::new(wait.clone(), opts.started, cancel.clone());
+    let Waited { job, end, warnings } = wait_for_job(client, job, &waiter, observer).await;
     report.warnings.extend(warnings);
     report.verdict = match end {
         WaitEnd::Finished => match job.phase() {
@@ -426,6 +430,7 @@ pub async fn watch_job(
     client: &AirbyteClient,
     job_id: i64,
     wait: Option<&WaitOptions>,
+    started: Instant,
     cancel: &CancellationToken,
     observer: &dyn WaitObserver,
 ) -> JobReport {
@@ -439,6 +444,7 @@ pub async fn watch_job(
     let opts = RunOptions {
         if_running: IfRunning::Attach,
         wait: wait.cloned(),
+        started,
         force: false,
     };
     let mut report = finish(client, report, job, &opts, cancel, observer).await;
@@ -449,7 +455,8 @@ pub async fn watch_job(
     report
 }
 
-/// Cancels an existing job and waits up to `opts.kill_grace` for Airbyte to confirm it
+/// Cancels an existing job and waits up to `opts.kill_grace` (polling every
+/// [`WaitOptions::confirm_step`]) for Airbyte to confirm it
 /// (`airbyte cancel`). A job that already finished is reported as it is, untouched.
 ///
 /// With `confirm` false the cancel is only sent.
@@ -495,7 +502,8 @@ pub async fn cancel_existing(
         }
         return report;
     }
-    let (job, confirmed) = crate::wait::cancel_and_confirm(client, job, opts).await;
+    let (job, confirmed) =
+        crate::wait::cancel_and_confirm(client, job, opts.kill_grace, opts.confirm_step()).await;
     report.cancel_requested = true;
     report.cancel_confirmed = confirmed;
     report.verdict = if confirmed && job.phase() == Phase::Cancelled {

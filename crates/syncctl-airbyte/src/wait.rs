@@ -1,10 +1,11 @@
-//! Waiting for a job: polling with backoff, two clocks (stop waiting vs cancel), and cancelling
-//! on a signal until Airbyte confirms it.
+//! Waiting for a job on the shared [`Waiter`] (polls with backoff, the wait timeout leaves the
+//! job running, the deadline cancels it, a signal does what `on_kill` says), and cancelling
+//! until Airbyte confirms it.
 
 use std::time::Duration;
 
+use syncctl_core::{OnKill, Stop, Waiter};
 use tokio::time::{Instant, sleep_until, timeout_at};
-use tokio_util::sync::CancellationToken;
 
 use crate::client::AirbyteClient;
 use crate::error::AirbyteError;
@@ -13,42 +14,6 @@ use crate::job::{Job, Phase, describe_state};
 /// Polls in a row that may fail (each after the HTTP client's own retries) before the wait
 /// gives up on a job.
 const MAX_POLL_FAILURES: u32 = 3;
-
-/// What to do with the remote job when we are told to stop (SIGTERM/SIGINT).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnKill {
-    /// Cancel it and wait (up to the grace period) until Airbyte says it is cancelled.
-    Cancel,
-    /// Leave it running.
-    Leave,
-}
-
-/// How to wait.
-#[derive(Debug, Clone)]
-pub struct WaitOptions {
-    /// The first poll interval.
-    pub poll_interval: Duration,
-    /// The longest poll interval: the interval grows to a tenth of the time waited so far,
-    /// between the two.
-    pub max_poll_interval: Duration,
-    /// Stop waiting at this instant and leave the job running (`--wait-timeout`).
-    pub wait_until: Option<Instant>,
-    /// Cancel the job at this instant (`--deadline`).
-    pub deadline: Option<Instant>,
-    /// How long to wait for Airbyte to confirm a cancellation.
-    pub kill_grace: Duration,
-    /// What a signal does to the job.
-    pub on_kill: OnKill,
-}
-
-impl WaitOptions {
-    /// The poll interval after having waited `elapsed`.
-    #[must_use]
-    pub fn interval_after(&self, elapsed: Duration) -> Duration {
-        let max = self.max_poll_interval.max(self.poll_interval);
-        (elapsed / 10).clamp(self.poll_interval, max)
-    }
-}
 
 /// How a wait ended.
 #[derive(Debug)]
@@ -142,15 +107,13 @@ fn merge(prev: &Job, mut next: Job) -> Job {
     next
 }
 
-/// Waits for `job` to finish, honouring both clocks and the cancellation token.
+/// Waits for `job` to finish, honouring the waiter's clocks and signal.
 pub async fn wait_for_job(
     client: &AirbyteClient,
     job: Job,
-    opts: &WaitOptions,
-    cancel: &CancellationToken,
+    waiter: &Waiter,
     observer: &dyn WaitObserver,
 ) -> Waited {
-    let started = Instant::now();
     let mut notes = StateNotes {
         last: String::new(),
         warnings: Vec::new(),
@@ -167,19 +130,28 @@ pub async fn wait_for_job(
                 warnings: notes.warnings,
             };
         }
-        let mut wake = Instant::now() + opts.interval_after(started.elapsed());
-        for limit in [opts.wait_until, opts.deadline].into_iter().flatten() {
-            wake = wake.min(limit);
-        }
-        tokio::select! {
-            biased;
-            () = cancel.cancelled() => return interrupted(client, job, opts, notes.warnings).await,
-            () = sleep_until(wake) => {}
-        }
-        let polled = tokio::select! {
-            biased;
-            () = cancel.cancelled() => return interrupted(client, job, opts, notes.warnings).await,
-            r = client.get_job(job.id) => r,
+        let polled = match waiter.pause().await {
+            Ok(()) => waiter.race(client.get_job(job.id)).await,
+            Err(stop) => Err(stop),
+        };
+        let polled = match polled {
+            Ok(p) => p,
+            // A clock ran out: one last look, so that a job that just finished is reported
+            // as finished rather than cancelled or left.
+            Err(stop @ (Stop::Deadline | Stop::WaitTimeout)) => {
+                if let Ok(next) = client.get_job(job.id).await {
+                    job = merge(&job, next);
+                    notes.see(&job);
+                    observer.on_update(&job);
+                    if job.phase().is_terminal() {
+                        continue;
+                    }
+                }
+                return stopped(client, job, waiter, stop, notes.warnings).await;
+            }
+            Err(Stop::Signal) => {
+                return stopped(client, job, waiter, Stop::Signal, notes.warnings).await;
+            }
         };
         match polled {
             Ok(next) => {
@@ -203,20 +175,20 @@ pub async fn wait_for_job(
                 };
             }
         }
-        if job.phase().is_terminal() {
-            continue;
-        }
-        let now = Instant::now();
-        if opts.deadline.is_some_and(|d| now >= d) {
-            tracing::warn!(job_id = job.id, "Deadline reached: cancelling the job.");
-            let (job, confirmed) = cancel_and_confirm(client, job, opts).await;
-            return Waited {
-                job,
-                end: WaitEnd::DeadlineReached { confirmed },
-                warnings: notes.warnings,
-            };
-        }
-        if opts.wait_until.is_some_and(|t| now >= t) {
+    }
+}
+
+async fn stopped(
+    client: &AirbyteClient,
+    job: Job,
+    waiter: &Waiter,
+    stop: Stop,
+    warnings: Vec<String>,
+) -> Waited {
+    let grace = waiter.options().kill_grace;
+    let step = waiter.options().confirm_step();
+    let end = match stop {
+        Stop::WaitTimeout => {
             tracing::warn!(
                 job_id = job.id,
                 "Wait timeout reached: leaving the job running."
@@ -224,56 +196,59 @@ pub async fn wait_for_job(
             return Waited {
                 job,
                 end: WaitEnd::WaitTimedOut,
-                warnings: notes.warnings,
+                warnings,
             };
         }
-    }
-}
-
-async fn interrupted(
-    client: &AirbyteClient,
-    job: Job,
-    opts: &WaitOptions,
-    warnings: Vec<String>,
-) -> Waited {
-    match opts.on_kill {
-        OnKill::Leave => {
+        Stop::Deadline => {
+            tracing::warn!(job_id = job.id, "Deadline reached: cancelling the job.");
+            let (job, confirmed) = cancel_and_confirm(client, job, grace, step).await;
+            return Waited {
+                job,
+                end: WaitEnd::DeadlineReached { confirmed },
+                warnings,
+            };
+        }
+        Stop::Signal if waiter.on_kill() == OnKill::Leave => {
             tracing::warn!(
                 job_id = job.id,
                 "Interrupted: leaving the job running (--on-kill leave)."
             );
-            Waited {
+            (
                 job,
-                end: WaitEnd::Interrupted {
+                WaitEnd::Interrupted {
                     cancel_requested: false,
                     confirmed: false,
                 },
-                warnings,
-            }
+            )
         }
-        OnKill::Cancel => {
+        Stop::Signal => {
             tracing::warn!(job_id = job.id, "Interrupted: cancelling the job.");
-            let (job, confirmed) = cancel_and_confirm(client, job, opts).await;
-            Waited {
+            let (job, confirmed) = cancel_and_confirm(client, job, grace, step).await;
+            (
                 job,
-                end: WaitEnd::Interrupted {
+                WaitEnd::Interrupted {
                     cancel_requested: true,
                     confirmed,
                 },
-                warnings,
-            }
+            )
         }
+    };
+    Waited {
+        job: end.0,
+        end: end.1,
+        warnings,
     }
 }
 
-/// Sends a cancel and polls until the job is finished, for at most the grace period.
+/// Sends a cancel and polls every `step` until the job is finished, for at most `grace`.
 /// Returns the last snapshot and whether the job was seen finished.
 pub async fn cancel_and_confirm(
     client: &AirbyteClient,
     job: Job,
-    opts: &WaitOptions,
+    grace: Duration,
+    step: Duration,
 ) -> (Job, bool) {
-    let until = Instant::now() + opts.kill_grace;
+    let until = Instant::now() + grace;
     let mut job = job;
     match timeout_at(until, client.cancel_job(job.id)).await {
         Ok(Ok(next)) => job = merge(&job, next),
@@ -289,7 +264,6 @@ pub async fn cancel_and_confirm(
             return (job, false);
         }
     }
-    let step = opts.poll_interval.min(Duration::from_secs(1));
     loop {
         if job.phase() != Phase::Active {
             tracing::info!(job_id = job.id, status = %job.status, "Airbyte confirmed the job finished.");
@@ -311,43 +285,5 @@ pub async fn cancel_and_confirm(
             }
             Err(_) => return (job, false),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn poll_interval_backs_off_to_the_maximum() {
-        let o = WaitOptions {
-            poll_interval: Duration::from_secs(5),
-            max_poll_interval: Duration::from_secs(60),
-            wait_until: None,
-            deadline: None,
-            kill_grace: Duration::from_secs(20),
-            on_kill: OnKill::Cancel,
-        };
-        assert_eq!(o.interval_after(Duration::ZERO), Duration::from_secs(5));
-        assert_eq!(
-            o.interval_after(Duration::from_secs(40)),
-            Duration::from_secs(5)
-        );
-        assert_eq!(
-            o.interval_after(Duration::from_secs(200)),
-            Duration::from_secs(20)
-        );
-        assert_eq!(
-            o.interval_after(Duration::from_secs(3600)),
-            Duration::from_secs(60)
-        );
-        let o = WaitOptions {
-            poll_interval: Duration::from_secs(90),
-            ..o
-        };
-        assert_eq!(
-            o.interval_after(Duration::from_secs(3600)),
-            Duration::from_secs(90)
-        );
     }
 }

@@ -10,10 +10,10 @@ use std::time::Duration;
 use axum::http::Method;
 use syncctl_airbyte::{
     AirbyteClient, AirbyteError, Api, Auth, ClientOptions, Idempotency, IfRunning, NoObserver,
-    OnKill, RunOptions, StateStore, Trigger, Verdict, WaitOptions, run_connection,
+    RunOptions, StateStore, Trigger, Verdict, run_connection,
 };
 use syncctl_config::SecretString;
-use syncctl_core::{Classified, ErrorClass, IdempotencyKey};
+use syncctl_core::{Classified, ErrorClass, IdempotencyKey, OnKill, WaitOptions};
 use syncctl_http::{RecordingSleeper, RetryPolicy};
 use syncctl_testkit::fakes::airbyte::{FakeAirbyte, JobScript};
 use syncctl_testkit::{FakeServer, Fault};
@@ -93,7 +93,7 @@ fn waiting() -> WaitOptions {
     WaitOptions {
         poll_interval: Duration::from_millis(20),
         max_poll_interval: Duration::from_millis(20),
-        wait_until: None,
+        wait_timeout: None,
         deadline: None,
         kill_grace: Duration::from_secs(5),
         on_kill: OnKill::Cancel,
@@ -104,6 +104,7 @@ fn run_opts(if_running: IfRunning) -> RunOptions {
     RunOptions {
         if_running,
         wait: Some(waiting()),
+        started: Instant::now(),
         force: false,
     }
 }
@@ -454,7 +455,7 @@ async fn wait_timeout_leaves_the_job_running_and_deadline_cancels_it() {
     f.set_script(HUBSPOT, JobScript::new().running_forever());
     let s = Setup::new(f).await;
     let mut opts = run_opts(IfRunning::Attach);
-    opts.wait.as_mut().unwrap().wait_until = Some(Instant::now() + Duration::from_millis(150));
+    opts.wait.as_mut().unwrap().wait_timeout = Some(Duration::from_millis(150));
     let r = run(&s.config(), STRIPE, &opts).await;
     assert_eq!(r.verdict, Verdict::TimedOut);
     assert!(!r.cancel_requested);
@@ -463,7 +464,7 @@ async fn wait_timeout_leaves_the_job_running_and_deadline_cancels_it() {
     assert_eq!(s.fake.job(id).unwrap().cancels, 0);
 
     let mut opts = run_opts(IfRunning::Attach);
-    opts.wait.as_mut().unwrap().deadline = Some(Instant::now() + Duration::from_millis(150));
+    opts.wait.as_mut().unwrap().deadline = Some(Duration::from_millis(150));
     let r = run(&s.public(), HUBSPOT, &opts).await;
     assert_eq!(r.verdict, Verdict::TimedOut);
     assert!(r.cancel_requested && r.cancel_confirmed, "{r:?}");
@@ -578,6 +579,7 @@ async fn idempotent_reruns_reattach_or_reuse() {
     let no_wait = RunOptions {
         if_running: IfRunning::Fail,
         wait: None,
+        started: Instant::now(),
         force: false,
     };
     let cancel = CancellationToken::new();

@@ -21,10 +21,11 @@
 use std::time::Duration;
 
 use syncctl_airbyte::{
-    AirbyteClient, Api, Auth, ClientOptions, IfRunning, NoObserver, OnKill, RunOptions, Trigger,
-    Verdict, WaitOptions, cancel_existing, run_connection,
+    AirbyteClient, Api, Auth, ClientOptions, IfRunning, NoObserver, RunOptions, Trigger, Verdict,
+    cancel_existing, run_connection,
 };
 use syncctl_config::SecretString;
+use syncctl_core::{OnKill, WaitOptions};
 use syncctl_http::RetryPolicy;
 use syncctl_testkit::FakeServer;
 use syncctl_testkit::fakes::airbyte::{FakeAirbyte, JobScript};
@@ -83,11 +84,12 @@ fn opts(if_running: IfRunning) -> RunOptions {
         wait: Some(WaitOptions {
             poll_interval: Duration::from_millis(20),
             max_poll_interval: Duration::from_millis(20),
-            wait_until: None,
+            wait_timeout: None,
             deadline: None,
             kill_grace: Duration::from_secs(10),
             on_kill: OnKill::Cancel,
         }),
+        started: tokio::time::Instant::now(),
         force: false,
     }
 }

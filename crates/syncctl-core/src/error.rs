@@ -68,6 +68,12 @@ pub trait Classified: std::error::Error + Send + Sync + 'static {
     fn retryable(&self) -> bool {
         self.class().is_retryable()
     }
+
+    /// Service-specific detail for the result's `error.details` (for example Snowflake's
+    /// `code` and `sqlState`); none by default.
+    fn details(&self) -> Option<serde_json::Value> {
+        None
+    }
 }
 
 #[cfg(test)]

@@ -61,6 +61,15 @@ pub enum DatabricksError {
         /// The job we asked to run.
         expected_job_id: i64,
     },
+    /// The run ended without success, or an earlier try's run had already failed.
+    #[error("{0}")]
+    RunFailed(String),
+    /// The wait timeout or the deadline passed, or a cancellation was not seen in time.
+    #[error("{0}")]
+    TimedOut(String),
+    /// A signal interrupted the command.
+    #[error("{0}")]
+    Interrupted(String),
 }
 
 fn join_ids(ids: &[i64]) -> String {
@@ -154,6 +163,9 @@ impl Classified for DatabricksError {
             }
             Self::Auth(_) => ErrorClass::Auth,
             Self::TokenOfAnotherJob { .. } => ErrorClass::Conflict,
+            Self::RunFailed(_) => ErrorClass::RemoteFailed,
+            Self::TimedOut(_) => ErrorClass::Timeout,
+            Self::Interrupted(_) => ErrorClass::Cancelled,
         }
     }
 

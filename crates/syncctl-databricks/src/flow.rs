@@ -8,15 +8,16 @@
 //! * Attaching to a run that already *failed* reports that failure and starts nothing;
 //!   `rerun_failed` repairs it instead (`runs/repair`, `rerun_all_failed_tasks`, with the
 //!   same parameters) and waits for the repair.
-//! * `wait_timeout` stops waiting and leaves the run going; `deadline` cancels it.
-//! * On a signal the run is cancelled (or left, with [`OnKill::Leave`]) and we wait a short,
-//!   bounded time to see it stop.
+//! * Waiting is the shared [`Waiter`]: `wait_timeout` stops waiting and leaves the run going;
+//!   `deadline` cancels it.
+//! * On a signal the run is cancelled (or left, with [`OnKill::Leave`]) and we wait up to the
+//!   kill grace to see it stop.
 
 use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::{Map, Value, json};
-use syncctl_core::{Classified, ErrorClass};
+use syncctl_core::{Classified, ErrorClass, OnKill, Stop, WaitOptions, Waiter};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -59,52 +60,8 @@ pub struct RunNowSpec {
     pub idempotency_token: Option<String>,
     /// Repair an attached run that already failed instead of reporting its failure.
     pub rerun_failed: bool,
-    /// Accept `SUCCESS_WITH_FAILURES` when the run has already ended at the first look
-    /// (attached or not waited for); while waiting, [`WaitOptions`] decides.
-    pub allow_success_with_failures: bool,
-}
-
-/// What to do with the run when we are interrupted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnKill {
-    /// Cancel it and wait briefly to see it stop.
-    Cancel,
-    /// Leave it running.
-    Leave,
-}
-
-/// How to wait.
-#[derive(Debug, Clone)]
-pub struct WaitOptions {
-    /// Time between polls.
-    pub poll_interval: Duration,
-    /// Stop waiting after this long and leave the run going.
-    pub wait_timeout: Option<Duration>,
-    /// Cancel the run after this long.
-    pub deadline: Option<Duration>,
-    /// What a signal does to the run.
-    pub on_kill: OnKill,
-    /// After a signal, how long to wait for the cancelled run to stop (keep it below the
-    /// orchestrator's kill grace period).
-    pub cancel_grace: Duration,
-    /// After the deadline, how long to wait for the cancelled run to stop.
-    pub deadline_grace: Duration,
     /// Accept `SUCCESS_WITH_FAILURES` as success.
     pub allow_success_with_failures: bool,
-}
-
-impl Default for WaitOptions {
-    fn default() -> Self {
-        Self {
-            poll_interval: Duration::from_secs(10),
-            wait_timeout: None,
-            deadline: None,
-            on_kill: OnKill::Cancel,
-            cancel_grace: Duration::from_secs(20),
-            deadline_grace: Duration::from_secs(60),
-            allow_success_with_failures: false,
-        }
-    }
 }
 
 /// One task's line in the report.
@@ -399,7 +356,14 @@ impl<'a> Flow<'a> {
             let report = self.report(&run, attached, repair_id, true).await;
             return Ok(self.done(report, Ending::NotWaited));
         };
-        self.wait(run, attached, repair_id, w).await
+        self.wait(
+            run,
+            attached,
+            repair_id,
+            w,
+            spec.allow_success_with_failures,
+        )
+        .await
     }
 
     /// Reports one run; with `wait`, waits for it to end first.
@@ -429,7 +393,10 @@ impl<'a> Flow<'a> {
                 .await);
         }
         match wait {
-            Some(w) => self.wait(run, false, None, w).await,
+            Some(w) => {
+                self.wait(run, false, None, w, allow_success_with_failures)
+                    .await
+            }
             None => {
                 let report = self.report(&run, false, None, true).await;
                 Ok(self.done(report, Ending::NotWaited))
@@ -437,15 +404,14 @@ impl<'a> Flow<'a> {
         }
     }
 
-    /// Cancels one run; with `wait`, waits up to that long to see it stop.
+    /// Cancels one run; with `wait`, waits up to its kill grace to see it stop.
     ///
     /// # Errors
     /// API errors.
     pub async fn cancel(
         &mut self,
         run_id: i64,
-        wait: Option<Duration>,
-        poll_interval: Duration,
+        wait: Option<&WaitOptions>,
     ) -> Result<FlowResult, FlowFailure> {
         let partial = RunReport {
             run_id: Some(run_id),
@@ -464,7 +430,7 @@ impl<'a> Flow<'a> {
             return Err(self.fail(e, Some(report)));
         }
         tracing::info!(run_id, "Asked Databricks to cancel the run.");
-        let Some(limit) = wait else {
+        let Some(w) = wait else {
             let report = self.report(&run, false, None, false).await;
             return Ok(self.done(
                 report,
@@ -474,15 +440,17 @@ impl<'a> Flow<'a> {
                 },
             ));
         };
-        let (run, confirmed) = self.confirm_stopped(run, limit, poll_interval, true).await;
+        let (run, confirmed) = self
+            .confirm_stopped(run, w.kill_grace, w.confirm_step(), true)
+            .await;
         let report = self.report(&run, false, None, false).await;
         let message = if confirmed {
             String::new()
         } else {
             format!(
-                "asked Databricks to cancel run {run_id}, but it was still {} after {}",
+                "asked Databricks to cancel run {run_id}, but it was still {} after {} (--kill-grace)",
                 state_name(&report),
-                syncctl_core::HumanDuration(limit)
+                syncctl_core::HumanDuration(w.kill_grace)
             )
         };
         Ok(self.done(report, Ending::CancelRequested { confirmed, message }))
@@ -557,8 +525,11 @@ impl<'a> Flow<'a> {
         attached: bool,
         repair_id: Option<i64>,
         w: &WaitOptions,
+        allow_success_with_failures: bool,
     ) -> Result<FlowResult, FlowFailure> {
+        let waiter = Waiter::new(w.clone(), self.started, self.cancel.clone());
         let mut failures = 0u32;
+        let mut last_look = None;
         loop {
             let reading = self.read(&run);
             // Right after a repair the run may still show the old result until Databricks
@@ -568,34 +539,46 @@ impl<'a> Flow<'a> {
             self.tell_progress(&run, &reading);
             if reading.terminal && repair_visible {
                 return Ok(self
-                    .conclude(run, attached, repair_id, w.allow_success_with_failures)
+                    .conclude(run, attached, repair_id, allow_success_with_failures)
                     .await);
             }
-            let elapsed = self.started.elapsed();
-            if w.deadline.is_some_and(|d| elapsed >= d) {
-                return Ok(self.at_deadline(run, attached, repair_id, w).await);
+            match last_look {
+                Some(Stop::Deadline) => {
+                    return Ok(self.at_deadline(run, attached, repair_id, w).await);
+                }
+                Some(_) => {
+                    let report = self.report(&run, attached, repair_id, true).await;
+                    let message = format!(
+                        "stopped waiting after {} (--wait-timeout); Databricks run {} is still {} and was left running",
+                        syncctl_core::HumanDuration(w.wait_timeout.unwrap_or_default()),
+                        run.run_id,
+                        state_name(&report)
+                    );
+                    return Ok(self.done(report, Ending::WaitTimedOut { message }));
+                }
+                None => {}
             }
-            if let Some(limit) = w.wait_timeout.filter(|d| elapsed >= *d) {
-                let report = self.report(&run, attached, repair_id, true).await;
-                let message = format!(
-                    "stopped waiting after {} (--wait-timeout); Databricks run {} is still {} and was left running",
-                    syncctl_core::HumanDuration(limit),
-                    run.run_id,
-                    state_name(&report)
-                );
-                return Ok(self.done(report, Ending::WaitTimedOut { message }));
-            }
-            let mut nap = w.poll_interval;
-            for limit in [w.deadline, w.wait_timeout].into_iter().flatten() {
-                nap = nap.min(limit.saturating_sub(elapsed));
-            }
-            tokio::select! {
-                () = tokio::time::sleep(nap) => {}
-                () = self.cancel.cancelled() => {
+            let polled = match waiter.pause().await {
+                Ok(()) => {
+                    waiter
+                        .race(self.client.get_run(run.run_id, repair_id.is_some()))
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            let polled = match polled {
+                Ok(p) => p,
+                Err(Stop::Signal) => {
                     return Ok(self.interrupted(run, attached, repair_id, Some(w)).await);
                 }
-            }
-            match self.client.get_run(run.run_id, repair_id.is_some()).await {
+                // A clock ran out: one last look (a run that just ended is reported as
+                // ended), then stop.
+                Err(stop) => {
+                    last_look = Some(stop);
+                    self.client.get_run(run.run_id, repair_id.is_some()).await
+                }
+            };
+            match polled {
                 Ok(r) => {
                     run = r;
                     failures = 0;
@@ -624,7 +607,7 @@ impl<'a> Flow<'a> {
         let (run, confirmed) = match self.client.cancel_run(run_id).await {
             Ok(()) => {
                 tracing::warn!(run_id, "Deadline reached: cancelling the Databricks run.");
-                self.confirm_stopped(run, w.deadline_grace, w.poll_interval, true)
+                self.confirm_stopped(run, w.kill_grace, w.confirm_step(), true)
                     .await
             }
             Err(e) => {
@@ -668,7 +651,7 @@ impl<'a> Flow<'a> {
         let (run, confirmed) = match self.client.cancel_run(run_id).await {
             Ok(()) => {
                 tracing::warn!(run_id, "Interrupted: cancelling the Databricks run.");
-                self.confirm_stopped(run, w.cancel_grace, w.poll_interval, false)
+                self.confirm_stopped(run, w.kill_grace, w.confirm_step(), false)
                     .await
             }
             Err(e) => {
@@ -686,23 +669,22 @@ impl<'a> Flow<'a> {
             format!(
                 "interrupted; asked Databricks to cancel run {run_id}, but it was still {} after {}",
                 state_name(&report),
-                syncctl_core::HumanDuration(w.cancel_grace)
+                syncctl_core::HumanDuration(w.kill_grace)
             )
         };
         self.done(report, Ending::Interrupted { message })
     }
 
-    /// Polls until the run is over or `limit` passes; returns the last run seen and whether
-    /// it was over. With `watch_signal`, a signal stops the wait early.
+    /// Polls every `step` until the run is over or `limit` passes; returns the last run seen
+    /// and whether it was over. With `watch_signal`, a signal stops the wait early.
     async fn confirm_stopped(
         &mut self,
         mut run: Run,
         limit: Duration,
-        poll_interval: Duration,
+        step: Duration,
         watch_signal: bool,
     ) -> (Run, bool) {
         let until = Instant::now() + limit;
-        let step = poll_interval.min(Duration::from_secs(2));
         loop {
             match self.client.get_run(run.run_id, false).await {
                 Ok(r) => run = r,

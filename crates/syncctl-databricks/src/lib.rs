@@ -5,10 +5,12 @@
 //!   a `~/.databrickscfg` profile; PAT or OAuth M2M).
 //! * [`client::JobsClient`] makes the Jobs API 2.2 (or 2.1) calls through `syncctl-http`.
 //! * [`state`] is the one table of life-cycle and result names, legacy and newer.
-//! * [`flow::Flow`] triggers or attaches, waits with a wait timeout and a deadline, cancels
-//!   on signals and reports per-task results.
+//! * [`flow::Flow`] triggers or attaches, waits on the shared `syncctl_core::Waiter` (wait
+//!   timeout, deadline), cancels on signals and reports per-task results; [`conclude`] turns
+//!   how a flow ended into the command's ending and error class.
 
 pub mod client;
+pub mod conclude;
 pub mod config;
 mod error;
 pub mod flow;
@@ -16,10 +18,8 @@ pub mod model;
 pub mod state;
 
 pub use client::{ClientOptions, JobsClient, RunNowAnswer};
+pub use conclude::conclude;
 pub use config::{Credentials, Settings};
 pub use error::DatabricksError;
-pub use flow::{
-    Ending, Flow, FlowFailure, FlowResult, JobRef, OnKill, RunNowSpec, RunReport, TaskReport,
-    WaitOptions,
-};
+pub use flow::{Ending, Flow, FlowFailure, FlowResult, JobRef, RunNowSpec, RunReport, TaskReport};
 pub use model::ApiVersion;

@@ -13,9 +13,10 @@ use std::time::Duration;
 use axum::http::Method;
 use secrecy::SecretString;
 use serde_json::json;
+use syncctl_core::WaitOptions;
 use syncctl_databricks::{
     ApiVersion, ClientOptions, Credentials, DatabricksError, Ending, Flow, JobRef, JobsClient,
-    RunNowSpec, Settings, WaitOptions,
+    RunNowSpec, Settings,
 };
 use syncctl_http::{BearerToken, HttpError, RecordingSleeper, RetryPolicy};
 use syncctl_testkit::FakeServer;
@@ -53,8 +54,8 @@ fn pat(root: &str, api: ApiVersion) -> JobsClient {
 fn fast() -> WaitOptions {
     WaitOptions {
         poll_interval: Duration::from_millis(10),
-        cancel_grace: Duration::from_secs(5),
-        deadline_grace: Duration::from_secs(5),
+        max_poll_interval: Duration::from_millis(10),
+        kill_grace: Duration::from_secs(5),
         ..WaitOptions::default()
     }
 }
@@ -130,11 +131,7 @@ async fn exercise(client: &JobsClient, fake: &DatabricksFake) {
     let started = flow.run_now(&long, None).await.unwrap();
     assert_eq!(started.ending, Ending::NotWaited);
     let cancelled = flow
-        .cancel(
-            started.report.run_id.unwrap(),
-            Some(Duration::from_secs(5)),
-            Duration::from_millis(10),
-        )
+        .cancel(started.report.run_id.unwrap(), Some(&fast()))
         .await
         .unwrap();
     assert!(

@@ -9,10 +9,10 @@ use std::time::Duration;
 use axum::http::Method;
 use secrecy::SecretString;
 use serde_json::json;
-use syncctl_core::{Classified, ErrorClass};
+use syncctl_core::{Classified, ErrorClass, OnKill, WaitOptions};
 use syncctl_databricks::{
     ApiVersion, ClientOptions, Credentials, DatabricksError, Ending, Flow, FlowFailure, FlowResult,
-    JobRef, JobsClient, OnKill, RunNowSpec, Settings, WaitOptions,
+    JobRef, JobsClient, RunNowSpec, Settings,
 };
 use syncctl_http::{BearerToken, RecordingSleeper, RetryPolicy};
 use syncctl_testkit::fakes::databricks::{DatabricksFake, FakeJob, TaskOutcome};
@@ -47,8 +47,8 @@ fn pat_client(url: &str, api: ApiVersion, sleeper: &Arc<RecordingSleeper>) -> Jo
 fn fast() -> WaitOptions {
     WaitOptions {
         poll_interval: Duration::from_millis(10),
-        cancel_grace: Duration::from_secs(2),
-        deadline_grace: Duration::from_secs(2),
+        max_poll_interval: Duration::from_millis(10),
+        kill_grace: Duration::from_secs(2),
         ..WaitOptions::default()
     }
 }
@@ -356,13 +356,9 @@ async fn success_with_failures_fails_unless_accepted() {
             && message.contains("--allow-success-with-failures"),
         "{message}"
     );
-    let allow = WaitOptions {
-        allow_success_with_failures: true,
-        ..fast()
-    };
-    let r = run_now(&c, &spec(JobRef::Id(42), None), Some(&allow))
-        .await
-        .unwrap();
+    let mut allow = spec(JobRef::Id(42), None);
+    allow.allow_success_with_failures = true;
+    let r = run_now(&c, &allow, Some(&fast())).await.unwrap();
     assert_eq!(r.ending, Ending::Succeeded);
     assert!(r.warnings.iter().any(|w| w.contains("accepted")));
 }
@@ -522,14 +518,7 @@ async fn status_and_cancel_flows() {
     let st = flow.status(run_id, None, false).await.unwrap();
     assert_eq!(st.ending, Ending::NotWaited);
     assert_eq!(st.report.life_cycle_state.as_deref(), Some("RUNNING"));
-    let cancelled = flow
-        .cancel(
-            run_id,
-            Some(Duration::from_secs(5)),
-            Duration::from_millis(10),
-        )
-        .await
-        .unwrap();
+    let cancelled = flow.cancel(run_id, Some(&fast())).await.unwrap();
     assert_eq!(
         cancelled.ending,
         Ending::CancelRequested {
@@ -537,14 +526,7 @@ async fn status_and_cancel_flows() {
             message: String::new()
         }
     );
-    let again = flow
-        .cancel(
-            run_id,
-            Some(Duration::from_secs(5)),
-            Duration::from_millis(10),
-        )
-        .await
-        .unwrap();
+    let again = flow.cancel(run_id, Some(&fast())).await.unwrap();
     assert_eq!(again.ending, Ending::AlreadyEnded);
     let e = flow.status(999_999, None, false).await.unwrap_err();
     assert_eq!(e.error.class(), ErrorClass::Config);

@@ -40,12 +40,39 @@ pub enum SnowflakeError {
     /// A response did not have the shape the SQL API documents.
     #[error("unexpected response from the Snowflake SQL API: {0}")]
     Protocol(String),
+    /// The COPY ran but files did not load completely, or validation found errors.
+    #[error("{0}")]
+    NotLoaded(String),
+    /// The deadline or the wait timeout passed.
+    #[error("{0}")]
+    TimedOut(String),
+    /// A signal interrupted the command.
+    #[error("{0}")]
+    Interrupted(String),
 }
 
-impl SnowflakeError {
+impl Classified for SnowflakeError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            Self::Usage(_) => ErrorClass::Usage,
+            Self::Config(_) => ErrorClass::Config,
+            Self::Http(e) => e.class(),
+            Self::Sql { .. } | Self::NotLoaded(_) => ErrorClass::RemoteFailed,
+            Self::StatementTimeout { .. } | Self::TimedOut(_) => ErrorClass::Timeout,
+            Self::Interrupted(_) => ErrorClass::Cancelled,
+            Self::Protocol(_) => ErrorClass::Internal,
+        }
+    }
+
+    fn retryable(&self) -> bool {
+        match self {
+            Self::Http(e) => e.retryable(),
+            other => other.class().is_retryable(),
+        }
+    }
+
     /// Snowflake's `code`, `sqlState` and statement handle for the result's `error.details`.
-    #[must_use]
-    pub fn details(&self) -> Option<serde_json::Value> {
+    fn details(&self) -> Option<serde_json::Value> {
         match self {
             Self::Sql {
                 code,
@@ -62,26 +89,6 @@ impl SnowflakeError {
                 Some(serde_json::json!({ "statementHandle": handle }))
             }
             _ => None,
-        }
-    }
-}
-
-impl Classified for SnowflakeError {
-    fn class(&self) -> ErrorClass {
-        match self {
-            Self::Usage(_) => ErrorClass::Usage,
-            Self::Config(_) => ErrorClass::Config,
-            Self::Http(e) => e.class(),
-            Self::Sql { .. } => ErrorClass::RemoteFailed,
-            Self::StatementTimeout { .. } => ErrorClass::Timeout,
-            Self::Protocol(_) => ErrorClass::Internal,
-        }
-    }
-
-    fn retryable(&self) -> bool {
-        match self {
-            Self::Http(e) => e.retryable(),
-            other => other.class().is_retryable(),
         }
     }
 }

@@ -6,12 +6,14 @@
 //! * [`api`] submits statements asynchronously with a `requestId`, resubmits with
 //!   `retry=true` after a lost answer, polls, follows result partitions and cancels.
 //! * [`run`] runs a plan (one transaction or one request per statement) and collects the
-//!   per-file results; [`result`] reads COPY output.
+//!   per-file results on the shared `syncctl_core::Waiter`; [`result`] reads COPY output;
+//!   [`conclude`](mod@conclude) decides what a run means for the command (error class, words).
 //! * [`auth`] signs key-pair JWTs and names the token type; [`settings`] resolves the
 //!   connection from flags, `SNOWFLAKE_*` variables and an Airflow connection.
 
 pub mod api;
 pub mod auth;
+pub mod conclude;
 pub mod copy;
 mod error;
 pub mod location;
@@ -23,6 +25,7 @@ pub mod settings;
 
 pub use api::{ResultSet, SqlApi, StatementRequest, StatementStatus, Submitted};
 pub use auth::{Credentials, KeyPairJwt, PrivateKey};
+pub use conclude::conclude;
 pub use copy::{
     CopyPlan, CopySpec, FileFormat, MatchByColumnName, MetadataColumn, OnError, PlannedCopy,
     StorageAccess,
@@ -31,5 +34,5 @@ pub use error::SnowflakeError;
 pub use location::{Cloud, Location};
 pub use partition::{Partition, PartitionTemplate};
 pub use result::{CopyOutput, FileResult, Totals, ValidationError};
-pub use run::{CopyReport, Interrupt, PollSchedule, RunEnd, RunOptions, run_copy};
+pub use run::{CopyReport, RunEnd, RunOptions, run_copy};
 pub use settings::{ConnectionSettings, Overrides, SessionContext};

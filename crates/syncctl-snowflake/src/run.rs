@@ -1,14 +1,14 @@
 //! Running a COPY plan: one request (a transaction) or one request per statement, polled to
-//! the end, cancelled on a signal or at the deadline, with per-file results collected.
+//! the end on the shared [`Waiter`] (cancelled at the deadline or on a signal unless
+//! `on_kill` says leave; left running at the wait timeout), with per-file results collected.
 
 use std::future::Future;
 use std::time::Duration;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use syncctl_core::IdempotencyKey;
+use syncctl_core::{IdempotencyKey, Stop, Waiter};
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::SnowflakeError;
@@ -16,39 +16,6 @@ use crate::api::{ResultSet, SqlApi, StatementRequest, StatementStatus};
 use crate::copy::{CopyPlan, PlannedCopy, RequestText};
 use crate::result::{CopyOutput, FileResult, ValidationError, parse_copy_output};
 use crate::settings::SessionContext;
-
-/// How long a cancel request may take before we report without its answer.
-const CANCEL_BUDGET: Duration = Duration::from_secs(10);
-
-/// How often to check a running statement: `first`, doubling up to `max`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PollSchedule {
-    /// The first wait.
-    pub first: Duration,
-    /// The longest wait.
-    pub max: Duration,
-}
-
-impl PollSchedule {
-    /// Starts at half a second (or `max` when shorter) and doubles up to `max`.
-    #[must_use]
-    pub fn up_to(max: Duration) -> Self {
-        Self {
-            first: max.min(Duration::from_millis(500)),
-            max,
-        }
-    }
-}
-
-/// Why waiting stopped early.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Interrupt {
-    /// SIGINT or SIGTERM.
-    Signal,
-    /// `--deadline` passed.
-    Deadline,
-}
 
 /// How to run a plan.
 #[derive(Debug, Clone)]
@@ -67,12 +34,8 @@ pub struct RunOptions {
     pub idempotency_key: Option<IdempotencyKey>,
     /// Send `retry=true` on the first submit too (this task may have submitted before).
     pub retry_first: bool,
-    /// Status-check pacing.
-    pub poll: PollSchedule,
-    /// Cancel and stop at this instant.
-    pub deadline: Option<Instant>,
-    /// Fires on SIGINT/SIGTERM.
-    pub cancel: CancellationToken,
+    /// Status-check pacing, the wait timeout, the deadline, the signal and what it does.
+    pub wait: Waiter,
 }
 
 /// One COPY statement's part of the report.
@@ -116,12 +79,15 @@ pub enum RunEnd {
     Completed,
     /// A statement failed or the API refused.
     Failed(SnowflakeError),
-    /// Stopped by a signal or the deadline; `cancelled` lists the handles cancelled.
+    /// Stopped by a signal, the deadline or the wait timeout; `cancelled` lists the handles
+    /// cancelled, `left_running` those left running (wait timeout, `--on-kill leave`).
     Interrupted {
-        /// Signal or deadline.
-        why: Interrupt,
+        /// Signal, deadline or wait timeout.
+        why: Stop,
         /// Handles a cancel was sent for.
         cancelled: Vec<String>,
+        /// Handles left running.
+        left_running: Vec<String>,
         /// Why a cancel could not be confirmed, if it could not.
         cancel_error: Option<String>,
     },
@@ -142,12 +108,12 @@ pub struct CopyReport {
     pub end: RunEnd,
 }
 
-enum Stop {
-    Interrupted(Interrupt),
+enum Halt {
+    Interrupted(Stop),
     Failed(SnowflakeError),
 }
 
-impl From<SnowflakeError> for Stop {
+impl From<SnowflakeError> for Halt {
     fn from(e: SnowflakeError) -> Self {
         Self::Failed(e)
     }
@@ -246,32 +212,39 @@ pub async fn run_copy(
                     }
                 }
             }
-            Err(Stop::Failed(e)) => {
+            Err(Halt::Failed(e)) => {
                 for s in stmts.iter_mut() {
                     s.status = "failed";
                 }
                 report.end = RunEnd::Failed(e);
                 return report;
             }
-            Err(Stop::Interrupted(why)) => {
+            Err(Halt::Interrupted(why)) => {
+                let cancels = why.cancels(opts.wait.on_kill());
                 for s in stmts.iter_mut() {
-                    s.status = "cancelled";
+                    s.status = if cancels { "cancelled" } else { "left_running" };
                 }
                 let handle = report.requests.last().and_then(|r| r.handle.clone());
-                let (cancelled, cancel_error) = match handle {
+                let grace = opts.wait.options().kill_grace;
+                let (cancelled, left_running, cancel_error) = match handle {
+                    Some(h) if !cancels => {
+                        tracing::warn!(handle = %h, ?why, "Leaving the running statement running.");
+                        (Vec::new(), vec![h], None)
+                    }
                     Some(h) => {
                         tracing::warn!(handle = %h, ?why, "Cancelling the running statement.");
-                        match tokio::time::timeout(CANCEL_BUDGET, api.cancel(&h)).await {
-                            Ok(Ok(())) => (vec![h], None),
-                            Ok(Err(e)) => (vec![h], Some(e.to_string())),
-                            Err(_) => (vec![h], Some("the cancel request did not answer in time".into())),
+                        match tokio::time::timeout(grace, api.cancel(&h)).await {
+                            Ok(Ok(())) => (vec![h], Vec::new(), None),
+                            Ok(Err(e)) => (vec![h], Vec::new(), Some(e.to_string())),
+                            Err(_) => (vec![h], Vec::new(), Some("the cancel request did not answer within --kill-grace".into())),
                         }
                     }
-                    None => (Vec::new(), Some("the statement was being submitted; no handle to cancel (Snowflake may still run it)".into())),
+                    None => (Vec::new(), Vec::new(), Some("the statement was being submitted; no handle to cancel (Snowflake may still run it)".into())),
                 };
                 report.end = RunEnd::Interrupted {
                     why,
                     cancelled,
+                    left_running,
                     cancel_error,
                 };
                 return report;
@@ -291,17 +264,17 @@ async fn run_request(
     opts: &RunOptions,
     report: &mut CopyReport,
     progress: &mut (dyn FnMut(&str) + Send),
-) -> Result<Vec<(Option<String>, CopyOutput)>, Stop> {
+) -> Result<Vec<(Option<String>, CopyOutput)>, Halt> {
     let submit = api.submit(req, rid, opts.retry_first);
     tokio::pin!(submit);
     let submitted = match interruptible(opts, &mut submit).await {
         Ok(answer) => answer?,
-        Err(Stop::Interrupted(why)) => {
+        Err(Halt::Interrupted(why)) => {
             // The request may already be running on Snowflake, and only its answer carries
             // the handle a cancel needs: let the submit finish (bounded), so that the caller
             // cancels the statement instead of leaving it running unseen.
             tracing::warn!(request_id = %rid, ?why, "Interrupted while submitting; waiting briefly for the statement handle to cancel it.");
-            match tokio::time::timeout(CANCEL_BUDGET, &mut submit).await {
+            match tokio::time::timeout(opts.wait.options().kill_grace, &mut submit).await {
                 // Finished within the submit: its result is reported like any other.
                 Ok(Ok(late)) if late.done.is_some() => late,
                 Ok(Ok(late)) => {
@@ -309,13 +282,13 @@ async fn run_request(
                         r.handle = Some(late.handle.clone());
                         r.resubmitted = late.resubmitted;
                     }
-                    return Err(Stop::Interrupted(why));
+                    return Err(Halt::Interrupted(why));
                 }
                 Ok(Err(e)) => {
                     tracing::warn!(request_id = %rid, error = %e, "The interrupted submit failed.");
-                    return Err(Stop::Interrupted(why));
+                    return Err(Halt::Interrupted(why));
                 }
-                Err(_) => return Err(Stop::Interrupted(why)),
+                Err(_) => return Err(Halt::Interrupted(why)),
             }
         }
         Err(failed) => return Err(failed),
@@ -362,12 +335,20 @@ async fn wait(
     handle: &str,
     opts: &RunOptions,
     progress: &mut (dyn FnMut(&str) + Send),
-) -> Result<ResultSet, Stop> {
-    let mut delay = opts.poll.first;
+) -> Result<ResultSet, Halt> {
     let mut checks = 0u32;
     let started = Instant::now();
     loop {
-        interruptible(opts, tokio::time::sleep(delay)).await?;
+        if let Err(stop) = opts.wait.pause().await {
+            // A clock ran out: one last look, so that a statement that just finished is
+            // reported as finished rather than cancelled or left.
+            if stop != Stop::Signal
+                && let Ok(StatementStatus::Done(rs)) = api.status(handle).await
+            {
+                return Ok(rs);
+            }
+            return Err(Halt::Interrupted(stop));
+        }
         checks += 1;
         match interruptible(opts, api.status(handle)).await?? {
             StatementStatus::Done(rs) => return Ok(rs),
@@ -376,24 +357,12 @@ async fn wait(
                     "Statement {handle} still running after {}s ({checks} checks).",
                     started.elapsed().as_secs()
                 ));
-                delay = (delay * 2).min(opts.poll.max);
             }
         }
     }
 }
 
-/// Runs `fut` unless a signal or the deadline comes first.
-async fn interruptible<T>(opts: &RunOptions, fut: impl Future<Output = T>) -> Result<T, Stop> {
-    let deadline = async {
-        match opts.deadline {
-            Some(d) => tokio::time::sleep_until(d).await,
-            None => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        biased;
-        () = opts.cancel.cancelled() => Err(Stop::Interrupted(Interrupt::Signal)),
-        () = deadline => Err(Stop::Interrupted(Interrupt::Deadline)),
-        v = fut => Ok(v),
-    }
+/// Runs `fut` unless a signal, the deadline or the wait timeout comes first.
+async fn interruptible<T>(opts: &RunOptions, fut: impl Future<Output = T>) -> Result<T, Halt> {
+    opts.wait.race(fut).await.map_err(Halt::Interrupted)
 }

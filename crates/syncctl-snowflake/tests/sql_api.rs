@@ -9,14 +9,13 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use reqwest::Method;
 use secrecy::SecretString;
-use syncctl_core::{Classified, ErrorClass, IdempotencyKey};
+use syncctl_core::{Classified, ErrorClass, IdempotencyKey, Stop, WaitOptions, Waiter};
 use syncctl_http::{HttpClient, RefreshingToken, RetryPolicy};
 use syncctl_snowflake::auth::{JWT_RENEW_BEFORE, KeyPairJwt, PrivateKey};
 use syncctl_snowflake::quote::ObjectName;
 use syncctl_snowflake::{
-    CopyPlan, CopySpec, Credentials, FileFormat, Interrupt, Location, OnError, PartitionTemplate,
-    PollSchedule, RunEnd, RunOptions, SessionContext, SnowflakeError, SqlApi, StorageAccess,
-    Totals, run_copy,
+    CopyPlan, CopySpec, Credentials, FileFormat, Location, OnError, PartitionTemplate, RunEnd,
+    RunOptions, SessionContext, SnowflakeError, SqlApi, StorageAccess, Totals, run_copy,
 };
 use syncctl_testkit::fakes::snowflake::{
     FakeFile, SnowflakeFake, TEST_ENCRYPTED_PRIVATE_KEY_PEM, TEST_KEY_PASSPHRASE,
@@ -25,6 +24,16 @@ use syncctl_testkit::fakes::snowflake::{
 };
 use syncctl_testkit::{FakeServer, Fault};
 use tokio_util::sync::CancellationToken;
+
+/// Fast polls (2 ms up to 5 ms) with `o`'s clocks, from now.
+fn waiter(o: WaitOptions, cancel: CancellationToken) -> Waiter {
+    let o = WaitOptions {
+        poll_interval: Duration::from_millis(2),
+        max_poll_interval: Duration::from_millis(5),
+        ..o
+    };
+    Waiter::new(o, tokio::time::Instant::now(), cancel)
+}
 
 const TABLE: &str = "RAW.EVENTS.EVENTS";
 const LAKE: &str = "s3://biz-datalake-dev/events/";
@@ -125,12 +134,7 @@ fn opts() -> RunOptions {
         query_tag: Some("syncctl test".into()),
         idempotency_key: Some(IdempotencyKey::new("airflow:dag:run:task")),
         retry_first: false,
-        poll: PollSchedule {
-            first: Duration::from_millis(2),
-            max: Duration::from_millis(5),
-        },
-        deadline: None,
-        cancel: CancellationToken::new(),
+        wait: waiter(WaitOptions::default(), CancellationToken::new()),
     }
 }
 
@@ -437,7 +441,7 @@ async fn a_signal_cancels_the_running_statement() {
     let server = FakeServer::start(fake.router()).await;
     let api = api_with(&server.url(), &keypair());
     let o = opts();
-    let cancel = o.cancel.clone();
+    let cancel = o.wait.cancel_token().clone();
     let p = plan(&spec("2025-10-30", "2025-10-30"));
     let mut polls = 0;
     let report = run_copy(&api, &p, &o, &mut |_| {
@@ -451,11 +455,12 @@ async fn a_signal_cancels_the_running_statement() {
         why,
         cancelled,
         cancel_error,
+        ..
     } = &report.end
     else {
         panic!("{:?}", report.end);
     };
-    assert_eq!(*why, Interrupt::Signal);
+    assert_eq!(*why, Stop::Signal);
     assert_eq!(cancel_error, &None);
     assert_eq!(cancelled, &fake.cancelled());
     assert_eq!(cancelled.len(), 1);
@@ -483,12 +488,18 @@ async fn the_deadline_cancels_the_running_statement() {
     let server = FakeServer::start(fake.router()).await;
     let api = api_with(&server.url(), &keypair());
     let mut o = opts();
-    o.deadline = Some(tokio::time::Instant::now() + Duration::from_millis(40));
+    o.wait = waiter(
+        WaitOptions {
+            deadline: Some(Duration::from_millis(40)),
+            ..WaitOptions::default()
+        },
+        CancellationToken::new(),
+    );
     let report = run(&api, &plan(&spec("2025-10-30", "2025-10-30")), &o).await;
     let RunEnd::Interrupted { why, cancelled, .. } = &report.end else {
         panic!("{:?}", report.end);
     };
-    assert_eq!(*why, Interrupt::Deadline);
+    assert_eq!(*why, Stop::Deadline);
     assert_eq!(cancelled, &fake.cancelled());
 }
 

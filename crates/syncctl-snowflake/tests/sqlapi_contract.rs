@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 use secrecy::SecretString;
+use syncctl_core::{WaitOptions, Waiter};
 use syncctl_http::{HttpClient, RetryPolicy};
 use syncctl_snowflake::auth::{KeyPairJwt, PrivateKey};
 use syncctl_snowflake::quote::ObjectName;
 use syncctl_snowflake::{
-    CopyPlan, CopySpec, Credentials, FileFormat, Location, PartitionTemplate, PollSchedule, RunEnd,
-    RunOptions, SessionContext, SnowflakeError, SqlApi, StorageAccess, run_copy,
+    CopyPlan, CopySpec, Credentials, FileFormat, Location, PartitionTemplate, RunEnd, RunOptions,
+    SessionContext, SnowflakeError, SqlApi, StorageAccess, run_copy,
 };
 use syncctl_testkit::FakeServer;
 use syncctl_testkit::fakes::snowflake::{
@@ -22,6 +23,16 @@ use syncctl_testkit::fakes::snowflake::{
 };
 use syncctl_testkit::prism::PrismProxy;
 use tokio_util::sync::CancellationToken;
+
+/// Fast polls (2 ms up to 5 ms) with `o`'s clocks, from now.
+fn waiter(o: WaitOptions, cancel: CancellationToken) -> Waiter {
+    let o = WaitOptions {
+        poll_interval: Duration::from_millis(2),
+        max_poll_interval: Duration::from_millis(5),
+        ..o
+    };
+    Waiter::new(o, tokio::time::Instant::now(), cancel)
+}
 
 const SPEC: &str = "snowflake/sqlapi.yaml";
 const TABLE: &str = "RAW.EVENTS.EVENTS";
@@ -109,12 +120,7 @@ fn opts(transaction: bool) -> RunOptions {
         query_tag: Some("syncctl contract".into()),
         idempotency_key: None,
         retry_first: false,
-        poll: PollSchedule {
-            first: Duration::from_millis(2),
-            max: Duration::from_millis(5),
-        },
-        deadline: None,
-        cancel: CancellationToken::new(),
+        wait: waiter(WaitOptions::default(), CancellationToken::new()),
     }
 }
 
@@ -185,7 +191,7 @@ async fn cancel_conforms_to_the_sql_api_spec() {
     let prism = PrismProxy::start(SPEC, &server.url()).await;
     let api = api(&prism.url());
     let o = opts(true);
-    let cancel = o.cancel.clone();
+    let cancel = o.wait.cancel_token().clone();
     let report = run_copy(
         &api,
         &plan(TABLE, "2025-10-30", "2025-10-30"),

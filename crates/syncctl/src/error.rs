@@ -53,10 +53,11 @@ impl CliError {
 impl<E: Classified> From<E> for CliError {
     fn from(e: E) -> Self {
         let class = e.class();
+        let details = e.details();
         Self {
             class,
             error: anyhow::Error::new(e),
-            details: None,
+            details,
         }
     }
 }

@@ -4,16 +4,14 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
-use serde_json::{Value, json};
 use syncctl_airbyte::{
     AirbyteClient, AirbyteSettings, ApiChoice, ClientOptions, Idempotency, IfRunning, Job,
-    JobReport, OnKill, RunOptions, StateStore, Verdict, WaitObserver, WaitOptions, cancel_existing,
+    RunOptions, StateStore, Verdict, WaitObserver, cancel_existing, conclude, conclude_cancel,
     configured_connections, connection_env_var, describe_state, is_uuid, run_connection, watch_job,
 };
-use syncctl_core::{Classified, ErrorClass, HumanDuration, Metric};
+use syncctl_core::{Classified, ErrorClass, OnKill};
 use tokio::time::Instant;
 
 use crate::context::AppContext;
@@ -22,10 +20,7 @@ use crate::progress::Progress;
 
 use super::Outcome;
 use super::doctor::{Probe, ServiceReport};
-
-/// After a signal the binary reports at 28 s whatever happens; the grace period must end
-/// before that.
-const MAX_KILL_GRACE: Duration = Duration::from_secs(27);
+use super::wait::{ConfirmArgs, WaitArgs};
 
 /// Arguments of `syncctl airbyte`.
 #[derive(Debug, Args)]
@@ -84,46 +79,11 @@ enum IfRunningFlag {
     Fail,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum OnKillFlag {
-    /// Cancel the job and wait (up to --kill-grace) for Airbyte to confirm
-    Cancel,
-    /// Leave the job running
-    Leave,
-}
-
 #[derive(Debug, Args)]
 struct ApiArgs {
     /// Which API to use [env: AIRBYTE_API] [default: auto]
     #[arg(long, value_enum, value_name = "API")]
     api: Option<ApiFlag>,
-}
-
-#[derive(Debug, Args)]
-struct WaitArgs {
-    /// First poll interval; it grows to a tenth of the time waited, up to --max-poll-interval
-    #[arg(long, value_name = "DUR", default_value = "5s")]
-    poll_interval: HumanDuration,
-
-    /// Longest poll interval
-    #[arg(long, value_name = "DUR", default_value = "60s")]
-    max_poll_interval: HumanDuration,
-
-    /// Stop waiting after DUR and leave the job running (status timed_out, exit 5)
-    #[arg(long, value_name = "DUR")]
-    wait_timeout: Option<HumanDuration>,
-
-    /// Cancel the job when DUR has passed (status timed_out, exit 5)
-    #[arg(long, value_name = "DUR")]
-    deadline: Option<HumanDuration>,
-
-    /// What SIGTERM/SIGINT does to the job [default: cancel for trigger, leave for status]
-    #[arg(long, value_enum, value_name = "ACTION")]
-    on_kill: Option<OnKillFlag>,
-
-    /// How long to wait for Airbyte to confirm a cancellation (keep it below Kubernetes' 30 s)
-    #[arg(long, value_name = "DUR", default_value = "20s")]
-    kill_grace: HumanDuration,
 }
 
 #[derive(Debug, Args)]
@@ -190,16 +150,11 @@ struct CancelArgs {
     #[arg(long)]
     no_wait: bool,
 
-    /// How long to wait for Airbyte to confirm the cancellation (exit 5 when it does not)
-    #[arg(long, value_name = "DUR", default_value = "60s")]
-    wait_timeout: HumanDuration,
-
-    /// Poll interval while waiting for the confirmation
-    #[arg(long, value_name = "DUR", default_value = "1s")]
-    poll_interval: HumanDuration,
-
     #[command(flatten)]
     api: ApiArgs,
+
+    #[command(flatten)]
+    waiting: ConfirmArgs,
 }
 
 impl AirbyteArgs {
@@ -251,38 +206,6 @@ fn client(ctx: &AppContext, api: &ApiArgs) -> Result<(AirbyteClient, Vec<String>
     })?;
     tracing::debug!(api = client.api().as_str(), base_url = %syncctl_config::redact_userinfo(client.base_url()), auth = client.auth_method(), "Airbyte client ready.");
     Ok((client, settings.workspace_ids))
-}
-
-impl WaitArgs {
-    fn validate(&self) -> Result<(), CliError> {
-        if self.poll_interval.get().is_zero() {
-            return Err(CliError::usage("--poll-interval must be more than 0s"));
-        }
-        if self.kill_grace.get() > MAX_KILL_GRACE {
-            return Err(CliError::usage(format!(
-                "--kill-grace must be at most {} (syncctl reports 28s after a signal, before Kubernetes' 30s grace ends)",
-                HumanDuration(MAX_KILL_GRACE)
-            )));
-        }
-        Ok(())
-    }
-
-    /// `on_kill_default` applies when `--on-kill` is not given: a trigger cancels the job it
-    /// started, a status watcher leaves alone a job it did not start.
-    fn options(&self, started: Instant, on_kill_default: OnKill) -> WaitOptions {
-        WaitOptions {
-            poll_interval: self.poll_interval.get(),
-            max_poll_interval: self.max_poll_interval.get().max(self.poll_interval.get()),
-            wait_until: self.wait_timeout.map(|d| started + d.get()),
-            deadline: self.deadline.map(|d| started + d.get()),
-            kill_grace: self.kill_grace.get(),
-            on_kill: match self.on_kill {
-                Some(OnKillFlag::Cancel) => OnKill::Cancel,
-                Some(OnKillFlag::Leave) => OnKill::Leave,
-                None => on_kill_default,
-            },
-        }
-    }
 }
 
 /// A connection to sync and how the user named it.
@@ -390,7 +313,7 @@ async fn trigger(a: TriggerArgs, ctx: &AppContext) -> Result<Outcome, CliError> 
             "name at least one connection: --connection-id ID, --connection NAME (reads AIRBYTE_<NAME>_CONNECTION_ID) or --connection-name \"Stripe → Postgres\"",
         ));
     }
-    a.wait.validate()?;
+    let wait = a.wait.options(&ctx.env, OnKill::Cancel)?;
     for w in &a.workspace_ids {
         if !is_uuid(w) {
             return Err(CliError::usage(format!(
@@ -427,7 +350,8 @@ async fn trigger(a: TriggerArgs, ctx: &AppContext) -> Result<Outcome, CliError> 
             IfRunningFlag::Skip => IfRunning::Skip,
             IfRunningFlag::Fail => IfRunning::Fail,
         },
-        wait: (!a.no_wait).then(|| a.wait.options(started, OnKill::Cancel)),
+        wait: (!a.no_wait).then_some(wait),
+        started,
         force: a.force,
     };
     let labels: BTreeMap<String, String> = targets
@@ -454,253 +378,48 @@ async fn trigger(a: TriggerArgs, ctx: &AppContext) -> Result<Outcome, CliError> 
         .zip(&idems)
         .map(|(t, idem)| run_connection(&client, &t.id, &opts, idem.as_ref(), &ctx.cancel, &board));
     let reports = futures::future::join_all(runs).await;
-    Ok(summarize(&client, &targets, &reports, ctx))
-}
-
-fn job_json(r: &JobReport, label: Option<&str>) -> Value {
-    let mut v = r.to_json();
-    if let Some(l) = label {
-        v["connection"] = json!(l);
-    }
-    v
-}
-
-fn describe(r: &JobReport, label: Option<&str>) -> String {
-    let who = match label {
-        Some(l) if l != r.connection_id => format!("{l} ({})", r.connection_id),
-        _ if r.connection_id.is_empty() => "Airbyte".to_owned(),
-        _ => format!("connection {}", r.connection_id),
-    };
-    let job = r.job.as_ref();
-    let what = match (r.verdict, job) {
-        (Verdict::Failed, Some(j)) => format!(
-            "job {} failed{}",
-            j.id,
-            j.failure_reason
-                .as_deref()
-                .map(|m| format!(": {m}"))
-                .unwrap_or_default()
-        ),
-        (Verdict::Cancelled, Some(j)) if !r.cancel_requested => {
-            format!("job {} was cancelled outside syncctl", j.id)
-        }
-        (Verdict::Cancelled, Some(j)) => format!(
-            "job {} {}",
-            j.id,
-            if r.cancel_confirmed {
-                "was cancelled"
-            } else {
-                "was asked to cancel; Airbyte had not confirmed it within --kill-grace"
-            }
-        ),
-        (Verdict::Cancelled, None) => "interrupted before a sync was started".to_owned(),
-        (Verdict::LeftRunning, Some(j)) => format!("job {} was left running", j.id),
-        (Verdict::TimedOut, Some(j)) if r.cancel_requested => format!(
-            "job {} reached --deadline and was {}",
-            j.id,
-            if r.cancel_confirmed {
-                "cancelled"
-            } else {
-                "asked to cancel (not yet confirmed)"
-            }
-        ),
-        (Verdict::TimedOut, Some(j)) => format!(
-            "stopped waiting for job {} at --wait-timeout; it is still {}",
-            j.id, j.status
-        ),
-        (_, _) => r
-            .error
-            .as_ref()
-            .map_or_else(|| format!("{:?}", r.verdict), ToString::to_string),
-    };
-    format!("{who}: {what}")
-}
-
-/// One result from every connection's report. Precedence: a signal makes it `cancelled`;
-/// then auth/config errors; then remote failures; other errors; conflicts; timeouts; all
-/// skipped is `skipped`; anything else succeeded.
-fn summarize(
-    client: &AirbyteClient,
-    targets: &[Target],
-    reports: &[JobReport],
-    ctx: &AppContext,
-) -> Outcome {
-    let label_of = |i: usize| targets.get(i).and_then(|t| t.label.as_deref());
-    let jobs: Vec<Value> = reports
-        .iter()
-        .enumerate()
-        .map(|(i, r)| job_json(r, label_of(i)))
-        .collect();
-    let count = |v: &[Verdict]| reports.iter().filter(|r| v.contains(&r.verdict)).count();
-    let data = json!({
-        "api": client.api(),
-        "jobs": jobs,
-        "succeeded": count(&[Verdict::Succeeded]),
-        "failed": count(&[Verdict::Failed, Verdict::Cancelled, Verdict::Error, Verdict::Conflict]),
-        "skipped": count(&[Verdict::Skipped]),
-        "running": reports
-            .iter()
-            .filter(|r| r.job.as_ref().is_some_and(|j| !j.phase().is_terminal()))
-            .count(),
-    });
-    let mut warnings: Vec<String> = reports.iter().flat_map(|r| r.warnings.clone()).collect();
-    let mut metrics = Vec::new();
-    for (i, r) in reports.iter().enumerate() {
-        let Some(job) = &r.job else { continue };
-        let mut tags = BTreeMap::new();
-        tags.insert("connection_id".to_owned(), r.connection_id.clone());
-        if let Some(l) = label_of(i) {
-            tags.insert("connection".to_owned(), l.to_owned());
-        }
-        for (name, value) in [
-            ("records_synced", job.records_synced),
-            ("bytes_synced", job.bytes_synced),
-        ] {
-            if let Some(v) = value {
-                let mut m = Metric::counter(name, v as f64);
-                m.tags = tags.clone();
-                metrics.push(m);
-            }
-        }
-    }
-    let messages = |pred: &dyn Fn(&JobReport) -> bool| -> Vec<String> {
-        reports
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| pred(r))
-            .map(|(i, r)| describe(r, label_of(i)))
-            .collect()
-    };
-    let error_class = |r: &JobReport| r.error.as_ref().map(Classified::class);
-    let fail = |class: ErrorClass, msgs: Vec<String>| {
-        Outcome::failed(
-            data.clone(),
-            CliError::new(class, anyhow::anyhow!("{}", msgs.join("; "))),
-        )
-    };
-    let outcome = if ctx.cancel.is_cancelled()
-        && reports
-            .iter()
-            .any(|r| r.interrupted || r.verdict == Verdict::Cancelled)
-    {
-        let msgs = messages(&|r| r.interrupted);
-        fail(
-            ErrorClass::Cancelled,
-            if msgs.is_empty() {
-                vec!["interrupted before any sync started".to_owned()]
-            } else {
-                msgs
-            },
-        )
-    } else if let Some(class) = reports
-        .iter()
-        .filter_map(error_class)
-        .find(|c| matches!(c, ErrorClass::Auth | ErrorClass::Config | ErrorClass::Usage))
-    {
-        fail(class, messages(&|r| error_class(r) == Some(class)))
-    } else if reports
-        .iter()
-        .any(|r| matches!(r.verdict, Verdict::Failed | Verdict::Cancelled))
-    {
-        fail(
-            ErrorClass::RemoteFailed,
-            messages(&|r| matches!(r.verdict, Verdict::Failed | Verdict::Cancelled)),
-        )
-    } else if let Some(class) = reports
-        .iter()
-        .filter(|r| r.verdict == Verdict::Error)
-        .find_map(error_class)
-    {
-        fail(class, messages(&|r| r.verdict == Verdict::Error))
-    } else if reports.iter().any(|r| r.verdict == Verdict::Conflict) {
-        fail(
-            ErrorClass::Conflict,
-            messages(&|r| r.verdict == Verdict::Conflict),
-        )
-    } else if reports.iter().any(|r| r.verdict == Verdict::TimedOut) {
-        fail(
-            ErrorClass::Timeout,
-            messages(&|r| r.verdict == Verdict::TimedOut),
-        )
-    } else if !reports.is_empty() && reports.iter().all(|r| r.verdict == Verdict::Skipped) {
-        Outcome::skipped(data.clone())
-    } else {
-        Outcome::succeeded(data.clone())
-    };
-    warnings.dedup();
-    outcome.with_warnings(warnings).with_metrics(metrics)
+    let labels: Vec<Option<String>> = targets.into_iter().map(|t| t.label).collect();
+    Ok(conclude(client.api(), reports, &labels, ctx.cancel.is_cancelled()).into())
 }
 
 async fn status(a: StatusArgs, ctx: &AppContext) -> Result<Outcome, CliError> {
     let started = Instant::now();
-    a.waiting.validate()?;
-    if !a.wait && (a.waiting.wait_timeout.is_some() || a.waiting.deadline.is_some()) {
+    let wait = a.waiting.options(&ctx.env, OnKill::Leave)?;
+    if !a.wait && a.waiting.clock_given() {
         return Err(CliError::usage("--wait-timeout and --deadline need --wait"));
     }
     let (client, _) = client(ctx, &a.api)?;
-    let wait = a.wait.then(|| a.waiting.options(started, OnKill::Leave));
+    let wait = a.wait.then_some(wait);
     let board = Board::new(ctx, "Waiting for Airbyte", BTreeMap::new());
-    let mut report = watch_job(&client, a.job_id, wait.as_ref(), &ctx.cancel, &board).await;
+    let mut report = watch_job(
+        &client,
+        a.job_id,
+        wait.as_ref(),
+        started,
+        &ctx.cancel,
+        &board,
+    )
+    .await;
     if report.verdict == Verdict::Error
         && report.job.is_none()
         && let Some(e) = report.error.take()
     {
         return Err(e.into());
     }
-    Ok(summarize(&client, &[], &[report], ctx))
+    Ok(conclude(client.api(), vec![report], &[], ctx.cancel.is_cancelled()).into())
 }
 
 async fn cancel(a: CancelArgs, ctx: &AppContext) -> Result<Outcome, CliError> {
-    if a.poll_interval.get().is_zero() {
-        return Err(CliError::usage("--poll-interval must be more than 0s"));
-    }
+    let wait = a.waiting.options(&ctx.env)?;
     let (client, _) = client(ctx, &a.api)?;
-    let opts = WaitOptions {
-        poll_interval: a.poll_interval.get(),
-        max_poll_interval: a.poll_interval.get(),
-        wait_until: None,
-        deadline: None,
-        kill_grace: a.wait_timeout.get(),
-        on_kill: OnKill::Leave,
-    };
-    let mut report = cancel_existing(&client, a.job_id, &opts, !a.no_wait).await;
+    let mut report = cancel_existing(&client, a.job_id, &wait, !a.no_wait).await;
     if report.verdict == Verdict::Error
         && report.job.is_none()
         && let Some(e) = report.error.take()
     {
         return Err(e.into());
     }
-    let already_finished = !report.cancel_requested && report.verdict != Verdict::Error;
-    let data = json!({ "api": client.api(), "jobs": [report.to_json()] });
-    let warnings = report.warnings.clone();
-    let outcome = match report.verdict {
-        _ if already_finished => Outcome::skipped(data),
-        Verdict::Cancelled | Verdict::Triggered => Outcome::succeeded(data),
-        // Cancelled too late: the job finished on its own.
-        Verdict::Succeeded | Verdict::Failed => {
-            Outcome::succeeded(data).with_warnings(vec![format!(
-                "job {} finished ({}) before the cancellation took effect",
-                a.job_id,
-                report.job.as_ref().map_or("unknown", |j| j.status.as_str())
-            )])
-        }
-        Verdict::TimedOut => Outcome::failed(
-            data,
-            CliError::new(
-                ErrorClass::Timeout,
-                anyhow::anyhow!(
-                    "asked Airbyte to cancel job {}, but it had not confirmed within {}",
-                    a.job_id,
-                    a.wait_timeout
-                ),
-            ),
-        ),
-        _ => match report.error {
-            Some(e) => Outcome::failed(data, e.into()),
-            None => Outcome::succeeded(data),
-        },
-    };
-    Ok(outcome.with_warnings(warnings))
+    Ok(conclude_cancel(client.api(), a.job_id, report, wait.kill_grace).into())
 }
 
 /// `syncctl doctor` checks for this group's services.

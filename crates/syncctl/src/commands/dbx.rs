@@ -4,15 +4,13 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Map, Value};
-use syncctl_core::{Classified, ErrorClass, HumanDuration, IdempotencyKey, Metric};
+use syncctl_core::{Classified, IdempotencyKey, OnKill};
 use syncctl_databricks::config::{self, Settings};
 use syncctl_databricks::{
-    ApiVersion, ClientOptions, DatabricksError, Ending, Flow, FlowFailure, FlowResult, JobRef,
-    JobsClient, OnKill, RunNowSpec, RunReport, WaitOptions,
+    ApiVersion, ClientOptions, Flow, JobRef, JobsClient, RunNowSpec, conclude,
 };
 
 use crate::context::AppContext;
@@ -21,13 +19,7 @@ use crate::progress::Progress;
 
 use super::Outcome;
 use super::doctor::{Probe, ServiceReport};
-
-/// After SIGTERM, how long to watch a cancelled run stop (below the 28 s after which the
-/// binary reports regardless, and Kubernetes' 30 s grace).
-const SIGNAL_CANCEL_GRACE: Duration = Duration::from_secs(20);
-
-/// After the deadline, how long to watch a cancelled run stop.
-const DEADLINE_CANCEL_GRACE: Duration = Duration::from_secs(60);
+use super::wait::{ConfirmArgs, WaitArgs};
 
 /// Arguments of `syncctl dbx`.
 #[derive(Debug, Args)]
@@ -69,24 +61,6 @@ enum ApiVersionArg {
     V2_1,
 }
 
-/// What a signal does to the run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum OnKillArg {
-    /// Cancel the run and wait briefly to see it stop
-    Cancel,
-    /// Leave the run going
-    Leave,
-}
-
-impl From<OnKillArg> for OnKill {
-    fn from(a: OnKillArg) -> Self {
-        match a {
-            OnKillArg::Cancel => Self::Cancel,
-            OnKillArg::Leave => Self::Leave,
-        }
-    }
-}
-
 #[derive(Debug, Args)]
 struct ConnArgs {
     /// Profile in ~/.databrickscfg (or DATABRICKS_CONFIG_FILE) [env: DATABRICKS_CONFIG_PROFILE]
@@ -103,26 +77,6 @@ struct ConnArgs {
         help_heading = "Connection"
     )]
     api_version: ApiVersionArg,
-}
-
-#[derive(Debug, Args)]
-struct WaitArgs {
-    /// Time between polls
-    #[arg(
-        long,
-        value_name = "DURATION",
-        default_value = "10s",
-        help_heading = "Waiting"
-    )]
-    poll_interval: HumanDuration,
-
-    /// Stop waiting after this long and leave the run going (exit 5)
-    #[arg(long, value_name = "DURATION", help_heading = "Waiting")]
-    wait_timeout: Option<HumanDuration>,
-
-    /// Cancel the run after this long (exit 5)
-    #[arg(long, value_name = "DURATION", help_heading = "Waiting")]
-    deadline: Option<HumanDuration>,
 }
 
 #[derive(Debug, Args)]
@@ -198,16 +152,6 @@ struct RunNowArgs {
     #[command(flatten)]
     wait: WaitArgs,
 
-    /// What SIGTERM or SIGINT does to the run
-    #[arg(
-        long,
-        value_enum,
-        value_name = "ACTION",
-        default_value = "cancel",
-        help_heading = "Waiting"
-    )]
-    on_kill: OnKillArg,
-
     /// Count a SUCCESS_WITH_FAILURES run (leaf tasks succeeded, others failed) as success
     #[arg(long, help_heading = "Outcome")]
     allow_success_with_failures: bool,
@@ -239,16 +183,6 @@ struct StatusArgs {
     #[command(flatten)]
     wait_args: WaitArgs,
 
-    /// What SIGTERM or SIGINT does to the run while waiting
-    #[arg(
-        long,
-        value_enum,
-        value_name = "ACTION",
-        default_value = "leave",
-        help_heading = "Waiting"
-    )]
-    on_kill: OnKillArg,
-
     /// Count a SUCCESS_WITH_FAILURES run as success
     #[arg(long, help_heading = "Outcome")]
     allow_success_with_failures: bool,
@@ -264,26 +198,11 @@ struct CancelArgs {
     run_id: i64,
 
     /// Return once the cancellation is requested
-    #[arg(long, conflicts_with = "wait_timeout", help_heading = "Waiting")]
+    #[arg(long, conflicts_with = "kill_grace", help_heading = "Waiting")]
     no_wait: bool,
 
-    /// How long to wait for the run to stop (exit 5 if it has not)
-    #[arg(
-        long,
-        value_name = "DURATION",
-        default_value = "5m",
-        help_heading = "Waiting"
-    )]
-    wait_timeout: HumanDuration,
-
-    /// Time between polls
-    #[arg(
-        long,
-        value_name = "DURATION",
-        default_value = "5s",
-        help_heading = "Waiting"
-    )]
-    poll_interval: HumanDuration,
+    #[command(flatten)]
+    waiting: ConfirmArgs,
 
     #[command(flatten)]
     conn: ConnArgs,
@@ -322,33 +241,6 @@ fn connect(ctx: &AppContext, conn: &ConnArgs) -> Result<JobsClient, CliError> {
     let client = JobsClient::connect(&s, api_version(conn.api_version), &opts)?;
     tracing::debug!(host = %s.host, auth = s.credentials.auth_type(), profile = ?s.profile, api = %client.api(), "Databricks workspace resolved.");
     Ok(client)
-}
-
-fn positive(flag: &str, d: HumanDuration) -> Result<Duration, CliError> {
-    if d.get().is_zero() {
-        Err(CliError::usage(format!("{flag} must be longer than 0s")))
-    } else {
-        Ok(d.get())
-    }
-}
-
-fn wait_options(
-    w: &WaitArgs,
-    on_kill: OnKillArg,
-    allow_success_with_failures: bool,
-) -> Result<WaitOptions, CliError> {
-    Ok(WaitOptions {
-        poll_interval: positive("--poll-interval", w.poll_interval)?,
-        wait_timeout: w
-            .wait_timeout
-            .map(|d| positive("--wait-timeout", d))
-            .transpose()?,
-        deadline: w.deadline.map(|d| positive("--deadline", d)).transpose()?,
-        on_kill: on_kill.into(),
-        cancel_grace: SIGNAL_CANCEL_GRACE,
-        deadline_grace: DEADLINE_CANCEL_GRACE,
-        allow_success_with_failures,
-    })
 }
 
 /// `KEY=VALUE` flags into a JSON object; an empty key or a repeated key is a usage error.
@@ -509,15 +401,8 @@ fn plan(a: &RunNowArgs, ctx: &AppContext) -> Result<Plan, CliError> {
 
 async fn run_now(a: RunNowArgs, ctx: &AppContext) -> Result<Outcome, CliError> {
     let plan = plan(&a, ctx)?;
-    let wait = if a.no_wait {
-        None
-    } else {
-        Some(wait_options(
-            &a.wait,
-            a.on_kill,
-            a.allow_success_with_failures,
-        )?)
-    };
+    let wait = a.wait.options(&ctx.env, OnKill::Cancel)?;
+    let wait = (!a.no_wait).then_some(wait);
     let client = connect(ctx, &a.conn)?;
     let mut warnings = plan.warnings.clone();
     if plan.spec.idempotency_token.is_none() && !a.fresh_run {
@@ -531,7 +416,7 @@ async fn run_now(a: RunNowArgs, ctx: &AppContext) -> Result<Outcome, CliError> {
     let mut flow = Flow::new(&client, ctx.cancel.clone(), &mut tell);
     let outcome = flow.run_now(&plan.spec, wait.as_ref()).await;
     let unkeyed_trigger = plan.spec.idempotency_token.is_none();
-    let mut out = into_outcome(outcome, unkeyed_trigger);
+    let mut out = Outcome::from(conclude(outcome, unkeyed_trigger));
     if plan.token_source == Some("--json") {
         out.idempotency_key = plan.spec.idempotency_token.clone();
     }
@@ -539,20 +424,13 @@ async fn run_now(a: RunNowArgs, ctx: &AppContext) -> Result<Outcome, CliError> {
 }
 
 async fn status(a: StatusArgs, ctx: &AppContext) -> Result<Outcome, CliError> {
-    let wait = if a.wait {
-        Some(wait_options(
-            &a.wait_args,
-            a.on_kill,
-            a.allow_success_with_failures,
-        )?)
-    } else {
-        if a.wait_args.wait_timeout.is_some() || a.wait_args.deadline.is_some() {
-            return Err(CliError::usage(
-                "--wait-timeout and --deadline only apply with --wait",
-            ));
-        }
-        None
-    };
+    let wait = a.wait_args.options(&ctx.env, OnKill::Leave)?;
+    if !a.wait && a.wait_args.clock_given() {
+        return Err(CliError::usage(
+            "--wait-timeout and --deadline only apply with --wait",
+        ));
+    }
+    let wait = a.wait.then_some(wait);
     let client = connect(ctx, &a.conn)?;
     let mut progress = Progress::new(ctx.progress, "Reading the Databricks run");
     let mut tell = |m: &str| progress.update(m);
@@ -560,115 +438,18 @@ async fn status(a: StatusArgs, ctx: &AppContext) -> Result<Outcome, CliError> {
     let outcome = flow
         .status(a.run_id, wait.as_ref(), a.allow_success_with_failures)
         .await;
-    Ok(into_outcome(outcome, false))
+    Ok(conclude(outcome, false).into())
 }
 
 async fn cancel(a: CancelArgs, ctx: &AppContext) -> Result<Outcome, CliError> {
-    let poll = positive("--poll-interval", a.poll_interval)?;
-    let wait = if a.no_wait {
-        None
-    } else {
-        Some(positive("--wait-timeout", a.wait_timeout)?)
-    };
+    let wait = a.waiting.options(&ctx.env)?;
+    let wait = (!a.no_wait).then_some(wait);
     let client = connect(ctx, &a.conn)?;
     let mut progress = Progress::new(ctx.progress, "Cancelling the Databricks run");
     let mut tell = |m: &str| progress.update(m);
     let mut flow = Flow::new(&client, ctx.cancel.clone(), &mut tell);
-    let outcome = flow.cancel(a.run_id, wait, poll).await;
-    Ok(into_outcome(outcome, false))
-}
-
-fn metrics(report: &RunReport) -> Vec<Metric> {
-    if report.run_id.is_none() {
-        return Vec::new();
-    }
-    let failed = report
-        .tasks
-        .iter()
-        .filter(|t| t.result_state.as_deref().is_some_and(|r| r != "SUCCESS"))
-        .count();
-    vec![
-        Metric::counter("dbx_tasks", report.tasks.len() as f64),
-        Metric::counter("dbx_tasks_failed", failed as f64),
-    ]
-}
-
-fn fail(class: ErrorClass, message: String) -> CliError {
-    CliError::new(class, anyhow::anyhow!("{message}"))
-}
-
-/// Turns a flow's ending into the command's outcome (status, error class, exit code).
-/// `unkeyed_trigger`: the flow sent run-now without an idempotency token.
-fn into_outcome(r: Result<FlowResult, FlowFailure>, unkeyed_trigger: bool) -> Outcome {
-    match r {
-        Ok(FlowResult {
-            report,
-            ending,
-            mut warnings,
-        }) => {
-            let data = report.to_json();
-            let m = metrics(&report);
-            let out = match ending {
-                Ending::Succeeded | Ending::NotWaited => Outcome::succeeded(data),
-                Ending::RemoteFailed { message } | Ending::AttachedToFailed { message } => {
-                    Outcome::failed(data, fail(ErrorClass::RemoteFailed, message))
-                }
-                Ending::WaitTimedOut { message } | Ending::DeadlineReached { message } => {
-                    Outcome::failed(data, fail(ErrorClass::Timeout, message))
-                }
-                Ending::Interrupted { message } => {
-                    Outcome::failed(data, fail(ErrorClass::Cancelled, message))
-                }
-                Ending::AlreadyEnded => {
-                    warnings.push(format!(
-                        "Databricks run {} had already ended ({}); there was nothing to cancel",
-                        report.run_id.unwrap_or_default(),
-                        report
-                            .result_state
-                            .as_deref()
-                            .or(report.life_cycle_state.as_deref())
-                            .unwrap_or("unknown state")
-                    ));
-                    Outcome::skipped(data)
-                }
-                Ending::CancelRequested { confirmed, message } => {
-                    if confirmed || message.is_empty() {
-                        Outcome::succeeded(data)
-                    } else {
-                        Outcome::failed(data, fail(ErrorClass::Timeout, message))
-                    }
-                }
-            };
-            out.with_warnings(warnings).with_metrics(m)
-        }
-        Err(FlowFailure {
-            error,
-            report,
-            mut warnings,
-        }) => {
-            let started = report.as_ref().is_some_and(|r| r.run_id.is_some());
-            if unkeyed_trigger
-                && !started
-                && error.class() == ErrorClass::Transient
-                && is_lost_answer(&error)
-            {
-                warnings.push("run-now got no answer, so a run may have started; without an idempotency token syncctl does not send it again (check the job's runs before retrying)".to_owned());
-            }
-            let data = report.unwrap_or_default().to_json();
-            Outcome::failed(data, CliError::from(error)).with_warnings(warnings)
-        }
-    }
-}
-
-/// Whether the request may have reached Databricks without us seeing the answer.
-fn is_lost_answer(e: &DatabricksError) -> bool {
-    matches!(
-        e,
-        DatabricksError::Http(syncctl_http::HttpError::Transport {
-            not_sent: false,
-            ..
-        })
-    )
+    let outcome = flow.cancel(a.run_id, wait.as_ref()).await;
+    Ok(conclude(outcome, false).into())
 }
 
 type ProbeFuture<'a> = Pin<Box<dyn Future<Output = ServiceReport> + Send + 'a>>;
@@ -749,6 +530,7 @@ fn probe(ctx: &AppContext, offline: bool) -> ProbeFuture<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use syncctl_core::ErrorClass;
 
     #[test]
     fn key_value_flags() {

@@ -9,8 +9,9 @@ pub(crate) mod schema;
 pub(crate) mod shell;
 pub(crate) mod snowflake;
 pub(crate) mod sync;
+pub(crate) mod wait;
 
-use syncctl_core::{Metric, Status};
+use syncctl_core::{Classified, Conclusion, End, Metric, Status};
 
 use crate::cli::Command;
 use crate::context::AppContext;
@@ -90,6 +91,19 @@ impl Outcome {
     pub(crate) fn with_metrics(mut self, metrics: Vec<Metric>) -> Self {
         self.metrics.extend(metrics);
         self
+    }
+}
+
+/// A library's conclusion as the command's outcome: the library decided the ending and the
+/// error's class; the binary only reports it.
+impl<E: Classified> From<Conclusion<E>> for Outcome {
+    fn from(c: Conclusion<E>) -> Self {
+        let out = match c.end {
+            End::Succeeded => Self::succeeded(c.data),
+            End::Skipped => Self::skipped(c.data),
+            End::Failed(e) => Self::failed(c.data, CliError::from(e)),
+        };
+        out.with_warnings(c.warnings).with_metrics(c.metrics)
     }
 }
 

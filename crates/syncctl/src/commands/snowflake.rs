@@ -1,20 +1,18 @@
 //! `syncctl snowflake copy`: partitioned COPY INTO through the Snowflake SQL API v2.
 
-use std::time::Duration;
-
 use clap::{Args, Subcommand};
 use secrecy::ExposeSecret;
-use syncctl_core::{ErrorClass, HumanDuration, Metric};
+use syncctl_core::{ErrorClass, HumanDuration, OnKill};
 use syncctl_http::HttpClient;
 use syncctl_snowflake::partition::{DEFAULT_TEMPLATE, parse_date};
 use syncctl_snowflake::quote::ObjectName;
-use syncctl_snowflake::result::{LOAD_FAILED, PARTIALLY_LOADED};
 use syncctl_snowflake::settings::{SessionContext, is_configured};
 use syncctl_snowflake::{
-    ConnectionSettings, CopyPlan, CopyReport, CopySpec, FileFormat, Interrupt, Location,
-    MatchByColumnName, MetadataColumn, OnError, Overrides, PartitionTemplate, PollSchedule, RunEnd,
-    RunOptions, SqlApi, StorageAccess, Totals,
+    ConnectionSettings, CopyPlan, CopySpec, FileFormat, Location, MatchByColumnName,
+    MetadataColumn, OnError, Overrides, PartitionTemplate, RunOptions, SqlApi, StorageAccess,
+    Totals, conclude,
 };
+use tokio::time::Instant;
 
 use crate::context::AppContext;
 use crate::error::CliError;
@@ -22,6 +20,7 @@ use crate::progress::Progress;
 
 use super::Outcome;
 use super::doctor::{Probe, ServiceReport};
+use super::wait::WaitArgs;
 
 /// Arguments of `syncctl snowflake`.
 #[derive(Debug, Args)]
@@ -162,17 +161,12 @@ struct CopyArgs {
     #[arg(long, value_name = "ID", default_value = "snowflake")]
     airflow_conn_id: String,
 
-    /// Longest wait between status checks (they start at 0.5 s and double)
-    #[arg(long, value_name = "DURATION", default_value = "5s")]
-    poll_interval: HumanDuration,
-
-    /// Cancel the statements and exit 5 when they run longer than this
-    #[arg(long, value_name = "DURATION")]
-    deadline: Option<HumanDuration>,
-
     /// Snowflake's own statement timeout (the request's timeout field)
     #[arg(long, value_name = "DURATION")]
     statement_timeout: Option<HumanDuration>,
+
+    #[command(flatten)]
+    wait: WaitArgs,
 }
 
 impl SnowflakeArgs {
@@ -272,6 +266,8 @@ fn build_spec(a: &CopyArgs, ctx: &AppContext) -> Result<CopySpec, CliError> {
 }
 
 async fn copy(a: CopyArgs, ctx: &AppContext) -> Result<Outcome, CliError> {
+    let started = Instant::now();
+    let waiter = a.wait.waiter(ctx, started, OnKill::Cancel)?;
     let spec = build_spec(&a, ctx)?;
     let today = chrono::Utc::now().date_naive();
     let plan = spec.plan(today).map_err(CliError::from)?;
@@ -332,14 +328,21 @@ async fn copy(a: CopyArgs, ctx: &AppContext) -> Result<Outcome, CliError> {
         }),
         idempotency_key: ctx.idempotency_key.clone(),
         retry_first,
-        poll: PollSchedule::up_to(a.poll_interval.get().max(Duration::from_millis(1))),
-        deadline: a.deadline.map(|d| tokio::time::Instant::now() + d.get()),
-        cancel: ctx.cancel.clone(),
+        wait: waiter,
     };
     let mut progress = Progress::new(ctx.progress, "Waiting for Snowflake");
     let mut on_progress = |m: &str| progress.update(m);
     let report = syncctl_snowflake::run_copy(&api, &plan, &opts, &mut on_progress).await;
-    Ok(outcome(base, &spec, plan.warnings, report, a.deadline))
+    let clocks = opts.wait.options();
+    Ok(conclude(
+        base,
+        &spec,
+        plan.warnings,
+        report,
+        clocks.deadline,
+        clocks.wait_timeout,
+    )
+    .into())
 }
 
 fn sql_api(ctx: &AppContext, settings: &ConnectionSettings) -> Result<SqlApi, CliError> {
@@ -382,181 +385,6 @@ fn dry_run(mut data: serde_json::Value, plan: &CopyPlan, transaction: bool) -> O
     data["files"] = serde_json::json!([]);
     data["totals"] = serde_json::json!(Totals::default());
     Outcome::planned(data).with_warnings(plan.warnings.clone())
-}
-
-fn outcome(
-    mut data: serde_json::Value,
-    spec: &CopySpec,
-    mut warnings: Vec<String>,
-    report: CopyReport,
-    deadline: Option<HumanDuration>,
-) -> Outcome {
-    let totals = Totals::of(&report.files);
-    data["statements"] = serde_json::json!(report.statements);
-    data["requests"] = serde_json::json!(report.requests);
-    data["files"] = serde_json::json!(report.files);
-    data["totals"] = serde_json::json!(totals);
-    if spec.validate {
-        data["validation_errors"] = serde_json::json!(report.validation_errors);
-    }
-    let metrics = vec![
-        Metric::counter("files_loaded", totals.files_loaded as f64),
-        Metric::counter(
-            "files_partially_loaded",
-            totals.files_partially_loaded as f64,
-        ),
-        Metric::counter("files_failed", totals.files_failed as f64),
-        Metric::counter("rows_parsed", totals.rows_parsed as f64),
-        Metric::counter("rows_loaded", totals.rows_loaded as f64),
-    ];
-    let handles = || {
-        report
-            .requests
-            .iter()
-            .filter_map(|r| r.handle.clone())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    match report.end {
-        RunEnd::Failed(e) => {
-            let details = e.details();
-            let mut err = CliError::from(e);
-            if let Some(d) = details {
-                err = err.with_details(d);
-            }
-            Outcome::failed(data, err)
-                .with_warnings(warnings)
-                .with_metrics(metrics)
-        }
-        RunEnd::Interrupted {
-            why,
-            cancelled,
-            cancel_error,
-        } => {
-            data["cancelled"] = serde_json::json!(cancelled);
-            let what = match (&cancelled[..], &cancel_error) {
-                ([], _) => "nothing was running yet to cancel".to_owned(),
-                (hs, None) => format!("cancelled statement {}", hs.join(", ")),
-                (hs, Some(e)) => format!("tried to cancel statement {} ({e})", hs.join(", ")),
-            };
-            if let Some(e) = &cancel_error {
-                warnings.push(format!("cancel not confirmed: {e}"));
-            }
-            let err = match why {
-                Interrupt::Signal => CliError::new(
-                    ErrorClass::Cancelled,
-                    anyhow::anyhow!("interrupted; {what}"),
-                ),
-                Interrupt::Deadline => CliError::new(
-                    ErrorClass::Timeout,
-                    anyhow::anyhow!(
-                        "deadline {} reached; {what}",
-                        deadline.map(|d| d.to_string()).unwrap_or_default()
-                    ),
-                ),
-            };
-            Outcome::failed(data, err)
-                .with_warnings(warnings)
-                .with_metrics(metrics)
-        }
-        RunEnd::Completed if spec.validate => {
-            let n = report.validation_errors.len();
-            if n == 0 {
-                Outcome::succeeded(data)
-                    .with_warnings(warnings)
-                    .with_metrics(metrics)
-            } else {
-                let mut files: Vec<&str> = report
-                    .validation_errors
-                    .iter()
-                    .filter_map(|e| e.file.as_deref())
-                    .collect();
-                files.sort_unstable();
-                files.dedup();
-                let first = &report.validation_errors[0];
-                let err = CliError::new(
-                    ErrorClass::RemoteFailed,
-                    anyhow::anyhow!(
-                        "validation found {n} error(s) in {} file(s); nothing was loaded. First: {}{}",
-                        files.len(),
-                        first
-                            .file
-                            .as_deref()
-                            .map(|f| format!("{f}: "))
-                            .unwrap_or_default(),
-                        first.error
-                    ),
-                );
-                Outcome::failed(data, err)
-                    .with_warnings(warnings)
-                    .with_metrics(metrics)
-            }
-        }
-        RunEnd::Completed => {
-            let incomplete: Vec<&syncctl_snowflake::FileResult> = report
-                .files
-                .iter()
-                .filter(|f| f.status == LOAD_FAILED || f.status == PARTIALLY_LOADED)
-                .collect();
-            if report.files.is_empty() {
-                data["message"] = serde_json::json!("Copy executed with 0 files processed.");
-                tracing::info!("Nothing new to load (handles {}).", handles());
-                return Outcome::skipped(data)
-                    .with_warnings(warnings)
-                    .with_metrics(metrics);
-            }
-            tracing::info!(
-                files_loaded = totals.files_loaded,
-                files_partially_loaded = totals.files_partially_loaded,
-                files_failed = totals.files_failed,
-                "Loaded {} row(s) from {} file(s) into {}.",
-                totals.rows_loaded,
-                report.files.len(),
-                spec.table
-            );
-            if incomplete.is_empty() {
-                return Outcome::succeeded(data)
-                    .with_warnings(warnings)
-                    .with_metrics(metrics);
-            }
-            let describe = |f: &syncctl_snowflake::FileResult| {
-                format!(
-                    "{} {}: {} of {} rows loaded{}",
-                    f.file,
-                    f.status,
-                    f.rows_loaded,
-                    f.rows_parsed,
-                    f.first_error
-                        .as_deref()
-                        .map(|e| format!(" (first error: {e})"))
-                        .unwrap_or_default()
-                )
-            };
-            if spec.on_error == Some(OnError::Continue) {
-                warnings.extend(incomplete.iter().take(20).map(|f| describe(f)));
-                if incomplete.len() > 20 {
-                    warnings.push(format!(
-                        "… and {} more files that did not load completely",
-                        incomplete.len() - 20
-                    ));
-                }
-                return Outcome::succeeded(data)
-                    .with_warnings(warnings)
-                    .with_metrics(metrics);
-            }
-            let err = CliError::new(
-                ErrorClass::RemoteFailed,
-                anyhow::anyhow!(
-                    "{} file(s) did not load completely (pass --on-error CONTINUE to accept that); first: {}",
-                    incomplete.len(),
-                    describe(incomplete[0])
-                ),
-            );
-            Outcome::failed(data, err)
-                .with_warnings(warnings)
-                .with_metrics(metrics)
-        }
-    }
 }
 
 /// `syncctl doctor` checks for this group's services.

@@ -33,3 +33,4 @@ mod sync_quickbooks;
 mod sync_quickstart;
 mod sync_sheets;
 mod sync_sheets_hubspot;
+mod waiting;
