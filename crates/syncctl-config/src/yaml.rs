@@ -17,17 +17,24 @@ pub struct YamlError {
 /// # Errors
 /// Returns the parser's message with line and column, for example an unknown field.
 pub fn from_yaml_str<T: DeserializeOwned>(origin: &str, text: &str) -> Result<T, YamlError> {
-    serde_saphyr::from_str(text).map_err(|e| {
-        let message = e.to_string();
-        let message = match did_you_mean(&message) {
-            Some(hint) => format!("{message} (did you mean `{hint}`?)"),
-            None => message,
-        };
-        YamlError {
-            origin: origin.to_owned(),
-            message,
-        }
+    serde_saphyr::from_str(text).map_err(|e| YamlError {
+        origin: origin.to_owned(),
+        message: user_message(&e.to_string()),
     })
+}
+
+/// The parser's message in the user's terms: the nearest valid key for a typo, and what to do
+/// in the file instead of the parser library's own advice (its `DuplicateKeyPolicy` option is
+/// not something a config author can set).
+fn user_message(parser: &str) -> String {
+    let message = parser.replace(
+        ", set DuplicateKeyPolicy in Options if acceptable",
+        " (each key may appear once in a mapping: remove or merge the repeated one)",
+    );
+    match did_you_mean(&message) {
+        Some(hint) => format!("{message} (did you mean `{hint}`?)"),
+        None => message,
+    }
 }
 
 /// For serde's "unknown field `K`, expected one of A, B, …" (also "unknown variant"), the
@@ -89,7 +96,7 @@ pub fn from_yaml_str_interpolated<T: DeserializeOwned>(
     parsed.map_err(|e| {
         YamlError {
             origin: origin.to_owned(),
-            message: e.to_string(),
+            message: user_message(&e.to_string()),
         }
         .into()
     })
@@ -104,6 +111,22 @@ mod tests {
     #[allow(dead_code)]
     struct Conf {
         name: String,
+    }
+
+    #[test]
+    fn a_repeated_key_says_what_to_do_in_the_file_not_in_the_library() {
+        let e = from_yaml_str::<Conf>("sync.yaml", "name: a\nname: b\n")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("DuplicateKeyPolicy"), "{e}");
+        assert!(
+            e.contains("duplicate mapping key: name") && e.contains("remove or merge"),
+            "{e}"
+        );
+        let e = from_yaml_str_interpolated::<Conf>("sync.yaml", "name: a\nname: b\n", &|_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("DuplicateKeyPolicy"), "{e}");
     }
 
     #[test]

@@ -709,6 +709,13 @@ pub trait Connector: Send + Sync {
 
     /// The write half, when the connector can write.
     fn sink(&self) -> Option<&dyn Sink>;
+
+    /// Things the connector noticed that did not fail anything but that the user should see
+    /// (rows it skipped, say): the engine adds them to the run result's `warnings`, besides
+    /// whatever the connector logs. Each distinct warning once.
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Reading records.

@@ -94,6 +94,8 @@ pub struct CsvConnector {
     object: String,
     settings: CsvSettings,
     delimiter: u8,
+    /// What [`Connector::warnings`] reports (the file is read many times per run).
+    warnings: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 /// The parsed file.
@@ -134,6 +136,7 @@ impl CsvConnector {
             object,
             settings,
             delimiter,
+            warnings: std::sync::Mutex::default(),
         })
     }
 
@@ -344,6 +347,13 @@ impl CsvConnector {
         }
         if blank > 0 {
             tracing::warn!(file = %self.path.display(), rows = blank, "Skipped CSV rows with an empty key; they cannot be synced.");
+            if let Ok(mut w) = self.warnings.lock() {
+                w.insert(format!(
+                    "{}: skipped {blank} row(s) with an empty {}; they cannot be synced until they have one",
+                    self.path.display(),
+                    schema.key
+                ));
+            }
         }
         Ok(out)
     }
@@ -496,6 +506,13 @@ impl Connector for CsvConnector {
 
     fn sink(&self) -> Option<&dyn Sink> {
         Some(self)
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        self.warnings
+            .lock()
+            .map(|w| w.iter().cloned().collect())
+            .unwrap_or_default()
     }
 }
 

@@ -13,7 +13,7 @@ use syncctl_core::Connector;
 
 use crate::SyncError;
 use crate::config::SyncConfig;
-use crate::store::StateStore;
+use crate::store::{Side, StateStore};
 
 /// One side's identity: connector kind, endpoint (never a password) and object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -167,6 +167,18 @@ pub async fn check(
         Some(then) => {
             let diffs = now.differences(&then);
             if diffs.is_empty() {
+                return Ok(());
+            }
+            // The binding protects links and cursors; a state with neither (every earlier run
+            // failed before pairing anything, e.g. on a config error) has nothing to misuse,
+            // so a corrected config simply rebinds it.
+            let unused = store.count_links(&cfg.name).await? == 0
+                && store.cursor(&cfg.name, Side::Source).await?.is_none()
+                && store.cursor(&cfg.name, Side::Target).await?.is_none();
+            if unused {
+                if write {
+                    store.save_binding(&cfg.name, &now, run_id).await?;
+                }
                 return Ok(());
             }
             if !rebind {

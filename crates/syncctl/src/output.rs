@@ -37,9 +37,17 @@ impl Output {
             if let Err(e) = write_result_file(path, format!("{line}\n").as_bytes()) {
                 let msg = format!("could not write the result file {}: {e}", path.display());
                 eprintln!("{}", redactor.redact(&format!("error: {msg}")));
-                result.warnings.push(msg);
                 if result.exit_code == 0 {
+                    // The line must agree with the exit code: the command did its work, but
+                    // the orchestrator reading the file got nothing, so this run failed.
                     result.exit_code = 1;
+                    result.status = Status::Failed;
+                    result.error = Some(syncctl_core::result::ErrorInfo::new(
+                        syncctl_core::ErrorClass::Internal,
+                        format!("{msg}; the command itself completed (see data)"),
+                    ));
+                } else {
+                    result.warnings.push(msg);
                 }
                 delivered = false;
             }

@@ -120,7 +120,7 @@ impl<'a> Engine<'a> {
                     "queued": self.report.conflicts.queued,
                 },
             });
-            let msg = error.as_ref().map(ToString::to_string);
+            let msg = error.as_ref().map(super::stored_error);
             if let Some(m) = &msg
                 && let Err(e) = self
                     .store

@@ -161,10 +161,29 @@ pub async fn run(
             error: Some(e),
         };
     }
+    let started = run_id.clone();
     let mut engine =
         match Engine::start(settings, source, target, store, cancel, run_id, report).await {
             Ok(e) => e,
             Err((report, e)) => {
+                // The run row (when start got that far) must not stay `running`: the next
+                // run would call it interrupted (killed or crashed).
+                if !settings.dry_run
+                    && let Err(fe) = store
+                        .finish_run(
+                            &started,
+                            if matches!(e, SyncError::Cancelled) {
+                                "cancelled"
+                            } else {
+                                "failed"
+                            },
+                            &serde_json::json!({}),
+                            Some(&stored_error(&e)),
+                        )
+                        .await
+                {
+                    warnings.push(format!("could not record the run's end: {fe}"));
+                }
                 if let Some(l) = lock {
                     let _ = store.unlock(l).await;
                 }
@@ -178,6 +197,11 @@ pub async fn run(
     let result = engine.execute().await;
     let error = engine.finish(result).await;
     warnings.append(&mut engine.warnings);
+    for w in source.warnings().into_iter().chain(target.warnings()) {
+        if !warnings.contains(&w) {
+            warnings.push(w);
+        }
+    }
     if let Some(l) = lock
         && let Err(e) = store.unlock(l).await
     {
@@ -188,6 +212,24 @@ pub async fn run(
         warnings,
         error,
     }
+}
+
+/// A run's error as the run table keeps it (`sync history`/`show`): its class and message,
+/// with any `user:password@` of a URL in it replaced (connectors scrub their own URLs; this is
+/// the last line of defence for a message that quotes one).
+pub(crate) fn stored_error(e: &SyncError) -> String {
+    let message: Vec<String> = e
+        .to_string()
+        .split(' ')
+        .map(|w| {
+            if w.contains("://") {
+                syncctl_core::redact::redact_userinfo(w)
+            } else {
+                w.to_owned()
+            }
+        })
+        .collect();
+    format!("{}: {}", e.class().as_str(), message.join(" "))
 }
 
 /// Every problem of a config against the two connectors and their discovered schemas (fields

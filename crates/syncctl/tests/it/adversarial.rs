@@ -146,7 +146,7 @@ fn a_state_store_built_for_other_endpoints_is_refused_until_rebound() {
         &csv_pair_config("bound", "people.csv", "crm2.csv"),
     );
     let source_before = w.read("people.csv");
-    for cmd in ["run", "plan"] {
+    for cmd in ["run", "plan", "check"] {
         let r = w.sync(&[cmd]);
         assert_exit(&r, 2);
         assert_eq!(r.error_class(), Some("config"));
@@ -419,6 +419,15 @@ fn result_files_are_written_through_symlinks_and_read_only_files_are_never_repla
     );
     assert_ne!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.result["exit_code"], r.code);
+    // The line agrees with the exit code: not "planned"/"succeeded" with exit code 1.
+    assert_eq!(r.result["status"], "failed", "{}", r.result);
+    assert!(
+        r.result["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("could not write the result file")),
+        "{}",
+        r.result
+    );
     assert!(
         r.stderr.contains("could not write the result file"),
         "{}",
@@ -889,4 +898,73 @@ fn formula_like_values_are_guarded_in_csv_files_and_reruns_do_not_flip() {
     );
     assert_exit(&w2.sync(&["run"]), 0);
     assert_eq!(w2.read("crm.csv"), "email,name\ncy@example.com,@cy\n");
+}
+
+// ---- 11. A failed run is recorded as failed, with its error -------------------------------
+
+#[test]
+fn a_run_that_fails_after_the_state_store_opened_is_recorded_as_failed_with_its_error() {
+    let w = World::new();
+    w.write("people.csv", "email,name\nada@example.com,Ada\n");
+    w.write("crm.csv", "email,name\n");
+    let good = csv_pair_config("failing", "people.csv", "crm.csv");
+    w.write(
+        "sync.yaml",
+        &good.replace(
+            "{source: name, target: name}",
+            "{source: nmae, target: name}",
+        ),
+    );
+    let r = w.sync(&["run"]);
+    assert_exit(&r, 2);
+    let run_id = r.result["run_id"].as_str().unwrap_or_default().to_owned();
+    let h = w.sync(&["history"]);
+    assert_exit(&h, 0);
+    let last = &h.result["data"]["runs"][0];
+    assert_eq!(last["status"], "failed", "{}", h.result);
+    assert_eq!(last["run"], run_id.as_str());
+    let err = last["error"].as_str().unwrap_or_default();
+    assert!(err.starts_with("config: ") && err.contains("nmae"), "{err}");
+    assert!(last["finished_at"].is_string());
+    let s = w.run(&["sync", "show", &run_id, "--config", "sync.yaml"], &[]);
+    assert_exit(&s, 0);
+    assert_eq!(s.result["data"]["run"]["status"], "failed");
+
+    // The next run does not mistake it for a killed one.
+    w.write("sync.yaml", &good);
+    let r = w.sync(&["run"]);
+    assert_exit(&r, 0);
+    assert!(r.result["data"]["recovered_runs"].is_null(), "{}", r.result);
+    let warnings = r.result["warnings"].to_string();
+    assert!(!warnings.contains("interrupted"), "{warnings}");
+}
+
+// ---- 14. What is logged as a warning is in the result's warnings ---------------------------
+
+#[test]
+fn rows_a_csv_side_skips_are_a_warning_in_the_result_not_only_in_the_log() {
+    let w = World::new();
+    w.write("people.csv", "email,name\nada@example.com,Ada\n,Nobody\n");
+    w.write("crm.csv", "email,name\n");
+    w.write(
+        "sync.yaml",
+        &csv_pair_config("skips", "people.csv", "crm.csv"),
+    );
+    let r = w.sync(&["run"]);
+    assert_exit(&r, 0);
+    let warnings = r.result["warnings"].to_string();
+    assert!(
+        warnings.contains("skipped 1 row(s) with an empty email"),
+        "{warnings}"
+    );
+    assert!(r.stderr.contains("Skipped CSV rows with an empty key"));
+
+    // A config error is not announced as a finished sync first.
+    w.write(
+        "sync.yaml",
+        &csv_pair_config("skips", "people.csv", "crm.csv").replace("source: name", "source: nmae"),
+    );
+    let r = w.sync(&["run"]);
+    assert_exit(&r, 2);
+    assert!(!r.stderr.contains("Sync finished"), "{}", r.stderr);
 }

@@ -79,6 +79,13 @@ pub(super) async fn run(
 /// A run's outcome as the command's result.
 pub(super) fn into_outcome(o: RunOutcome, dry_run: bool) -> Outcome {
     let report = &o.report;
+    // A run that failed says so through its error (logged once, at the end); "finished" would
+    // read as success right before it.
+    let ended = if o.error.is_some() {
+        "Sync stopped on an error."
+    } else {
+        "Sync finished."
+    };
     tracing::info!(
         sync = %report.sync,
         run = %report.run,
@@ -89,7 +96,7 @@ pub(super) fn into_outcome(o: RunOutcome, dry_run: bool) -> Outcome {
         conflicts = report.conflicts.detected,
         rejected = report.source.counts.rejected + report.target.counts.rejected,
         failed = report.source.counts.failed + report.target.counts.failed,
-        "Sync finished."
+        "{ended}"
     );
     let mut metrics = Vec::new();
     for (side, c) in [
@@ -214,6 +221,23 @@ pub(super) async fn check(a: &SpecArgs, ctx: &AppContext) -> Result<Outcome, Cli
     let state = match StateStore::open_read_only(&r.state_url, &r.state_base).await {
         Ok(s) => {
             let d = s.display().to_owned();
+            // State built against other endpoints is refused by `sync run`; say so here too.
+            if let [(_, sc), (_, tc)] = connectors.as_slice() {
+                let mut ignored = Vec::new();
+                if let Err(e) = syncctl_sync::binding::check(
+                    &s,
+                    &r.config,
+                    sc.as_ref(),
+                    tc.as_ref(),
+                    false,
+                    "",
+                    &mut ignored,
+                )
+                .await
+                {
+                    problems.push(e.to_string());
+                }
+            }
             s.close().await;
             json!(d)
         }
