@@ -658,6 +658,43 @@ impl Source for SqliteConnector {
         }
         self.select_in(schema, field, binds).await
     }
+
+    /// Keys as the column's single-column unique indexes compare values: `NOCASE` folds ASCII
+    /// letters (SQLite's own rule), `RTRIM` drops trailing spaces, `BINARY` (the default) and
+    /// any other collation compare exactly.
+    async fn comparison_keys(
+        &self,
+        _schema: &ObjectSchema,
+        field: &str,
+        values: &[String],
+    ) -> Result<Vec<String>, ConnectorError> {
+        let pool = self.pool().await?;
+        let collations: Vec<String> = sqlx::query_scalar(
+            "SELECT UPPER(x.coll) FROM pragma_index_list(?1, ?2) AS l \
+             JOIN pragma_index_xinfo(l.name, ?2) AS x \
+             WHERE l.\"unique\" = 1 AND x.key = 1 AND x.name = ?3 \
+               AND (SELECT COUNT(*) FROM pragma_index_info(l.name, ?2)) = 1",
+        )
+        .bind(&self.table.table)
+        .bind(self.schema_name())
+        .bind(field)
+        .fetch_all(pool)
+        .await
+        .map_err(|e| db_error(&e))?;
+        let nocase = collations.iter().any(|c| c == "NOCASE");
+        let rtrim = collations.iter().any(|c| c == "RTRIM");
+        Ok(values
+            .iter()
+            .map(|v| {
+                let v = if rtrim { v.trim_end_matches(' ') } else { v };
+                if nocase {
+                    v.to_ascii_lowercase()
+                } else {
+                    v.to_owned()
+                }
+            })
+            .collect())
+    }
 }
 
 /// How one op went inside its savepoint.
@@ -1086,6 +1123,58 @@ mod tests {
         .err()
         .unwrap();
         assert!(e.to_string().contains("tabel"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn comparison_keys_follow_the_unique_index_collation() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = SqliteConnectOptions::new()
+            .filename(dir.path().join("c.db"))
+            .create_if_missing(true);
+        let pool = SqlitePool::connect_with(opts).await.unwrap();
+        sqlx::raw_sql(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT UNIQUE COLLATE NOCASE, \
+             b TEXT UNIQUE, c TEXT COLLATE NOCASE, d TEXT);
+             CREATE UNIQUE INDEX d_rtrim ON t (d COLLATE RTRIM);",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+        let c = (FACTORY.build)(
+            BuildContext::new(dir.path().to_path_buf()),
+            json!({"connector": "sqlite", "url": "sqlite://c.db", "object": "t"}),
+        )
+        .await
+        .unwrap();
+        let s = c.describe().await.unwrap();
+        let src = c.source().unwrap();
+        let vals = ["Bob@x.com ".to_owned(), "bob@x.com".to_owned()];
+        let keys = |f: &'static str| {
+            let vals = vals.clone();
+            let s = s.clone();
+            async move { src.comparison_keys(&s, f, &vals).await.unwrap() }
+        };
+        assert_eq!(
+            keys("a").await,
+            ["bob@x.com ", "bob@x.com"],
+            "NOCASE folds case only"
+        );
+        assert_eq!(
+            keys("b").await,
+            ["Bob@x.com ", "bob@x.com"],
+            "BINARY is exact"
+        );
+        assert_eq!(
+            keys("c").await,
+            ["Bob@x.com ", "bob@x.com"],
+            "no unique index"
+        );
+        assert_eq!(
+            keys("d").await,
+            ["Bob@x.com", "bob@x.com"],
+            "RTRIM drops spaces"
+        );
     }
 
     #[test]
