@@ -697,6 +697,51 @@ state: "sqlite://state.db"
     d.drop().await;
 }
 
+#[tokio::test]
+async fn keys_equal_under_sqlite_nocase_are_refused_per_record() {
+    let w = World::new();
+    let opts = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(w.path("crm.db"))
+        .create_if_missing(true);
+    let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
+    sqlx::raw_sql(
+        "CREATE TABLE people (id INTEGER PRIMARY KEY, \
+         email TEXT NOT NULL UNIQUE COLLATE NOCASE, name TEXT)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    w.write(
+        "people.csv",
+        "id,email,name\n1,ann@x.com,Ann\n2,ANN@X.COM,Annie\n",
+    );
+    w.write(
+        "sync.yaml",
+        r#"name: nocase
+source: {connector: csv, path: people.csv}
+target: {connector: sqlite, url: "sqlite://crm.db", object: people}
+key: {source: email, target: email}
+fields:
+  - {source: email, target: email}
+  - {source: name, target: name}
+direction: source_to_target
+state: "sqlite://state.db"
+"#,
+    );
+    for run in 0..2 {
+        let r = w.sync(&["run"]);
+        assert_eq!(counts(&r, "target"), (1 - run, 0), "{}", r.result);
+        assert_eq!(r.result["data"]["rejected"][0]["record"], "source:2");
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT email, name FROM people ORDER BY id")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        assert_eq!(rows, vec![("ann@x.com".to_owned(), "Ann".to_owned())]);
+    }
+    pool.close().await;
+}
+
 // ---- 6. Values the target would change on write are refused before writing --------------
 
 /// A PostgreSQL schema of its own (dropped at the end) on the local server.
@@ -967,4 +1012,21 @@ fn rows_a_csv_side_skips_are_a_warning_in_the_result_not_only_in_the_log() {
     let r = w.sync(&["run"]);
     assert_exit(&r, 2);
     assert!(!r.stderr.contains("Sync finished"), "{}", r.stderr);
+
+    // A parser library's advice is not the user's: a repeated key says what to do in the file.
+    w.write(
+        "sync.yaml",
+        &format!(
+            "name: again\n{}",
+            csv_pair_config("skips", "people.csv", "crm.csv")
+        ),
+    );
+    let r = w.sync(&["check"]);
+    assert_exit(&r, 2);
+    let msg = r.result["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("duplicate mapping key: name") && msg.contains("remove or merge"),
+        "{msg}"
+    );
+    assert!(!msg.contains("DuplicateKeyPolicy") && !r.stderr.contains("DuplicateKeyPolicy"));
 }
