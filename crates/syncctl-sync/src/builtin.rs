@@ -52,6 +52,14 @@ pub const BUILTINS: &[Builtin] = &[
         yaml: include_str!("../mappings/hubspot-quickbooks-contacts.yaml"),
     },
     Builtin {
+        source: "hubspot",
+        target: "quickbooks",
+        source_object: "companies",
+        target_object: "Customer",
+        default: false,
+        yaml: include_str!("../mappings/hubspot-quickbooks-companies.yaml"),
+    },
+    Builtin {
         source: "google_sheets",
         target: "hubspot",
         source_object: "Contacts",
@@ -192,6 +200,16 @@ mod tests {
         assert_eq!(
             choose("hubspot", "quickbooks", Some("CONTACTS:customer")).unwrap(),
             d
+        );
+        let companies = choose("hubspot", "quickbooks", Some("companies:Customer")).unwrap();
+        let c = parse_config("x", companies.yaml).unwrap();
+        assert_eq!(
+            (c.key.source.as_str(), c.key.target.as_str()),
+            ("name", "DisplayName")
+        );
+        assert!(
+            !c.filter.target.is_empty(),
+            "person customers are not companies"
         );
         let sheets = choose("google_sheets", "hubspot", None).unwrap();
         let c = parse_config("x", sheets.yaml).unwrap();

@@ -169,6 +169,66 @@ pub struct FieldMap {
     pub direction: Option<Direction>,
 }
 
+/// `filter: {source: {dealstage: [closedwon]}, target: {GivenName: [null]}}`: which records of
+/// each side take part. A record is in scope when every named field holds one of the listed
+/// values (`null` stands for empty or missing). A record out of scope is neither matched nor
+/// created on the other side; a pair linked before stays linked and keeps syncing.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeFilter {
+    /// Field → allowed values, for source records.
+    #[serde(default)]
+    pub source: std::collections::BTreeMap<String, Vec<Value>>,
+    /// Field → allowed values, for target records.
+    #[serde(default)]
+    pub target: std::collections::BTreeMap<String, Vec<Value>>,
+}
+
+impl ScopeFilter {
+    /// The conditions of one side.
+    #[must_use]
+    pub fn side(
+        &self,
+        side: crate::store::Side,
+    ) -> &std::collections::BTreeMap<String, Vec<Value>> {
+        match side {
+            crate::store::Side::Source => &self.source,
+            crate::store::Side::Target => &self.target,
+        }
+    }
+
+    /// Whether `fields` (a record of `side`) is in scope.
+    #[must_use]
+    pub fn admits(
+        &self,
+        side: crate::store::Side,
+        fields: &std::collections::BTreeMap<String, Value>,
+    ) -> bool {
+        self.side(side).iter().all(|(name, allowed)| {
+            let v = fields.get(name).unwrap_or(&Value::Null);
+            allowed.iter().any(|a| same_scope_value(v, a))
+        })
+    }
+}
+
+/// Empty text and null are one value; numbers and text compare by their text (HubSpot keeps
+/// every property as text).
+fn same_scope_value(v: &Value, want: &Value) -> bool {
+    let blank = |x: &Value| match x {
+        Value::Null => true,
+        Value::String(s) => s.trim().is_empty(),
+        _ => false,
+    };
+    if blank(want) || blank(v) {
+        return blank(want) && blank(v);
+    }
+    let text = |x: &Value| match x {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    text(v) == text(want)
+}
+
 /// `breaker: {failure_threshold: 5, cooldown: 5m}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -257,6 +317,9 @@ pub struct SyncConfig {
     /// Circuit-breaker thresholds.
     #[serde(default)]
     pub breaker: BreakerSettings,
+    /// Which records of each side take part (default: all).
+    #[serde(default)]
+    pub filter: ScopeFilter,
 }
 
 impl SyncConfig {
@@ -332,6 +395,18 @@ impl SyncConfig {
                 self.max_delete_fraction
             ));
         }
+        for (side, conds) in [
+            ("source", &self.filter.source),
+            ("target", &self.filter.target),
+        ] {
+            for (name, allowed) in conds {
+                if allowed.is_empty() {
+                    p.push(format!(
+                        "filter.{side}.{name} lists no value, so no record could take part"
+                    ));
+                }
+            }
+        }
         if self.breaker.failure_threshold == 0 {
             p.push("breaker.failure_threshold must be at least 1".to_owned());
         }
@@ -402,6 +477,7 @@ fn checked(cfg: SyncConfig) -> Result<SyncConfig, crate::SyncError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     const EXAMPLE: &str = r#"
 name: crm-contacts
@@ -451,6 +527,34 @@ state: "sqlite://.syncctl/state.db"
             panic!("not a config error")
         };
         assert_eq!(problems.len(), 3, "{problems:?}");
+    }
+
+    #[test]
+    fn a_filter_admits_listed_values_and_treats_empty_as_null() {
+        use crate::store::Side;
+        let c = parse_config(
+            "s.yaml",
+            &format!(
+                "{EXAMPLE}filter:\n  source: {{stage: [closedwon, 3]}}\n  target: {{given_name: [null]}}\n"
+            ),
+        )
+        .unwrap();
+        let rec = |k: &str, v: Value| std::collections::BTreeMap::from([(k.to_owned(), v)]);
+        let f = &c.filter;
+        assert!(f.admits(Side::Source, &rec("stage", json!("closedwon"))));
+        assert!(f.admits(Side::Source, &rec("stage", json!("3"))));
+        assert!(!f.admits(Side::Source, &rec("stage", json!("closedlost"))));
+        assert!(!f.admits(Side::Source, &rec("other", json!("x"))));
+        assert!(f.admits(Side::Target, &rec("given_name", json!(""))));
+        assert!(f.admits(Side::Target, &rec("other", json!("x"))));
+        assert!(!f.admits(Side::Target, &rec("given_name", json!("Ada"))));
+        let e = parse_config(
+            "s.yaml",
+            &format!("{EXAMPLE}filter: {{source: {{stage: []}}}}\n"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("filter.source.stage"), "{e}");
     }
 
     #[test]

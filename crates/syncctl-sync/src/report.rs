@@ -25,6 +25,10 @@ pub struct SideCounts {
     pub rejected: u64,
     /// Writes to it that failed (including read-back mismatches).
     pub failed: u64,
+    /// Records read but left alone because the config's `filter` leaves them out (never
+    /// linked ones only: a linked pair keeps syncing). Left out of the result when 0.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub out_of_scope: u64,
 }
 
 /// One side of the result.

@@ -121,7 +121,7 @@ const PAGES: &[Page] = &[
         environment: "",
         examples: "\
   syncctl sync init --source hubspot --target quickbooks --raw > sync.yaml
-  syncctl sync init --source hubspot --target quickbooks --object contacts:Customer --raw
+  syncctl sync init --source hubspot --target quickbooks --object companies:Customer --raw
   syncctl sync init --source google_sheets --target hubspot | jq -r '.data.objects[]'",
     },
     Page {

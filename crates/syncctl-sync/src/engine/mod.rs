@@ -247,6 +247,18 @@ pub fn config_problems(
         Ok(m) => (Some(m), Vec::new()),
         Err(p) => (None, p),
     };
+    for (side, sc) in [(Side::Source, ss), (Side::Target, ts)] {
+        for name in cfg.filter.side(side).keys() {
+            if sc.field(name).is_none() {
+                problems.push(format!(
+                    "filter.{}.{name} is not a field of {} {}",
+                    side.as_str(),
+                    side.as_str(),
+                    sc.object
+                ));
+            }
+        }
+    }
     for (side, c, sc) in [(Side::Source, source, ss), (Side::Target, target, ts)] {
         let writes = match side {
             Side::Source => cfg.direction.to_source(),

@@ -166,7 +166,7 @@ impl<'a> Engine<'a> {
         // Natural-key candidates of never-linked records.
         let mut nks: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         for (i, r) in records.iter().enumerate() {
-            if links.contains_key(&r.key) || r.deleted {
+            if links.contains_key(&r.key) || r.deleted || !self.cfg.filter.admits(x, &r.fields) {
                 continue;
             }
             if let Some(nk) = self.mapping.record_natural_key(x, r) {
@@ -190,9 +190,10 @@ impl<'a> Engine<'a> {
             self.side(y).counts.read += found.len() as u64;
             let found_keys: Vec<RecordKey> = found.iter().map(|r| r.key.clone()).collect();
             cand_links = self.store.links_for(&name, y, &found_keys).await?;
+            // A record out of the other side's scope is no match: it is not part of the sync.
             let found: Vec<(String, Record)> = found
                 .into_iter()
-                .filter(|r| !r.deleted)
+                .filter(|r| !r.deleted && self.cfg.filter.admits(y, &r.fields))
                 .filter_map(|r| self.mapping.record_natural_key(y, &r).map(|nk| (nk, r)))
                 .collect();
             let mut texts: Vec<String> = nks.keys().cloned().collect();
@@ -229,6 +230,10 @@ impl<'a> Engine<'a> {
                 self.plan_linked(&mut w);
             } else {
                 if r.deleted {
+                    continue;
+                }
+                if !self.cfg.filter.admits(x, &r.fields) {
+                    self.side(x).counts.out_of_scope += 1;
                     continue;
                 }
                 let nk = self.mapping.record_natural_key(x, &r);

@@ -125,7 +125,8 @@ struct SpecArgs {
     #[arg(long, value_name = "TYPE", help_heading = "Overrides")]
     target: Option<String>,
 
-    /// Objects to sync, as SOURCE:TARGET (tables, files, CRM objects)
+    /// Objects to sync, as SOURCE:TARGET (tables, files, CRM objects); without --config it
+    /// chooses the built-in mapping (hubspot → quickbooks: contacts:Customer, companies:Customer)
     #[arg(long, value_name = "SRC:TGT", help_heading = "Overrides")]
     object: Option<String>,
 

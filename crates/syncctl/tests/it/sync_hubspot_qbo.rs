@@ -804,3 +804,77 @@ async fn sync_init_prints_a_config_that_runs_and_object_lists_the_choices() {
     assert_eq!((r.code, r.error_class()), (2, Some("usage")));
     assert_eq!(w.qb_writes(), 1, "only the one real run wrote");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn companies_sync_with_business_customers_by_name_and_leave_people_alone() {
+    let hs = HubSpotFake::new(HS_TOKEN);
+    hs.seed(
+        "companies",
+        &[("name", "Acme Corp"), ("city", "Springfield")],
+    );
+    hs.seed(
+        "companies",
+        &[("name", "Globex"), ("phone", "+1 555 0100 200")],
+    );
+    let qb = QuickBooksFake::new();
+    let globex = qb.insert(
+        "Customer",
+        json!({"DisplayName": "Globex", "CompanyName": "Globex", "PrimaryPhone": {"FreeFormNumber": "+15550100200"}}),
+    );
+    qb.insert(
+        "Customer",
+        json!({"DisplayName": "Initech", "BillAddr": {"City": "Austin"}}),
+    );
+    qb.insert("Customer", customer("Ada", "Lovelace", "ada@example.com"));
+    let w = World::new(hs, qb).await;
+
+    let r = w.headline(&["--object", "companies:Customer"]).await;
+    ok(&r);
+    assert_eq!(r.result["data"]["sync"], "hubspot-quickbooks-companies");
+    assert_eq!(r.result["data"]["source"]["object"], "companies");
+    assert_eq!(r.result["data"]["target"]["created"], 1, "{}", r.stdout);
+    assert_eq!(r.result["data"]["source"]["created"], 1, "{}", r.stdout);
+    assert_eq!(
+        r.result["data"]["target"]["out_of_scope"], 1,
+        "the person is no company: {}",
+        r.stdout
+    );
+    let by_name: BTreeMap<String, Value> =
+        w.qb.all("Customer")
+            .into_iter()
+            .map(|c| (c["DisplayName"].as_str().unwrap().to_owned(), c))
+            .collect();
+    assert_eq!(
+        by_name.keys().collect::<Vec<_>>(),
+        ["Acme Corp", "Ada Lovelace", "Globex", "Initech"],
+        "Globex matched by name, not duplicated"
+    );
+    assert_eq!(by_name["Acme Corp"]["BillAddr"]["City"], "Springfield");
+    assert_eq!(by_name["Globex"]["Id"], json!(globex));
+    let mut companies: Vec<(String, String)> =
+        w.hs.all("companies")
+            .into_iter()
+            .map(|c| {
+                (
+                    c.properties["name"].clone(),
+                    c.properties.get("city").cloned().unwrap_or_default(),
+                )
+            })
+            .collect();
+    companies.sort();
+    assert_eq!(
+        companies,
+        [
+            ("Acme Corp".to_owned(), "Springfield".to_owned()),
+            ("Globex".to_owned(), String::new()),
+            ("Initech".to_owned(), "Austin".to_owned()),
+        ]
+    );
+    let writes = w.write_calls();
+    ok(&w.headline(&["--object", "companies:Customer"]).await);
+    assert_eq!(
+        w.write_calls(),
+        writes,
+        "a rerun with nothing changed wrote"
+    );
+}
