@@ -142,10 +142,13 @@ impl JobsClient {
         api: ApiVersion,
         opts: &ClientOptions,
     ) -> Result<Self, DatabricksError> {
+        // The gateway answers an invalid or expired token with 403 "Invalid access token.":
+        // an OAuth token is fetched once more before that counts as an auth failure.
         let mut b = HttpClient::builder("databricks", api_root)
             .timeout(opts.timeout)
             .retry(opts.retry)
-            .auth(auth);
+            .auth(auth)
+            .reauth_on_forbidden();
         if let Some(s) = &opts.sleeper {
             b = b.sleeper(s.clone());
         }

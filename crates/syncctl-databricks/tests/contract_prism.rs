@@ -196,6 +196,28 @@ async fn jobs_2_2_and_oauth_traffic_conforms_to_our_supplement() {
     exercise(&client, &fake).await;
     prism.assert_no_violations();
     assert_eq!(fake.token_requests(), 1);
+    // A revoked token: the gateway's 403 "Invalid access token." (numeric error_code, reason
+    // header) conforms too, and the client fetches a new token once and carries on.
+    fake.revoke_tokens();
+    let run = client.run_now(&json!({"job_id": 3})).await.unwrap();
+    assert_eq!(fake.token_requests(), 2);
+    let bad = JobsClient::at(
+        &format!("{}/api", prism.url()),
+        Arc::new(BearerToken::new(
+            "databricks",
+            SecretString::from("dapi-revoked"),
+        )),
+        ApiVersion::V2_2,
+        &opts(),
+    )
+    .unwrap();
+    let e = bad.get_run(run.run_id, false).await.unwrap_err();
+    assert!(
+        matches!(&e, DatabricksError::Api { status: 403, error_code, message, .. }
+            if error_code == "403" && message == "Invalid access token."),
+        "{e}"
+    );
+    prism.assert_no_violations();
     let reqs = server.requests();
     assert!(reqs.iter().any(|r| r.path == "/oidc/v1/token"));
     assert!(

@@ -558,7 +558,7 @@ fn m2m_settings(url: &str) -> Settings {
 }
 
 #[tokio::test]
-async fn oauth_m2m_fetches_one_token_and_reauthenticates_once_after_a_401() {
+async fn oauth_m2m_fetches_one_token_and_reauthenticates_once_after_an_invalid_token_403() {
     let fake = DatabricksFake::new()
         .with_client("sp-1", "sp-secret")
         .job(FakeJob::new(5, "etl"));
@@ -590,7 +590,11 @@ async fn oauth_m2m_fetches_one_token_and_reauthenticates_once_after_a_401() {
 
     fake.revoke_tokens();
     c.get_run(r.report.run_id.unwrap(), false).await.unwrap();
-    assert_eq!(fake.token_requests(), 2, "a 401 fetched a fresh token once");
+    assert_eq!(
+        fake.token_requests(),
+        2,
+        "the 403 Invalid access token fetched a fresh token once"
+    );
 }
 
 #[tokio::test]

@@ -302,9 +302,18 @@ pub struct HttpClientBuilder {
     auth: Option<Arc<dyn AuthProvider>>,
     breaker: Option<Arc<Mutex<CircuitBreaker>>>,
     sleeper: Arc<dyn Sleeper>,
+    reauth_on_forbidden: bool,
 }
 
 impl HttpClientBuilder {
+    /// Also fetch fresh credentials once after a 403, for services that answer an invalid or
+    /// expired token with 403 rather than 401 (Databricks' gateway). Static credentials are
+    /// not retried (their `invalidate` says no fresh ones can be had).
+    #[must_use]
+    pub fn reauth_on_forbidden(mut self) -> Self {
+        self.reauth_on_forbidden = true;
+        self
+    }
     /// Replaces the retry timer (tests pass a [`RecordingSleeper`]).
     #[must_use]
     pub fn sleeper(mut self, sleeper: Arc<dyn Sleeper>) -> Self {
@@ -375,6 +384,7 @@ impl HttpClientBuilder {
                 auth: self.auth,
                 breaker: self.breaker,
                 sleeper: self.sleeper,
+                reauth_on_forbidden: self.reauth_on_forbidden,
             }),
         })
     }
@@ -395,6 +405,7 @@ struct Inner {
     auth: Option<Arc<dyn AuthProvider>>,
     breaker: Option<Arc<Mutex<CircuitBreaker>>>,
     sleeper: Arc<dyn Sleeper>,
+    reauth_on_forbidden: bool,
 }
 
 impl std::fmt::Debug for HttpClient {
@@ -430,6 +441,7 @@ impl HttpClient {
             auth: None,
             breaker: None,
             sleeper: Arc::new(TokioSleeper),
+            reauth_on_forbidden: false,
         }
     }
 
@@ -516,7 +528,7 @@ impl HttpClient {
                 }
                 Attempt::Reauth => {
                     crate::HttpStats::global().record_retry(&self.inner.service);
-                    tracing::debug!(service = %self.inner.service, %method, %path, "401: refreshing credentials and retrying once");
+                    tracing::debug!(service = %self.inner.service, %method, %path, "401/403: refreshing credentials and retrying once");
                 }
                 Attempt::Retry { delay, last } => {
                     let why = match &last {
@@ -542,7 +554,7 @@ impl HttpClient {
         match outcome {
             Ok(resp) => {
                 let status = resp.status.as_u16();
-                if status == 401
+                if (status == 401 || (status == 403 && self.inner.reauth_on_forbidden))
                     && req.authenticated
                     && !*reauthed
                     && let Some(auth) = &self.inner.auth

@@ -52,6 +52,16 @@ pub enum Fault {
         /// The body.
         body: serde_json::Value,
     },
+    /// Answer with this status, these headers and this body, as the vendor words it (see
+    /// each fake's `error_fault`).
+    Answer {
+        /// The status code.
+        status: u16,
+        /// Headers besides `content-type: application/json`.
+        headers: Vec<(&'static str, String)>,
+        /// The body, sent as it is.
+        body: String,
+    },
     /// Wait this long before handling the request normally.
     Delay(Duration),
     /// Handle the request normally (its effects happen), then break the connection instead
@@ -283,6 +293,24 @@ async fn record_and_inject(
                 && let Ok(v) = s.to_string().parse()
             {
                 resp.headers_mut().insert("retry-after", v);
+            }
+            resp
+        }
+        Some(Fault::Answer {
+            status,
+            headers,
+            body,
+        }) => {
+            let mut resp = (
+                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                [("content-type", "application/json")],
+                body,
+            )
+                .into_response();
+            for (name, value) in headers {
+                if let Ok(v) = axum::http::HeaderValue::from_str(&value) {
+                    resp.headers_mut().insert(name, v);
+                }
             }
             resp
         }

@@ -1410,6 +1410,57 @@ pub fn services() -> Vec<ServiceEntry> {
     }]
 }
 
+/// The answer the Airbyte config API gives for `status` (403, 404, 500 or 503), to inject with
+/// [`crate::FakeServer::inject_on`]: the server's `KnownExceptionInfo` /
+/// `NotFoundKnownExceptionInfo` bodies (config.yaml) for 403, 404 and 500, and for 503 the
+/// plain-text answer of the proxy in front of an Airbyte server that is not up.
+///
+/// # Panics
+/// For any other status (a test setup error).
+#[must_use]
+pub fn error_fault(status: u16) -> crate::Fault {
+    let (headers, body) = match status {
+        403 => (
+            Vec::new(),
+            json!({
+                "message": "Forbidden",
+                "exceptionClassName": "io.airbyte.commons.server.errors.problems.ForbiddenProblem",
+                "exceptionStack": [],
+            })
+            .to_string(),
+        ),
+        404 => (
+            Vec::new(),
+            json!({
+                "id": "00000000-0000-0000-0000-000000000404",
+                "message": "Could not find configuration for STANDARD_SYNC: 00000000-0000-0000-0000-000000000404.",
+                "exceptionClassName": "io.airbyte.data.exceptions.ConfigNotFoundException",
+                "exceptionStack": [],
+            })
+            .to_string(),
+        ),
+        500 => (
+            Vec::new(),
+            json!({
+                "message": "Internal Server Error: Unable to connect to the database",
+                "exceptionClassName": "java.lang.RuntimeException",
+                "exceptionStack": [],
+            })
+            .to_string(),
+        ),
+        503 => (
+            vec![("content-type", "text/plain".to_owned())],
+            "upstream connect error or disconnect/reset before headers. reset reason: connection failure".to_owned(),
+        ),
+        other => panic!("no Airbyte wording for HTTP {other}"),
+    };
+    crate::Fault::Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

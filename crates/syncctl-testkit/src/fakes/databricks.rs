@@ -298,7 +298,8 @@ impl DatabricksFake {
         });
     }
 
-    /// Invalidates every OAuth token issued so far (the next call with one gets 401).
+    /// Invalidates every OAuth token issued so far (the next call with one gets the 403
+    /// "Invalid access token.").
     pub fn revoke_tokens(&self) {
         self.st().issued.clear();
     }
@@ -459,8 +460,23 @@ async fn require_bearer(State(s): State<Shared>, req: Request, next: Next) -> Re
     if ok {
         next.run(req).await
     } else {
-        error(401, "PERMISSION_DENIED", "Unauthorized access.")
+        // What the workspace gateway answers for an invalid, expired or revoked token.
+        invalid_token()
     }
+}
+
+/// 403 with a numeric `error_code` and `X-Databricks-Reason-Phrase`, as the gateway sends it.
+fn invalid_token() -> Response {
+    let mut resp = (
+        StatusCode::FORBIDDEN,
+        axum::Json(json!({"error_code": 403, "message": "Invalid access token."})),
+    )
+        .into_response();
+    resp.headers_mut().insert(
+        "x-databricks-reason-phrase",
+        HeaderValue::from_static("Invalid access token."),
+    );
+    resp
 }
 
 fn form_pairs(body: &[u8]) -> HashMap<String, String> {
@@ -1215,6 +1231,45 @@ pub fn services() -> Vec<ServiceEntry> {
         about: "Databricks Jobs API 2.1/2.2 and OAuth M2M (demo jobs 101-103, PAT dapi-demo-token)",
         router: demo_router,
     }]
+}
+
+/// The answer Databricks gives for `status` (403, 404, 500 or 503) on a Jobs API call, as the
+/// workspace words it, to inject with [`crate::FakeServer::inject_on`]. The 403 is the
+/// gateway's answer to an invalid, expired or revoked token: `error_code` is a number there
+/// and the reason is repeated in `X-Databricks-Reason-Phrase` (as recorded in
+/// databricks-sdk-go issues 873 and 917); the others carry Databricks' string codes.
+///
+/// # Panics
+/// For any other status (a test setup error).
+#[must_use]
+pub fn error_fault(status: u16) -> crate::Fault {
+    let (headers, body) = match status {
+        403 => (
+            vec![(
+                "x-databricks-reason-phrase",
+                "Invalid access token.".to_owned(),
+            )],
+            json!({"error_code": 403, "message": "Invalid access token."}),
+        ),
+        404 => (
+            Vec::new(),
+            json!({"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "Job 404 does not exist."}),
+        ),
+        500 => (
+            Vec::new(),
+            json!({"error_code": "INTERNAL_ERROR", "message": "Internal error happened while processing the request."}),
+        ),
+        503 => (
+            Vec::new(),
+            json!({"error_code": "TEMPORARILY_UNAVAILABLE", "message": "The service at /api/2.2/jobs/run-now is temporarily unavailable. Please try again later."}),
+        ),
+        other => panic!("no Databricks wording for HTTP {other}"),
+    };
+    crate::Fault::Answer {
+        status,
+        headers,
+        body: body.to_string(),
+    }
 }
 
 #[cfg(test)]

@@ -2029,3 +2029,37 @@ fn run_copy(
         statement_handles: None,
     })
 }
+
+/// The answer the Snowflake SQL API gives for `status` (403, 404, 500 or 503), to inject with
+/// [`crate::FakeServer::inject_on`]: the API's error object (`code`, `message`) with the
+/// meaning sqlapi.yaml gives each status (403: the API is not enabled or the role may not use
+/// it; 404: the endpoint or handle is unknown; 500: an unrecoverable server error; 503: not
+/// processed, retry with backoff).
+///
+/// # Panics
+/// For any other status (a test setup error).
+#[must_use]
+pub fn error_fault(status: u16) -> crate::Fault {
+    // sqlapi.yaml documents what each status means but no body for these; the body is the
+    // API's error object with the message only (the fake's own 404 code is kept).
+    let body = match status {
+        403 => {
+            serde_json::json!({"message": "Forbidden. The request is forbidden: the SQL API is not enabled for this account or user."})
+        }
+        404 => {
+            serde_json::json!({"code": "390404", "message": "Not Found. The request endpoint is not valid."})
+        }
+        500 => {
+            serde_json::json!({"message": "Internal Server Error. The server hits an unrecoverable system error."})
+        }
+        503 => {
+            serde_json::json!({"message": "Service Unavailable. The request was not processed due to server side timeouts."})
+        }
+        other => panic!("no Snowflake wording for HTTP {other}"),
+    };
+    crate::Fault::Answer {
+        status,
+        headers: Vec::new(),
+        body: body.to_string(),
+    }
+}

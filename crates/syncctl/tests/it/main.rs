@@ -12,6 +12,7 @@ mod alerts;
 mod cli_contract;
 mod dbx_commands;
 mod dbx_run_now;
+mod error_matrix;
 mod help_pages;
 mod kestra_examples;
 mod kestra_sheets;
