@@ -30,8 +30,9 @@
 //!   the record's version in [`Record::version`]; the engine hands it back in
 //!   [`WriteOp::Update::expected_version`] and a sink that finds the record at another version
 //!   writes nothing and reports [`WriteOutcome::Stale`]. The engine then re-reads the record,
-//!   merges again three-way against its base and retries once; a second stale outcome leaves
-//!   the pair for the next run. A stale record is never a failed run.
+//!   merges again three-way against its base and retries once, in the same run; a second
+//!   stale outcome fails that record only (retried on the next run). A stale record is never a
+//!   failed run by itself.
 //! * **Rate limits** are [`ConnectorError::RateLimited`], never [`ConnectorError::Unavailable`]:
 //!   burst limits are absorbed by the HTTP core (limiter, `Retry-After`, retries) and only
 //!   surface when retries are exhausted; a [`RateLimitScope::Daily`] quota stops the run

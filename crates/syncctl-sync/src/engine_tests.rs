@@ -648,3 +648,85 @@ async fn http_failures_count_once_on_the_connectors_breaker_which_the_next_run_s
     );
     assert_eq!(f.t.by_email().len(), 0);
 }
+
+#[tokio::test]
+async fn a_stale_version_is_read_again_merged_against_the_base_and_retried_once() {
+    let f = Fx::new("source_wins", "").await;
+    f.t.versioned
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let sid = f.s.put(
+        None,
+        &[("email", "a@x.io"), ("name", "Ann"), ("phone", "1")],
+    );
+    f.ok().await;
+    let tid = f.t.id_of("a@x.io").unwrap();
+    // We change the name; between our read and our write someone changes the phone there.
+    f.s.put(Some(sid), &[("name", "Anna")]);
+    f.t.table
+        .lock()
+        .unwrap()
+        .edits_before_write
+        .push_back(vec![(tid, "phone".into(), "+999".into())]);
+    let o = f.ok().await;
+    let t = f.t.by_email()["a@x.io"].clone();
+    assert_eq!(t["name"], "Anna", "ours lands");
+    assert_eq!(t["phone"], "+999", "the other writer's change survives");
+    assert_eq!(f.s.by_email()["a@x.io"]["phone"], "+999", "and flows back");
+    assert_eq!(o.report.target.counts.failed, 0, "{:?}", o.report);
+    assert_eq!(o.report.target.counts.updated, 1);
+    let audit = f.store.changes(&o.report.run).await.unwrap();
+    let statuses: Vec<(&str, &str)> = audit
+        .iter()
+        .map(|c| (c.side.as_str(), c.status.as_str()))
+        .collect();
+    assert!(statuses.contains(&("target", "stale")), "{statuses:?}");
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == ("target", "applied"))
+            .count(),
+        1,
+        "{statuses:?}"
+    );
+    // The base now holds both changes: nothing more to do.
+    assert_eq!(writes(&f.ok().await), 0);
+}
+
+#[tokio::test]
+async fn a_second_stale_version_fails_that_record_only() {
+    let f = Fx::new("source_wins", "max_failures: 1\n").await;
+    f.t.versioned
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let a = f.s.put(None, &[("email", "a@x.io"), ("name", "Ann")]);
+    let b = f.s.put(None, &[("email", "b@x.io"), ("name", "Bob")]);
+    f.ok().await;
+    let ta = f.t.id_of("a@x.io").unwrap();
+    f.s.put(Some(a), &[("name", "Anna")]);
+    f.s.put(Some(b), &[("name", "Bobby")]);
+    // An editor that changes record a before each of our writes: the first attempt and the
+    // retry both come back stale.
+    {
+        let mut t = f.t.table.lock().unwrap();
+        t.edits_before_write
+            .push_back(vec![(ta, "phone".into(), "+1".into())]);
+        t.edits_before_write
+            .push_back(vec![(ta, "phone".into(), "+2".into())]);
+    }
+    let o = f.run().await;
+    assert!(
+        o.error.is_none(),
+        "a stale record is not a failed run: {:?}",
+        o.error
+    );
+    assert_eq!(o.report.target.counts.failed, 1, "{:?}", o.report);
+    assert_eq!(
+        f.t.by_email()["b@x.io"]["name"],
+        "Bobby",
+        "the others are written"
+    );
+    assert_eq!(f.t.by_email()["a@x.io"]["name"], "Ann");
+    // The next run picks it up and lands it, keeping the editor's change.
+    f.ok().await;
+    let t = f.t.by_email()["a@x.io"].clone();
+    assert_eq!((t["name"].as_str(), t["phone"].as_str()), ("Anna", "+2"));
+}

@@ -34,6 +34,9 @@ pub(crate) struct Table {
     pub(crate) refuse: HashSet<String>,
     /// Every write batch fails as a whole while set.
     pub(crate) down: bool,
+    /// A concurrent editor: these edits land the moment the next write batches arrive (one
+    /// entry per batch), before the batch is applied.
+    pub(crate) edits_before_write: std::collections::VecDeque<Vec<(i64, String, String)>>,
     pub(crate) writes: usize,
 }
 
@@ -44,6 +47,8 @@ pub(crate) struct Memory {
     pub(crate) fields: Vec<&'static str>,
     pub(crate) table: Arc<Mutex<Table>>,
     pub(crate) clock: Clock,
+    /// Records carry a version (their modified time) and updates are conditional on it.
+    pub(crate) versioned: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Memory {
@@ -53,6 +58,7 @@ impl Memory {
             fields: fields.to_vec(),
             table: Arc::new(Mutex::new(Table::default())),
             clock: clock.clone(),
+            versioned: Arc::default(),
         }
     }
 
@@ -111,12 +117,13 @@ impl Memory {
             .map(|n| ((*n).to_owned(), f.get(*n).cloned().unwrap_or(Value::Null)))
             .collect();
         fields.insert("id".into(), json!(id));
+        let versioned = self.versioned.load(Ordering::SeqCst);
         Record {
             key: RecordKey(id.to_string()),
             fields,
             updated_at: Some(at),
             deleted: false,
-            version: None,
+            version: versioned.then(|| at.timestamp().to_string()),
         }
     }
 }
@@ -156,6 +163,7 @@ impl Connector for Memory {
             fields,
             capabilities: Capabilities {
                 incremental: true,
+                versioned: self.versioned.load(Ordering::SeqCst),
                 ..Capabilities::full()
             },
             max_batch: 3,
@@ -262,6 +270,15 @@ impl Sink for Memory {
             return Err(ConnectorError::unavailable("memory", "connection refused"));
         }
         t.writes += 1;
+        if let Some(edits) = t.edits_before_write.pop_front() {
+            for (id, k, v) in edits {
+                let at = self.clock.tick();
+                if let Some(row) = t.rows.get_mut(&id) {
+                    row.0.insert(k, json!(v));
+                    row.1 = at;
+                }
+            }
+        }
         let mut out = Vec::new();
         for op in ops {
             let refused = |t: &Table, f: &BTreeMap<String, Value>| {
@@ -307,11 +324,24 @@ impl Sink for Memory {
                         }
                     }
                 }
-                WriteOp::Update { key, fields, .. } => {
+                WriteOp::Update {
+                    key,
+                    fields,
+                    expected_version,
+                    ..
+                } => {
                     let id = key.0.parse::<i64>().unwrap_or(-1);
                     let cur = t.rows.get(&id).map(|(f, _)| f.clone());
+                    let current_version = t.rows.get(&id).map(|(_, at)| at.timestamp().to_string());
                     match cur {
                         None => WriteOutcome::NotFound { key: key.clone() },
+                        Some(_)
+                            if self.versioned.load(Ordering::SeqCst)
+                                && expected_version.is_some()
+                                && *expected_version != current_version =>
+                        {
+                            WriteOutcome::Stale { key: key.clone() }
+                        }
                         Some(f) if refused(&t, &f) || refused(&t, fields) => {
                             WriteOutcome::Failed(RecordError::invalid("refused", Some("email")))
                         }

@@ -74,6 +74,9 @@ pub(super) struct Work {
     pub(super) gone: Option<Side>,
     /// A `latest` conflict was settled without a modified time on one side (warned once).
     pub(super) untimed_latest: bool,
+    /// The ops of a first attempt that came back stale, kept for the audit after the pair
+    /// was read and planned again (`ops` is then the retry).
+    pub(super) first_attempt: Vec<Op>,
 }
 
 impl Work {
@@ -95,6 +98,7 @@ impl Work {
             note_change: None,
             gone: None,
             untimed_latest: false,
+            first_attempt: Vec::new(),
         }
     }
 
@@ -395,6 +399,13 @@ impl<'a> Engine<'a> {
     pub(super) fn validate(&self, works: &mut [Work]) {
         let [s, t] = &self.sides;
         validate(works, [(&s.rules, &s.schema), (&t.rules, &t.schema)]);
+    }
+
+    /// [`Self::validate`] for `works[which]` only.
+    pub(super) fn validate_some(&self, works: &mut [Work], which: &[usize]) {
+        for &i in which {
+            self.validate(std::slice::from_mut(&mut works[i]));
+        }
     }
 
     /// Queues a deferred delete for the delete phase (once per link) and warns once per run

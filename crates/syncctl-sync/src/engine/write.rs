@@ -32,9 +32,63 @@ impl<'a> Engine<'a> {
             return Ok(());
         }
         // 1. Persist the plan before anything is sent.
+        let all: Vec<usize> = (0..works.len()).collect();
+        self.persist_plan(&mut works, &all).await?;
+        // 2. Write, per side, in batches. A signal or a fatal error stops between batches;
+        // what was written is still committed below, what was not is recorded as skipped.
+        let mut stop = self.send_ops(&mut works, &all).await;
+        // 2b. An update refused for a stale version (someone changed the record between our
+        // read and our write) is re-read, merged again against the base and retried once.
+        if stop.is_none()
+            && let Err(e) = self.retry_stale(&mut works).await
+        {
+            stop = Some(e);
+        }
+        // 3. Link, audit and pending in one transaction.
+        let mut commits = Vec::with_capacity(works.len());
+        for w in &works {
+            commits.push(self.commit_of(w));
+        }
+        let ids = self
+            .store
+            .commit(&self.cfg.name, &self.run_id, &commits)
+            .await?;
+        for (w, (_, conflict_id)) in works.iter().zip(ids) {
+            // Records this run created are not read back as changes later in the run.
+            for op in &w.ops {
+                if let (WriteOp::Create { .. }, OpResult::Applied { key, .. }) =
+                    (&op.op, &op.result)
+                {
+                    self.processed[idx(op.side)].insert(key.as_str());
+                }
+            }
+            self.count_done(w, conflict_id);
+            // Plan entries copy every change of the record: only built when reported.
+            if !self.s.include_plan {
+                continue;
+            }
+            let mut entries = self.entries(w);
+            for e in &mut entries {
+                if let Some(op) = w
+                    .ops
+                    .iter()
+                    .find(|o| Some(o.side.as_str()) == e.side && o.op.kind() == e.action)
+                {
+                    e.status = status_of(&op.result).to_owned();
+                }
+            }
+            self.add_plan(entries);
+        }
+        stop.map_or(Ok(()), Err)
+    }
+
+    /// Inserts the `planned` audit rows of `works[which]` (and the rows of their rejections
+    /// and queued conflicts) and notes their ids on the ops.
+    async fn persist_plan(&mut self, works: &mut [Work], which: &[usize]) -> Result<(), SyncError> {
         let mut rows = Vec::new();
         let mut slots = Vec::new();
-        for (wi, w) in works.iter().enumerate() {
+        for &wi in which {
+            let w = &works[wi];
             let link_id = w.link.as_ref().map(|l| l.id);
             for (oi, op) in w.ops.iter().enumerate() {
                 rows.push(ChangeRow {
@@ -75,14 +129,38 @@ impl<'a> Engine<'a> {
                 None => works[wi].note_change = Some(id),
             }
         }
-        // 2. Write, per side, in batches. A signal or a fatal error stops between batches;
-        // what was written is still committed below, what was not is recorded as skipped.
-        let mut stop: Option<SyncError> = None;
-        'sides: for side in [Side::Target, Side::Source] {
+        Ok(())
+    }
+
+    /// Sends the ops of `works[which]`, per side in batches; returns what stopped it, if
+    /// anything did (a signal, a fatal connector error). Unsent ops stay `Pending`.
+    async fn send_ops(&mut self, works: &mut [Work], which: &[usize]) -> Option<SyncError> {
+        // A side with versioned (conditional) updates is written first: when its update comes
+        // back stale, the pair's writes to the other side carry values read from a record
+        // that has changed since, so they are held back and planned again with it.
+        let versioned = |s: Side| self.sides[idx(s)].schema.capabilities.versioned;
+        let order = if versioned(Side::Source) && !versioned(Side::Target) {
+            [Side::Source, Side::Target]
+        } else {
+            [Side::Target, Side::Source]
+        };
+        for side in order {
             let mut refs: Vec<(usize, usize)> = Vec::new();
-            for (wi, w) in works.iter().enumerate() {
-                for (oi, op) in w.ops.iter().enumerate() {
-                    if op.side == side {
+            for &wi in which {
+                let other_stale = works[wi]
+                    .ops
+                    .iter()
+                    .any(|o| o.side != side && o.result == OpResult::Stale);
+                for (oi, op) in works[wi].ops.iter_mut().enumerate() {
+                    if op.side != side {
+                        continue;
+                    }
+                    if other_stale {
+                        op.result = OpResult::Skipped(format!(
+                            "the {} record changed while it was written; planned again from it",
+                            side.other().as_str()
+                        ));
+                    } else {
                         refs.push((wi, oi));
                     }
                 }
@@ -90,8 +168,7 @@ impl<'a> Engine<'a> {
             let batch = self.sides[idx(side)].batch;
             for chunk in refs.chunks(batch) {
                 if let Err(e) = self.check_cancel() {
-                    stop = Some(e);
-                    break 'sides;
+                    return Some(e);
                 }
                 let ops: Vec<WriteOp> = chunk
                     .iter()
@@ -103,47 +180,79 @@ impl<'a> Engine<'a> {
                             works[*wi].ops[*oi].result = r;
                         }
                     }
-                    Err(e) => {
-                        stop = Some(e);
-                        break 'sides;
-                    }
+                    Err(e) => return Some(e),
                 }
             }
         }
-        // 3. Link, audit and pending in one transaction.
-        let mut commits = Vec::with_capacity(works.len());
-        for w in &works {
-            commits.push(self.commit_of(w));
+        None
+    }
+
+    /// Pairs whose update came back stale: both records are read again, the pair is planned
+    /// again from them against the link's base (a three-way merge that keeps the other
+    /// writer's change), and the new ops are sent once. A second stale outcome fails that
+    /// record (retried on the next run), never the run. The first attempt's ops stay in the
+    /// audit as they ended.
+    async fn retry_stale(&mut self, works: &mut [Work]) -> Result<(), SyncError> {
+        let stale: Vec<usize> = works
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| w.link.is_some() && w.ops.iter().any(|o| o.result == OpResult::Stale))
+            .map(|(i, _)| i)
+            .collect();
+        if stale.is_empty() {
+            return Ok(());
         }
-        let ids = self
-            .store
-            .commit(&self.cfg.name, &self.run_id, &commits)
-            .await?;
-        for (w, (_, conflict_id)) in works.iter().zip(ids) {
-            // Records this run created are not read back as changes later in the run.
-            for op in &w.ops {
-                if let (WriteOp::Create { .. }, OpResult::Applied { key, .. }) =
-                    (&op.op, &op.result)
-                {
-                    self.processed[idx(op.side)].insert(key.as_str());
-                }
-            }
-            self.count_done(w, conflict_id);
-            // Plan entries copy every change of the record: only built when reported.
-            if !self.s.include_plan {
+        let mut fresh: [HashMap<RecordKey, Record>; 2] = [HashMap::new(), HashMap::new()];
+        for side in [Side::Source, Side::Target] {
+            let keys: Vec<RecordKey> = stale
+                .iter()
+                .filter_map(|&i| works[i].link.as_ref())
+                .filter(|l| !super::plan::deleted_on(l, side))
+                .map(|l| l.key(side).clone())
+                .collect();
+            if keys.is_empty() {
                 continue;
             }
-            let mut entries = self.entries(w);
-            for e in &mut entries {
-                if let Some(op) = w
-                    .ops
-                    .iter()
-                    .find(|o| Some(o.side.as_str()) == e.side && o.op.kind() == e.action)
-                {
-                    e.status = status_of(&op.result).to_owned();
+            let schema = self.sides[idx(side)].schema.clone();
+            let got = self.sides[idx(side)]
+                .source
+                .read_keys(&schema, &keys)
+                .await
+                .map_err(|e| self.read_failed(side, e))?;
+            self.side(side).counts.read += got.len() as u64;
+            fresh[idx(side)].extend(got.into_iter().map(|r| (r.key.clone(), r)));
+        }
+        for &i in &stale {
+            let old = &works[i];
+            let Some(link) = old.link.clone() else {
+                continue;
+            };
+            tracing::info!(
+                sync = %self.cfg.name,
+                source = %link.source_key,
+                target = %link.target_key,
+                "a record changed between our read and our write: merging again and retrying once"
+            );
+            let mut w = Work::new(old.seq);
+            w.natural_key.clone_from(&old.natural_key);
+            w.link = Some(link.clone());
+            w.source = fresh[0].remove(&link.source_key);
+            w.target = fresh[1].remove(&link.target_key);
+            w.first_attempt = std::mem::take(&mut works[i].ops);
+            self.plan_linked(&mut w);
+            works[i] = w;
+        }
+        self.validate_some(works, &stale);
+        self.persist_plan(works, &stale).await?;
+        let stop = self.send_ops(works, &stale).await;
+        for &i in &stale {
+            for op in &mut works[i].ops {
+                if op.result == OpResult::Stale {
+                    op.result = OpResult::Failed(
+                        "the record changed again while it was being written (stale version twice); it is retried on the next run".to_owned(),
+                    );
                 }
             }
-            self.add_plan(entries);
         }
         stop.map_or(Ok(()), Err)
     }
@@ -323,8 +432,21 @@ impl<'a> Engine<'a> {
             .ops
             .iter()
             .all(|o| matches!(o.result, OpResult::Applied { .. }));
-        for op in &w.ops {
+        let first_attempt = w.first_attempt.iter().map(|op| {
+            let stale = op.result == OpResult::Stale;
+            (op, stale)
+        });
+        let this_attempt = w.ops.iter().map(|op| (op, false));
+        for (op, first_stale) in first_attempt.chain(this_attempt) {
             let (status, error, key) = match &op.result {
+                OpResult::Stale if first_stale => (
+                    "stale",
+                    Some(
+                        "changed between our read and our write; read again, merged and retried"
+                            .to_owned(),
+                    ),
+                    None,
+                ),
                 OpResult::Applied { key, .. } => ("applied", None, Some(key.0.clone())),
                 OpResult::Failed(e) => ("failed", Some(e.clone()), None),
                 OpResult::Stale => (

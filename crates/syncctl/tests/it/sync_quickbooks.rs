@@ -66,6 +66,13 @@ async fn exec(dir: &Path, sql: &'static str) {
     pool.close().await;
 }
 
+async fn column(dir: &Path, sql: &'static str) -> Option<String> {
+    let pool = sqlite(&dir.join("crm.db")).await;
+    let v: Option<String> = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
+    pool.close().await;
+    v
+}
+
 /// Runs `syncctl sync run` with the OAuth refresh settings (and `extra` variables), checking
 /// that no secret the fake knows of appears in any output.
 async fn run(
@@ -246,4 +253,54 @@ async fn an_access_token_expiring_mid_run_is_refreshed_and_the_run_completes() {
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert_eq!(fake.tokens_issued(), 2);
     assert_eq!(fake.all("Customer").len(), 40, "no duplicate");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_concurrent_editors_change_survives_a_stale_sync_token_and_ours_lands() {
+    let dir = tempfile::tempdir().unwrap();
+    crm(
+        dir.path(),
+        &[("grace@example.com", "Grace", "Hopper", "Navy")],
+    )
+    .await;
+    let fake = QuickBooksFake::new().with_oauth_client(CLIENT_ID, CLIENT_SECRET, FIRST_REFRESH);
+    let server = FakeServer::start(fake.router()).await;
+    let token = [("QUICKBOOKS_ACCESS_TOKEN", DEMO_ACCESS_TOKEN)];
+    let r = run(dir.path(), &server, &fake, &token).await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let id = fake.all("Customer")[0]["Id"].as_str().unwrap().to_owned();
+
+    // We change the phone; between our read and our write a QuickBooks user changes the
+    // company name, so our update carries a stale SyncToken.
+    exec(dir.path(), "UPDATE customers SET phone = '+1 555 0100', updated_at = strftime('%Y-%m-%dT%H:%M:%fZ','now', '+1 second')").await;
+    fake.edit_before_next_batch("Customer", &id, json!({"CompanyName": "US Navy"}));
+    let r = run(dir.path(), &server, &fake, &token).await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        fake.responses()
+            .iter()
+            .any(|e| e.path.ends_with("/batch") && e.body.to_string().contains("\"5010\"")),
+        "QuickBooks refused the first update as stale"
+    );
+    let c = fake.get("Customer", &id).unwrap();
+    assert_eq!(
+        c["CompanyName"],
+        json!("US Navy"),
+        "the editor's change survives"
+    );
+    assert_eq!(
+        c["PrimaryPhone"]["FreeFormNumber"],
+        json!("+1 555 0100"),
+        "ours lands"
+    );
+    assert_eq!(
+        column(dir.path(), "SELECT company FROM customers")
+            .await
+            .as_deref(),
+        Some("US Navy"),
+        "and the editor's change reaches the other side"
+    );
+    let v = r.result.clone();
+    assert_eq!(v["data"]["target"]["failed"], json!(0), "{v}");
+    assert_eq!(v["data"]["target"]["updated"], json!(1), "{v}");
 }
