@@ -9,13 +9,13 @@
 #   4. a rerun of 3 with nothing changed.
 #
 # The minimum for a run is one read of the tab plus, per ~1 000 changed rows, one write
-# (values.batchUpdate); syncctl also reads the spreadsheet's tabs and header once (describe),
-# reads the header + key column + append area before each write batch (its guard against
-# rows moved by hand), grows the grid with appendDimension when rows go past its end (doubling,
-# so a few times per first load), and reads updated rows back (new rows come back with the
-# write). The engine hands a sink at most 500 records per call (its page), so a first load
-# writes in batches of 500, not 1 000. The connector's own call counters come from its
-# `connector statistics` debug log line. Not part of scripts/test.sh: it takes minutes.
+# (values.batchUpdate); syncctl also reads the spreadsheet's tab properties and header in one
+# call (describe), reads the header + key column + append area before each write batch (its
+# guard against rows moved by hand) and grows the grid with appendDimension when rows go past
+# its end (doubling, so a few times per first load). Written rows come back with the write
+# (no read-back call). The engine hands a sink at most 500 records per call (its page), so a
+# first load writes in batches of 500, not 1 000. The connector's own call counters come from
+# its `connector statistics` debug log line. Not part of scripts/test.sh: it takes minutes.
 #
 #   scripts/bench/sheets_pg.sh                     # 50 000 rows, release build
 #   scripts/bench/sheets_pg.sh --rows 5000 --debug # a quick look with the debug build
@@ -23,19 +23,21 @@
 #                                                  # e.g. another checkout's target/debug
 #
 # "minimum calls" is 1 read of the tab + one batchUpdate per started 1 000 rows written to the
-# sheet. Measured 2026-12-02, debug build, 2 cores shared with other builds (load 11-15, so
-# times are rough), 50 000 rows:
+# sheet. Measured 2026-12-02, debug build, 50 000 rows, 2 cores shared with five other
+# engineers' builds (load 7-15): wall times moved by ±40 % between identical runs, so two runs
+# each are given; the call counts are exact.
 #
-#   phase                      before (0db20d1)              after
-#   PG → sheet first sync      401 reads + 199 writes, 187 s  103 reads + 108 writes, 139 s
-#                              (12.6 M cells read)            (2.5 M cells read; minimum 51)
-#   1 % changed rerun          5 reads + 1 write, 32 s        5 reads + 1 write, 26 s (min 2)
-#   sheet → PG first sync      3 reads, 134 s                 3 reads, 46 s (PostgreSQL side)
-#   unchanged rerun            3 reads, 15 s                  3 reads, 10 s
+#   phase                    before (0db20d1)                after
+#   PG → sheet first sync    401 reads + 199 writes          102 reads + 108 writes
+#                            12.6 M cells read; 187 s, 98 s  2.5 M cells read; 139 s, 79-101 s
+#   1 % changed rerun        5 reads + 1 write; 32 s, 19 s   3 reads + 1 write; 19-26 s
+#   sheet → PG first sync    3 reads; 134 s, 42 s            2 reads; 30-46 s (PostgreSQL side)
+#   unchanged rerun          3 reads; 15 s, 8 s              2 reads; 6-10 s
 #
-# After: per 500-row batch one fresh read + one batchUpdate; 8 appendDimension; 3 reads to
-# describe and scan. Before, each batch also re-read the whole tab to match the next page and
-# read the written rows back, and read the grid size before each appendDimension.
+# After: per 500-row batch one fresh read + one batchUpdate; 8 appendDimension; 2 reads to
+# describe and scan. Before, each batch also re-read the whole tab to match the next page,
+# read the written rows back and read the grid size before each appendDimension, and describe
+# took two calls.
 #
 # Needs psql and the PostgreSQL of SYNCCTL_TEST_PG_URL (default
 # postgres://postgres@127.0.0.1:5432/test); creates the schema bench_sheets_<rows> there

@@ -110,8 +110,11 @@ pub struct TabInfo {
 pub struct SpreadsheetInfo {
     /// `properties.timeZone` (`Etc/GMT`, `America/New_York`).
     pub time_zone: Option<String>,
-    /// Every tab.
+    /// Every tab (with a header asked for: the tab it was read from).
     pub tabs: Vec<TabInfo>,
+    /// Row 1 of the tab asked for by [`SheetsClient::spreadsheet_with_header`], as
+    /// `values.get` would return it (unformatted).
+    pub header_row: Vec<Value>,
 }
 
 #[derive(Deserialize)]
@@ -136,6 +139,67 @@ struct SheetBody {
     properties: SheetProps,
     #[serde(default)]
     merges: Vec<GridRange>,
+    /// Cells of the ranges asked for (`GridData`), only when asked.
+    #[serde(default)]
+    data: Vec<GridData>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GridData {
+    #[serde(default)]
+    row_data: Vec<RowData>,
+}
+
+#[derive(Deserialize)]
+struct RowData {
+    #[serde(default)]
+    values: Vec<CellData>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CellData {
+    #[serde(default)]
+    effective_value: Option<ExtendedValue>,
+}
+
+/// A cell's value (`ExtendedValue`): one of these is set, none for an empty cell.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ExtendedValue {
+    #[serde(default)]
+    string_value: Option<String>,
+    #[serde(default)]
+    number_value: Option<serde_json::Number>,
+    #[serde(default)]
+    bool_value: Option<bool>,
+    #[serde(default)]
+    error_value: Option<ErrorValue>,
+}
+
+#[derive(Deserialize)]
+struct ErrorValue {
+    #[serde(default, rename = "type")]
+    kind: String,
+}
+
+impl ExtendedValue {
+    /// The cell as `values.get` with `UNFORMATTED_VALUE` would give it.
+    fn into_value(self) -> Value {
+        if let Some(s) = self.string_value {
+            Value::String(s)
+        } else if let Some(n) = self.number_value {
+            Value::Number(n)
+        } else if let Some(b) = self.bool_value {
+            Value::Bool(b)
+        } else if let Some(e) = self.error_value {
+            // Sheets renders errors as their code (#REF!, #N/A); the type names it.
+            Value::String(format!("#{}", e.kind))
+        } else {
+            Value::Null
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -196,7 +260,7 @@ fn cells_in(ranges: &[ValueRange]) -> u64 {
     ranges
         .iter()
         .flat_map(|r| r.values.iter())
-        .map(|row| row.len() as u64)
+        .map(|row| row.iter().filter(|c| !c.is_null()).count() as u64)
         .sum()
 }
 
@@ -313,13 +377,53 @@ impl SheetsClient {
     /// # Errors
     /// As [`Self::values_get`].
     pub async fn spreadsheet(&self) -> Result<SpreadsheetInfo, SheetsError> {
-        let req = Request::get(self.base()).query(
-            "fields",
-            "properties(timeZone),sheets(properties(sheetId,title,gridProperties(rowCount,columnCount)),merges)",
-        );
+        self.get_spreadsheet(None).await
+    }
+
+    /// `spreadsheets.get` of the time zone, `tab`'s properties and merged ranges, and its row 1
+    /// (the header) in the same call: `ranges` limits the answer to that tab.
+    ///
+    /// # Errors
+    /// As [`Self::values_get`]; a tab that does not exist is Google's 400 "Unable to parse
+    /// range".
+    pub async fn spreadsheet_with_header(&self, tab: &str) -> Result<SpreadsheetInfo, SheetsError> {
+        self.get_spreadsheet(Some(&crate::a1::row(tab, 1))).await
+    }
+
+    async fn get_spreadsheet(&self, range: Option<&str>) -> Result<SpreadsheetInfo, SheetsError> {
+        let mut req = Request::get(self.base());
+        req = match range {
+            None => req.query(
+                "fields",
+                "properties(timeZone),sheets(properties(sheetId,title,gridProperties(rowCount,columnCount)),merges)",
+            ),
+            Some(r) => req.query("ranges", r).query(
+                "fields",
+                "properties(timeZone),sheets(properties(sheetId,title,gridProperties(rowCount,columnCount)),merges,data(rowData(values(effectiveValue))))",
+            ),
+        };
         self.counts.reads.fetch_add(1, Ordering::Relaxed);
-        let body: SpreadsheetBody = self.http.send_json(req).await?;
+        let mut body: SpreadsheetBody = self.http.send_json(req).await?;
+        let header_row: Vec<Value> = body
+            .sheets
+            .iter_mut()
+            .find_map(|s| s.data.pop())
+            .and_then(|mut g| (!g.row_data.is_empty()).then(|| g.row_data.swap_remove(0)))
+            .map(|r| {
+                r.values
+                    .into_iter()
+                    .map(|c| {
+                        c.effective_value
+                            .map_or(Value::Null, ExtendedValue::into_value)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.counts
+            .cells_read
+            .fetch_add(header_row.len() as u64, Ordering::Relaxed);
         Ok(SpreadsheetInfo {
+            header_row,
             time_zone: body.properties.and_then(|p| p.time_zone),
             tabs: body
                 .sheets

@@ -15,14 +15,15 @@
 //!   filled, the connector re-plans and reads again, and writes only once two reads agree. New
 //!   rows go after the last used row; the grid is grown first with `appendDimension`
 //!   (geometrically, so a first load grows it a few times, not once per batch). Never
-//!   `values.append`. The write's answer carries the cells as stored (`includeValuesInResponse`):
-//!   a new row comes back as the stored record, so creates need no read-back call; updates
-//!   are read back by the engine. Matching (`lookup`) answers from the last whole-tab read plus
-//!   the connector's own writes, so it costs no read after a write.
+//!   `values.append`. Each record is one range over its whole row, `null` (skip) in the cells
+//!   it does not write, and the write's answer carries the row as stored
+//!   (`includeValuesInResponse`): that is the record handed back to the engine, so writes need
+//!   no read-back call. Matching (`lookup`) answers from the last whole-tab read plus the
+//!   connector's own writes, so it costs no read after a write.
 //!   What this cannot close: Sheets has no conditional write on values, so a sort landing in
 //!   the one round trip between the last fresh read and the `batchUpdate` is not seen before
-//!   the write: the update's read-back then finds its key on another row with the old values
-//!   and fails the record, but the cells written to the wrong row stay as written.
+//!   the write: the answer then shows another key on the row, and the record fails at once
+//!   naming that row, but the cells written there stay as written.
 //! * **Deletes** clear the row's cells; **archive** writes `deleted_value` to the
 //!   `deleted_column` (a status column), and reads report such rows as deleted.
 //! * **Refusals**: a cell over 50 000 characters, a value that does not fit a typed column, or
@@ -377,7 +378,23 @@ impl Connector for GoogleSheets {
     }
 
     async fn describe(&self) -> Result<ObjectSchema, ConnectorError> {
-        let info = self.client.spreadsheet().await?;
+        // The tab's properties and its header in one call; a tab that does not exist makes
+        // the range unparsable (400), and a second call lists the tabs for the message.
+        let info = match self
+            .client
+            .spreadsheet_with_header(&self.settings.tab)
+            .await
+        {
+            Ok(info) => info,
+            Err(e @ SheetsError::Api { status: 400, .. }) => {
+                let all = self.client.spreadsheet().await?;
+                if all.tabs.iter().any(|t| t.title == self.settings.tab) {
+                    return Err(e.into());
+                }
+                all
+            }
+            Err(e) => return Err(e.into()),
+        };
         let tab = info
             .tabs
             .iter()
@@ -407,8 +424,7 @@ impl Connector for GoogleSheets {
                 ),
             ));
         }
-        let vr = self.client.values_get(&a1::row(tabname, 1)).await?;
-        let header = Header::parse(tabname, vr.values.first().map_or(&[][..], Vec::as_slice))?;
+        let header = Header::parse(tabname, &info.header_row)?;
         let missing = |name: &str| {
             let have: Vec<&str> = header.names().collect();
             ConnectorError::config(
@@ -961,38 +977,27 @@ fn place(
     (out, next_new - append_at)
 }
 
-/// Contiguous column runs of one row's cells, as ranges.
-fn row_ranges(
+/// One row's cells as a single range over the whole row, `null` (skip) in every column not
+/// written: Sheets writes only the given cells, and the write's answer (`updatedData`) then
+/// holds the whole row as stored, its key cell included, so an update needs no read-back and
+/// a row that moved under the write is seen at once.
+fn whole_row(
     tab: &str,
     header: &Header,
     row: usize,
     cells: &BTreeMap<String, Value>,
-) -> Vec<ValueRange> {
-    let mut by_col: Vec<(usize, Value)> = cells
-        .iter()
-        .filter_map(|(n, v)| header.index(n).map(|c| (c, v.clone())))
-        .collect();
-    by_col.sort_by_key(|(c, _)| *c);
-    let mut out = Vec::new();
-    let mut run: Vec<(usize, Value)> = Vec::new();
-    let mut flush = |run: &mut Vec<(usize, Value)>| {
-        if let (Some((first, _)), Some((last, _))) = (run.first(), run.last()) {
-            out.push(ValueRange {
-                range: a1::cells(tab, *first, row, *last, row),
-                major_dimension: Some("ROWS".into()),
-                values: vec![run.iter().map(|(_, v)| v.clone()).collect()],
-            });
+) -> ValueRange {
+    let mut values = vec![Value::Null; header.last_column() + 1];
+    for (n, v) in cells {
+        if let Some(c) = header.index(n) {
+            values[c] = v.clone();
         }
-        run.clear();
-    };
-    for (c, v) in by_col {
-        if run.last().is_some_and(|(prev, _)| *prev + 1 != c) {
-            flush(&mut run);
-        }
-        run.push((c, v));
     }
-    flush(&mut run);
-    out
+    ValueRange {
+        range: a1::cells(tab, 0, row, header.last_column(), row),
+        major_dimension: Some("ROWS".into()),
+        values: vec![values],
+    }
 }
 
 #[async_trait::async_trait]
@@ -1226,24 +1231,9 @@ impl GoogleSheets {
                         Some(&schema.key),
                     ))),
                 ),
-                (Prepared::Put { cells, create, .. }, Placement::Row { row, .. }) => {
-                    let ranges = if create && matches!(pl, Placement::Row { created: true, .. }) {
-                        // A new row is written whole: absent cells stay blank (null = skip).
-                        let mut values = vec![Value::Null; width + 1];
-                        for (n, v) in &cells {
-                            if let Some(c) = header.index(n) {
-                                values[c] = v.clone();
-                            }
-                        }
-                        vec![ValueRange {
-                            range: a1::cells(tab, 0, *row, width, *row),
-                            major_dimension: Some("ROWS".into()),
-                            values: vec![values],
-                        }]
-                    } else {
-                        row_ranges(tab, header, *row, &cells)
-                    };
-                    (ranges, None)
+                // New and updated rows alike: absent cells are left as they are (null = skip).
+                (Prepared::Put { cells, .. }, Placement::Row { row, .. }) => {
+                    (vec![whole_row(tab, header, *row, &cells)], None)
                 }
                 (Prepared::Clear { .. }, Placement::Row { row, .. }) => (
                     vec![ValueRange {
@@ -1337,18 +1327,39 @@ impl GoogleSheets {
                         });
                         continue;
                     }
+                    // The row as Sheets answered it after the write is the record as stored,
+                    // so the engine needs no read-back call.
+                    // An update that rewrites the key cell itself is not checked against the
+                    // old key (the engine reads it back).
+                    let rekeyed = header.index(&schema.key).is_some_and(|k| {
+                        per_op[i]
+                            .first()
+                            .and_then(|vr| vr.values.first())
+                            .and_then(|r| r.get(k))
+                            .and_then(value::key_text)
+                            .is_some_and(|written| written != key)
+                    });
+                    let stored = updated[i]
+                        .first()
+                        .filter(|_| !rekeyed)
+                        .and_then(|vr| stored_row(&rules, header, vr));
+                    if let Some(other) = stored.as_ref().filter(|r| r.key.as_str() != key) {
+                        // Rows moved between the fresh read and this write (the race Sheets
+                        // cannot close): the cells went to another record's row. Say so now;
+                        // the next run plans on a fresh read.
+                        layout.rows.remove(&key);
+                        if let Some(index) = &mut st.index {
+                            index.remove(&key);
+                        }
+                        result.push(WriteOutcome::Failed(RecordError::transient(format!(
+                            "row {row} of tab {tab:?} held {} {:?} when written, not {key:?}: rows were sorted or inserted during the write, so its cells went to that row; check that row, the record is retried next run",
+                            schema.key,
+                            other.key.as_str()
+                        ))));
+                        continue;
+                    }
                     layout.rows.insert(key.clone(), row);
                     layout.last_row = layout.last_row.max(row);
-                    // A new row was written whole: the cells Sheets answered with are the
-                    // record as stored, so the engine needs no read-back call.
-                    let stored = if created {
-                        updated[i]
-                            .first()
-                            .and_then(|vr| stored_row(&rules, header, vr))
-                            .filter(|r| r.key.as_str() == key)
-                    } else {
-                        None
-                    };
                     if let Some(index) = &mut st.index {
                         match &stored {
                             Some(r) => {
@@ -1494,7 +1505,7 @@ mod tests {
     }
 
     #[test]
-    fn update_cells_become_contiguous_ranges() {
+    fn update_cells_become_one_whole_row_range_skipping_the_rest() {
         let header = Header {
             columns: vec![
                 Some("id".into()),
@@ -1506,12 +1517,18 @@ mod tests {
         };
         let mut cells = BTreeMap::new();
         cells.insert("a".to_owned(), Value::from(1));
-        cells.insert("b".to_owned(), Value::from(2));
         cells.insert("c".to_owned(), Value::from(3));
-        let r = row_ranges("T", &header, 7, &cells);
-        assert_eq!(r.len(), 2);
-        assert_eq!(r[0].range, "'T'!B7:B7");
-        assert_eq!(r[1].range, "'T'!D7:E7");
-        assert_eq!(r[1].values, vec![vec![Value::from(2), Value::from(3)]]);
+        let r = whole_row("T", &header, 7, &cells);
+        assert_eq!(r.range, "'T'!A7:E7");
+        assert_eq!(
+            r.values,
+            vec![vec![
+                Value::Null,
+                Value::from(1),
+                Value::Null,
+                Value::Null,
+                Value::from(3)
+            ]]
+        );
     }
 }

@@ -520,8 +520,9 @@ async fn tokens_are_renewed_before_they_expire() {
     )
     .await;
     let c = t.connector(block());
-    c.describe().await.unwrap();
-    c.describe().await.unwrap();
+    for _ in 0..3 {
+        c.describe().await.unwrap();
+    }
     assert!(t.fake.token_requests() >= 3, "{}", t.fake.token_requests());
     let t = setup(SheetsFake::new(ID).tab("Sheet1", contacts(), 100)).await;
     let c = t.connector(block());
@@ -822,4 +823,68 @@ async fn columns_limit_the_schema_and_a_missing_one_is_a_config_error() {
     assert!(e.to_string().contains("no column \"phone\""), "{e}");
     let e = t.try_connector(json!({"columns": []})).err().unwrap();
     assert!(e.to_string().contains("columns:"), "{e}");
+}
+
+#[tokio::test]
+async fn an_update_reports_a_sort_that_lands_between_its_check_and_its_write() {
+    let t = setup(SheetsFake::new(ID).tab("Sheet1", contacts(), 100)).await;
+    let c = t.connector(block());
+    let s = c.describe().await.unwrap();
+    scan(&c, 100).await;
+    // The write's fresh read agrees with the plan; right after it someone sorts the tab, so
+    // b@x.io's old row (2) now holds c@x.io: the race Sheets has no conditional write for.
+    t.fake.edit_after_read(
+        t.fake.read_count() + 1,
+        Edit::Sort {
+            tab: "Sheet1".into(),
+            column: 0,
+            desc: true,
+        },
+    );
+    let reads = c.client().counts().reads();
+    let update = |key: &str, name: &str| WriteOp::Update {
+        key: RecordKey::from(key),
+        fields: fields(&[("name", json!(name))]),
+        expected_updated_at: None,
+        expected_version: None,
+    };
+    let out = c
+        .sink()
+        .unwrap()
+        .write(&s, &[update("b@x.io", "Bob")], &ctx())
+        .await
+        .unwrap();
+    let WriteOutcome::Failed(e) = &out[0] else {
+        panic!("the moved row was reported as written: {out:?}")
+    };
+    assert_eq!(e.class, ErrorClass::Transient);
+    assert!(
+        e.message.contains("held email \"c@x.io\"") && e.message.contains("sorted"),
+        "{e:?}"
+    );
+    // The next write plans on a fresh read and reaches b@x.io where it now is; its answer is
+    // the stored row, so no read-back call is made.
+    let out = c
+        .sink()
+        .unwrap()
+        .write(&s, &[update("b@x.io", "Bob")], &ctx())
+        .await
+        .unwrap();
+    let WriteOutcome::Applied {
+        stored: Some(r), ..
+    } = &out[0]
+    else {
+        panic!("{out:?}")
+    };
+    assert_eq!(r.key.as_str(), "b@x.io");
+    assert_eq!(r.fields["name"], json!("Bob"));
+    assert_eq!(
+        r.fields["joined"],
+        json!("2026-01-31"),
+        "the whole row comes back"
+    );
+    let rows = nonempty_rows(&t);
+    let b: Vec<_> = rows.iter().filter(|r| r[0] == json!("b@x.io")).collect();
+    assert_eq!(b[0][1], json!("Bob"));
+    assert!(c.client().counts().reads() - reads <= 3);
 }

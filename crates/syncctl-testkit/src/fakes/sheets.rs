@@ -7,7 +7,8 @@
 //!   `iss` = `client_email`, `aud` = this endpoint's URL, scope includes `spreadsheets`,
 //!   lifetime ≤ 1 h); refusals are Google's `{"error": "invalid_grant", …}` bodies. Access tokens
 //!   expire ([`SheetsFake::token_ttl`]).
-//! * `GET /v4/spreadsheets/{id}` (time zone, tabs' grid properties, merges),
+//! * `GET /v4/spreadsheets/{id}` (time zone, tabs' grid properties, merges; with `ranges`, only
+//!   the tabs they name and, when the field mask asks for `data`, their cells as `GridData`),
 //!   `GET …/values/{range}`, `GET …/values:batchGet?ranges=…` (with `UNFORMATTED_VALUE` cells
 //!   as stored; `FORMATTED_VALUE` renders numbers as text), `POST …/values:batchUpdate`
 //!   (`valueInputOption` required; ranges must lie inside the grid: "exceeds grid limits";
@@ -538,7 +539,7 @@ async fn handle(State(fake): State<SheetsFake>, req: Request) -> Response {
         return r;
     }
     let resp = match (parts.method.clone(), tail) {
-        (Method::GET, "") => spreadsheet_get(&g),
+        (Method::GET, "") => spreadsheet_get(&g, &query),
         (Method::GET, "/values:batchGet") => {
             let ranges: Vec<String> = query
                 .iter()
@@ -718,11 +719,24 @@ fn token(fake: &SheetsFake, headers: &HeaderMap, body: &Bytes) -> Response {
         .into_response()
 }
 
-fn spreadsheet_get(g: &Inner) -> Response {
+fn spreadsheet_get(g: &Inner, query: &[(String, String)]) -> Response {
+    // `ranges` limits the answer to the tabs they name, with those cells as grid data when
+    // the field mask (or includeGridData) asks for data.
+    let mut wanted: Vec<Resolved> = Vec::new();
+    for (_, r) in query.iter().filter(|(k, _)| k == "ranges") {
+        match resolve(g, r) {
+            Ok(r) => wanted.push(r),
+            Err(e) => return e,
+        }
+    }
+    let grid_data = query.iter().any(|(k, v)| {
+        (k == "fields" && v.contains("data(")) || (k == "includeGridData" && v == "true")
+    });
     let sheets: Vec<Value> = g
         .tabs
         .iter()
         .enumerate()
+        .filter(|(i, _)| wanted.is_empty() || wanted.iter().any(|r| r.tab == *i))
         .map(|(i, t)| {
             let merges: Vec<Value> = t
                 .merges
@@ -743,6 +757,14 @@ fn spreadsheet_get(g: &Inner) -> Response {
             if !merges.is_empty() {
                 s["merges"] = Value::Array(merges);
             }
+            if grid_data {
+                let data: Vec<Value> = wanted
+                    .iter()
+                    .filter(|r| r.tab == i)
+                    .map(|r| grid_of(t, r))
+                    .collect();
+                s["data"] = Value::Array(data);
+            }
             s
         })
         .collect();
@@ -752,6 +774,31 @@ fn spreadsheet_get(g: &Inner) -> Response {
         "sheets": sheets,
     }))
     .into_response()
+}
+
+/// A range's cells as `GridData`: one `RowData` per row, `effectiveValue` per non-empty cell
+/// (an empty `CellData` for a blank one), trailing empties dropped as Sheets does.
+fn grid_of(t: &Tab, r: &Resolved) -> Value {
+    let mut rows: Vec<Value> = Vec::new();
+    for row in r.r0..=r.r1.min(t.cells.len().saturating_sub(1)) {
+        let mut cells: Vec<Value> = (r.c0..=r.c1)
+            .map(|c| match t.get(row, c) {
+                Value::String(s) if s.is_empty() => json!({}),
+                Value::String(s) => json!({"effectiveValue": {"stringValue": s}}),
+                Value::Number(n) => json!({"effectiveValue": {"numberValue": n}}),
+                Value::Bool(b) => json!({"effectiveValue": {"boolValue": b}}),
+                _ => json!({}),
+            })
+            .collect();
+        while cells.last().is_some_and(|c| c == &json!({})) {
+            cells.pop();
+        }
+        rows.push(json!({"values": cells}));
+    }
+    while rows.last().is_some_and(|r| r["values"] == json!([])) {
+        rows.pop();
+    }
+    json!({"startRow": r.r0, "startColumn": r.c0, "rowData": rows})
 }
 
 /// A range resolved against a tab: 0-based inclusive bounds.
