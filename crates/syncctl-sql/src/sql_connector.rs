@@ -101,11 +101,61 @@ impl<DB: Database, T> SqlCore<DB, T> {
     /// connections until then), one direct connection attempt names the real cause.
     pub(crate) async fn explain(&self, e: &sqlx::Error) -> ConnectorError {
         if matches!(e, sqlx::Error::PoolTimedOut)
-            && let Err(cause) = DB::Connection::connect_with(&self.options).await
+            && let Err(cause) = self.connect_direct().await
         {
-            return self.db_error(&cause);
+            return cause;
         }
         self.db_error(e)
+    }
+
+    /// One direct connection, retried a few times on network failures (each retry logged at
+    /// debug, `-v`) and bounded per try, so that an unreachable server fails within seconds
+    /// naming the real cause (connection refused, DNS, TLS) instead of hanging on a
+    /// black-holed address; the server's own refusals (auth, unknown database) are final.
+    pub(crate) async fn connect_direct(&self) -> Result<DB::Connection, ConnectorError> {
+        let mut delay = Duration::from_millis(250);
+        let mut attempt = 1;
+        loop {
+            let err = match tokio::time::timeout(
+                CONNECT_TIMEOUT,
+                DB::Connection::connect_with(&self.options),
+            )
+            .await
+            {
+                Ok(Ok(conn)) => return Ok(conn),
+                Ok(Err(e @ (sqlx::Error::Io(_) | sqlx::Error::Tls(_)))) => {
+                    let err = self.db_error(&e);
+                    if matches!(e, sqlx::Error::Tls(_)) {
+                        // A TLS mismatch does not heal on a retry.
+                        return Err(err);
+                    }
+                    err
+                }
+                Ok(Err(e)) => return Err(self.db_error(&e)),
+                Err(_) => ConnectorError::unavailable(
+                    self.kind,
+                    format!(
+                        "{}: no answer within {} s (connect timeout)",
+                        self.endpoint,
+                        CONNECT_TIMEOUT.as_secs()
+                    ),
+                ),
+            };
+            if attempt == CONNECT_ATTEMPTS {
+                return Err(err);
+            }
+            tracing::debug!(
+                connector = self.kind,
+                attempt,
+                of = CONNECT_ATTEMPTS,
+                error = %err,
+                "Connection failed; retrying in {} ms.",
+                delay.as_millis()
+            );
+            tokio::time::sleep(delay).await;
+            delay *= 2;
+            attempt += 1;
+        }
     }
 
     /// Before the pool's first connection, one direct connection: an unreachable server or
@@ -113,9 +163,7 @@ impl<DB: Database, T> SqlCore<DB, T> {
     /// until its timeout.
     pub(crate) async fn probe_before_first_use(&self) -> Result<(), ConnectorError> {
         if self.pool.size() == 0 {
-            let conn = DB::Connection::connect_with(&self.options)
-                .await
-                .map_err(|e| self.db_error(&e))?;
+            let conn = self.connect_direct().await?;
             let _ = conn.close().await;
         }
         Ok(())
@@ -128,9 +176,7 @@ impl<DB: Database, T> SqlCore<DB, T> {
         for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
         DB::Arguments: IntoArguments<DB>,
     {
-        let mut conn = DB::Connection::connect_with(&self.options)
-            .await
-            .map_err(|e| self.db_error(&e))?;
+        let mut conn = self.connect_direct().await?;
         self.stats.statements(1);
         let probe = sqlx::query::<DB>("SELECT 1").execute(&mut conn).await;
         let _ = conn.close().await;
@@ -290,6 +336,10 @@ impl<DB: Database, T> SqlCore<DB, T> {
         }
     }
 }
+
+/// Tries of a direct connection, and how long each may take (see `SqlCore::connect_direct`).
+const CONNECT_ATTEMPTS: u32 = 3;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// The pool settings of every SQL server connector: a few connections, and a bounded wait for
 /// one so that an unreachable server fails instead of hanging.

@@ -34,4 +34,5 @@ mod sync_quickbooks;
 mod sync_quickstart;
 mod sync_sheets;
 mod sync_sheets_hubspot;
+mod sync_unreachable;
 mod waiting;

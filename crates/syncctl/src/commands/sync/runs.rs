@@ -170,6 +170,10 @@ pub(super) async fn check(a: &SpecArgs, ctx: &AppContext) -> Result<Outcome, Cli
         }
     }
     let mut schemas = Vec::new();
+    // An unreachable or refusing system (database, service or state store) keeps its own
+    // class, so `sync check` exits as `sync run` and `sync plan` would (4 unreachable, 3
+    // auth), not 2.
+    let mut reach_class = None;
     for (side, c) in &connectors {
         let mut info = json!({
             "connector": c.kind(),
@@ -177,6 +181,9 @@ pub(super) async fn check(a: &SpecArgs, ctx: &AppContext) -> Result<Outcome, Cli
             "endpoint": c.endpoint(),
         });
         if let Err(e) = c.check().await {
+            if e.class() != syncctl_core::ErrorClass::Config {
+                reach_class.get_or_insert(e.class());
+            }
             problems.push(format!("{} connector: {e}", side.as_str()));
             sides.insert(side.as_str().into(), info);
             continue;
@@ -217,7 +224,6 @@ pub(super) async fn check(a: &SpecArgs, ctx: &AppContext) -> Result<Outcome, Cli
             }
         }
     }
-    let mut store_class = None;
     let state = match StateStore::open_read_only(&r.state_url, &r.state_base).await {
         Ok(s) => {
             let d = s.display().to_owned();
@@ -242,10 +248,8 @@ pub(super) async fn check(a: &SpecArgs, ctx: &AppContext) -> Result<Outcome, Cli
             json!(d)
         }
         Err(e) => {
-            // An unreachable or refusing state store keeps its own class, so `sync check`
-            // exits as `sync run` would (4 unreachable, 3 auth), not 2.
             if e.class() != syncctl_core::ErrorClass::Config {
-                store_class = Some(e.class());
+                reach_class.get_or_insert(e.class());
             }
             problems.push(e.to_string());
             Value::Null
@@ -266,7 +270,7 @@ pub(super) async fn check(a: &SpecArgs, ctx: &AppContext) -> Result<Outcome, Cli
     } else {
         let n = problems.len();
         let err = SyncError::Config { problems };
-        let class = store_class.unwrap_or_else(|| err.class());
+        let class = reach_class.unwrap_or_else(|| err.class());
         Ok(Outcome::failed(
             data,
             CliError::new(

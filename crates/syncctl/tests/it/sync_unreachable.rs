@@ -1,0 +1,98 @@
+//! An unreachable SQL source or target (not only the state store) fails within seconds, names
+//! the real cause (connection refused, DNS), logs each retry at `-v`, and gets the same class
+//! and exit code from `sync run`, `sync plan` and `sync check`. Driven through the binary with
+//! a closed port and an unresolvable host for PostgreSQL and MySQL; nothing needs to listen.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use syncctl_testkit::cli::CliRun;
+
+/// A config whose source and target both live at `url` (`kind` is the connector); the state
+/// store is a local SQLite file, so only the databases can fail.
+fn config(dir: &std::path::Path, kind: &str) -> std::path::PathBuf {
+    let yaml = format!(
+        r#"name: kit-unreachable
+source: {{connector: {kind}, url: "${{DB_URL}}", object: kit_contacts}}
+target: {{connector: {kind}, url: "${{DB_URL}}", object: kit_customers}}
+key: {{source: email, target: email}}
+fields:
+  - {{source: email, target: email}}
+direction: source_to_target
+state: "sqlite://state.db"
+"#
+    );
+    let path = dir.join("sync.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+fn sync(dir: &std::path::Path, url: &str, args: &[&str]) -> (CliRun, Duration) {
+    let started = Instant::now();
+    let out = crate::support::syncctl()
+        .current_dir(dir)
+        .env("DB_URL", url)
+        .arg("sync")
+        .args(args)
+        .arg("--config")
+        .arg(dir.join("sync.yaml"))
+        .output()
+        .unwrap();
+    (CliRun::from_output(&out), started.elapsed())
+}
+
+#[test]
+fn an_unreachable_database_names_the_cause_with_one_class_from_run_plan_and_check() {
+    let cases = [
+        ("postgres", "postgres://kit@127.0.0.1:1/test", "refused"),
+        (
+            "postgres",
+            "postgres://kit@kit-no-such-host.invalid/test",
+            "lookup",
+        ),
+        ("mysql", "mysql://root@127.0.0.1:1/test", "refused"),
+        (
+            "mysql",
+            "mysql://root@kit-no-such-host.invalid/test",
+            "lookup",
+        ),
+    ];
+    for (kind, url, cause) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        config(dir.path(), kind);
+        for command in ["run", "plan", "check"] {
+            let (r, took) = sync(dir.path(), url, &[command, "-v"]);
+            let what = format!("{kind} {url} sync {command}");
+            assert_eq!(
+                (r.code, r.error_class()),
+                (4, Some("transient")),
+                "{what}: {}",
+                r.result
+            );
+            let message = r.result["error"]["message"].as_str().unwrap().to_owned();
+            let detail = r.result.to_string().to_lowercase();
+            assert!(
+                detail.contains(cause) && !detail.contains("pool timed out"),
+                "{what}: the result does not name the cause ({cause}): {}",
+                r.result
+            );
+            assert!(
+                !message.is_empty() && detail.contains(&format!("{kind}://")),
+                "{what}: the result does not name the endpoint: {}",
+                r.result
+            );
+            assert!(
+                took < Duration::from_secs(20),
+                "{what}: took {took:?} to fail"
+            );
+            assert!(
+                r.stderr.contains("Connection failed; retrying"),
+                "{what}: no retry logged at -v:\n{}",
+                r.stderr
+            );
+        }
+        // Without -v the retries stay quiet.
+        let (r, _) = sync(dir.path(), url, &["check"]);
+        assert!(!r.stderr.contains("retrying"), "{kind} {url}: {}", r.stderr);
+    }
+}
