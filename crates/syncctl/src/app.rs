@@ -177,7 +177,7 @@ fn run(
         globals.log_format,
         verbosity,
         target,
-        !cli.global.no_progress,
+        !no_progress(&cli.global, &env),
         redactor.clone(),
         env.get("SYNCCTL_LOG").as_deref(),
     );
@@ -187,7 +187,7 @@ fn run(
         .global
         .idempotency_key
         .clone()
-        .or_else(|| env.get("SYNCCTL_IDEMPOTENCY_KEY"))
+        .or_else(|| global_var(&env, "idempotency-key"))
         .map(IdempotencyKey::new)
         .or_else(|| orchestrator.idempotency_key());
     let cancel = CancellationToken::new();
@@ -334,7 +334,7 @@ fn build_env(process_env: Vec<(String, String)>, g: &GlobalArgs) -> (Env, Option
     let mut env = Env::from_vars(process_env);
     let mut files = g.env_file.clone();
     if files.is_empty()
-        && let Some(f) = env.get("SYNCCTL_ENV_FILE")
+        && let Some(f) = global_var(&env, "env-file")
     {
         files.push(f.into());
     }
@@ -350,7 +350,7 @@ fn build_env(process_env: Vec<(String, String)>, g: &GlobalArgs) -> (Env, Option
 }
 
 fn resolve_globals(g: &GlobalArgs, env: &Env) -> Result<Globals, CliError> {
-    let output = match (g.output, env.get("SYNCCTL_OUTPUT")) {
+    let output = match (g.output, global_var(env, "output")) {
         (Some(o), _) => o,
         (None, Some(v)) => <OutputMode as clap::ValueEnum>::from_str(&v, true).map_err(|_| {
             CliError::usage(format!(
@@ -359,7 +359,7 @@ fn resolve_globals(g: &GlobalArgs, env: &Env) -> Result<Globals, CliError> {
         })?,
         (None, None) => OutputMode::Json,
     };
-    let log_format = match (g.log_format, env.get("SYNCCTL_LOG_FORMAT")) {
+    let log_format = match (g.log_format, global_var(env, "log-format")) {
         (Some(f), _) => f,
         (None, Some(v)) => <LogFormat as clap::ValueEnum>::from_str(&v, true).map_err(|_| {
             CliError::usage(format!(
@@ -371,7 +371,7 @@ fn resolve_globals(g: &GlobalArgs, env: &Env) -> Result<Globals, CliError> {
     let noop_exit_code = match g
         .noop_exit_code
         .clone()
-        .or_else(|| env.get("SYNCCTL_NOOP_EXIT_CODE"))
+        .or_else(|| global_var(env, "noop-exit-code"))
     {
         None => 0,
         Some(v) => v.trim().parse::<u8>().map(i32::from).map_err(|_| {
@@ -387,12 +387,25 @@ fn resolve_globals(g: &GlobalArgs, env: &Env) -> Result<Globals, CliError> {
         result_file: g
             .result_file
             .clone()
-            .or_else(|| env.get("SYNCCTL_RESULT_FILE").map(Into::into)),
+            .or_else(|| global_var(env, "result-file").map(Into::into)),
         termination_log: g
             .termination_log
             .clone()
-            .or_else(|| env.get("SYNCCTL_TERMINATION_LOG").map(Into::into)),
+            .or_else(|| global_var(env, "termination-log").map(Into::into)),
     })
+}
+
+/// The value of the variable behind a global option (see `env_flags`).
+fn global_var(env: &Env, flag: &str) -> Option<String> {
+    crate::env_flags::global_env(flag).and_then(|name| env.get(name))
+}
+
+/// Whether progress bars are off: `--no-progress`, or `SYNCCTL_NO_PROGRESS` set to anything
+/// but empty, `0` or `false` (container images set it; nothing there is a terminal anyway).
+fn no_progress(g: &GlobalArgs, env: &Env) -> bool {
+    g.no_progress
+        || global_var(env, "no-progress")
+            .is_some_and(|v| !matches!(v.trim().to_ascii_lowercase().as_str(), "" | "0" | "false"))
 }
 
 /// Fills flags clap did not see (inside a placeholder's arguments) from a raw scan.

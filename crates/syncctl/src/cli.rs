@@ -108,6 +108,7 @@ pub(crate) struct GlobalArgs {
     pub(crate) idempotency_key: Option<String>,
 
     /// Never draw progress bars (they are drawn only when stderr is a terminal)
+    /// [env: SYNCCTL_NO_PROGRESS]
     #[arg(long, global = true, help_heading = "Global options")]
     pub(crate) no_progress: bool,
 

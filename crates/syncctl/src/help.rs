@@ -153,6 +153,14 @@ const PAGES: &[Page] = &[
   syncctl sync show \"$(syncctl sync run -c sync.yaml | tail -n1 | jq -r .run_id)\" -c sync.yaml",
     },
     Page {
+        path: "notify",
+        environment: "",
+        examples: "\
+  syncctl notify --status failed --title 'nightly_etl failed' --message 'task load: exit 1'
+  syncctl notify --from-result /airflow/xcom/return.json --link Log=https://airflow/log/42
+  syncctl notify --status succeeded --title 'backfill done' --fact rows=120000",
+    },
+    Page {
         path: "doctor",
         environment: "",
         examples: "\
@@ -315,6 +323,29 @@ fn leaf_paths(cmd: &Command, parent: &str, out: &mut Vec<String>) {
     }
 }
 
+/// Splits on spaces, keeping single-quoted words together (examples in tests).
+#[cfg(test)]
+pub(crate) fn split_words(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    for c in s.chars() {
+        match c {
+            '\'' => quoted = !quoted,
+            ' ' if !quoted => {
+                if !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                }
+            }
+            _ => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -333,9 +364,6 @@ mod tests {
         let mut leaves = Vec::new();
         leaf_paths(&Cli::command(), "", &mut leaves);
         for path in leaves {
-            if path == "notify" {
-                continue; // not built yet; its own issue adds the page
-            }
             let help = help_of(&path);
             assert!(
                 help.contains("Examples:\n  syncctl "),
@@ -373,26 +401,132 @@ mod tests {
         }
     }
 
-    /// Splits on spaces, keeping single-quoted words together.
-    fn split_words(s: &str) -> Vec<String> {
-        let mut out = Vec::new();
-        let mut cur = String::new();
-        let mut quoted = false;
-        for c in s.chars() {
-            match c {
-                '\'' => quoted = !quoted,
-                ' ' if !quoted => {
-                    if !cur.is_empty() {
-                        out.push(std::mem::take(&mut cur));
+    /// The `[env: NAME]` notes in a help text.
+    fn env_notes(help: &str) -> Vec<String> {
+        help.split("[env: ")
+            .skip(1)
+            .filter_map(|rest| rest.split_once(']'))
+            .map(|(name, _)| name.trim().to_owned())
+            .collect()
+    }
+
+    fn each_command(cmd: &Command, path: &str, f: &mut dyn FnMut(&str, &Command)) {
+        f(path, cmd);
+        for sc in cmd.get_subcommands().filter(|sc| sc.get_name() != "help") {
+            let sub = if path.is_empty() {
+                sc.get_name().to_owned()
+            } else {
+                format!("{path} {}", sc.get_name())
+            };
+            each_command(sc, &sub, f);
+        }
+    }
+
+    /// The flag audit: a flag whose help says `[env: NAME]` is one the Env layer
+    /// (`env_flags`) resolves from NAME, every flag the Env layer resolves from a variable says
+    /// so in `--help`, and no entry names a flag its commands do not have.
+    #[test]
+    fn env_backed_flags_show_their_variable_and_no_other_flag_claims_one() {
+        let root = command();
+        let mut problems = Vec::new();
+        each_command(&root, "", &mut |path, cmd| {
+            let rendered = if path.is_empty() {
+                command().render_long_help().to_string()
+            } else {
+                help_of(path)
+            };
+            let rendered = rendered.split_whitespace().collect::<Vec<_>>().join(" ");
+            for arg in cmd.get_arguments() {
+                let Some(long) = arg.get_long() else { continue };
+                let text = format!(
+                    "{} {}",
+                    arg.get_help().map(ToString::to_string).unwrap_or_default(),
+                    arg.get_long_help()
+                        .map(ToString::to_string)
+                        .unwrap_or_default()
+                );
+                let documented = env_notes(&text);
+                for name in &documented {
+                    if !crate::env_flags::is_backed(path, long, name) {
+                        problems.push(format!(
+                            "`{path}` --{long} says [env: {name}] but env_flags does not resolve it from {name}"
+                        ));
                     }
                 }
-                _ => cur.push(c),
+                for f in crate::env_flags::of_command(path)
+                    .iter()
+                    .filter(|f| f.flag == long)
+                {
+                    if !documented.iter().any(|d| d == f.env) {
+                        problems.push(format!(
+                            "`{path}` --{long} is read from {} but its help does not say [env: {}]",
+                            f.env, f.env
+                        ));
+                    }
+                    // Shown on this page: the command's own flags everywhere, the global
+                    // options on the top page (every other page points there).
+                    let shown_here = !arg.is_hide_set();
+                    if shown_here && !rendered.contains(&format!("[env: {}]", f.env)) {
+                        problems.push(format!("`{path}` --help does not show [env: {}]", f.env));
+                    }
+                }
+            }
+            for f in crate::env_flags::of_command(path) {
+                if !cmd.get_arguments().any(|a| a.get_long() == Some(f.flag)) {
+                    problems.push(format!(
+                        "env_flags lists --{} ({}) for `{path}`, which has no such flag",
+                        f.flag, f.env
+                    ));
+                }
+            }
+        });
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
+    }
+
+    /// Every command-level variable in the table is read by some code: a renamed variable
+    /// cannot leave a stale `[env: …]` behind.
+    #[test]
+    fn every_env_backed_flag_names_a_variable_the_code_reads() {
+        fn sources(dir: &std::path::Path, out: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).unwrap().flatten() {
+                let p = entry.path();
+                if p.is_dir() {
+                    sources(&p, out);
+                } else if p.extension().is_some_and(|e| e == "rs") && !p.ends_with("env_flags.rs") {
+                    out.push(std::fs::read_to_string(&p).unwrap());
+                }
             }
         }
-        if !cur.is_empty() {
-            out.push(cur);
+        let crates = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut texts = Vec::new();
+        for c in std::fs::read_dir(&crates).unwrap().flatten() {
+            let src = c.path().join("src");
+            if src.is_dir() {
+                sources(&src, &mut texts);
+            }
         }
-        out
+        for f in crate::env_flags::own_entries() {
+            if f.commands.is_empty() {
+                // Globals are read through the table: `global_var(env, "FLAG")` in app.rs.
+                let call = format!(", \"{}\")", f.flag);
+                assert!(
+                    texts.iter().any(|t| t
+                        .lines()
+                        .any(|l| l.contains("global_var(") && l.contains(&call))),
+                    "app.rs never reads --{} from {}",
+                    f.flag,
+                    f.env
+                );
+                continue;
+            }
+            let quoted = format!("\"{}\"", f.env);
+            assert!(
+                texts.iter().any(|t| t.contains(&quoted)),
+                "no code reads {} (--{})",
+                f.env,
+                f.flag
+            );
+        }
     }
 
     #[test]

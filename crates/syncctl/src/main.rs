@@ -9,6 +9,7 @@ mod app;
 mod cli;
 mod commands;
 mod context;
+mod env_flags;
 mod error;
 mod exit;
 mod help;
@@ -16,6 +17,7 @@ mod logging;
 mod output;
 mod progress;
 mod signals;
+mod summary;
 
 use std::process::ExitCode;
 

@@ -72,7 +72,10 @@ impl Output {
             }
         }
         if self.mode == OutputMode::Text {
-            eprintln!("{}", redactor.redact(&human_summary(result)));
+            eprintln!(
+                "{}",
+                redactor.redact(&crate::summary::human_summary(result))
+            );
         }
         let mut lines = Vec::new();
         if self.mode == OutputMode::Kestra {
@@ -126,23 +129,6 @@ fn kestra_outputs(r: &RunResult) -> serde_json::Value {
         "error_message": r.error.as_ref().map(|e| e.message.clone()),
         "data": r.data,
     })
-}
-
-fn human_summary(r: &RunResult) -> String {
-    let mut s = format!(
-        "syncctl {}: {} (exit {}) in {} ms",
-        r.command,
-        r.status.as_str(),
-        r.exit_code,
-        r.duration_ms
-    );
-    for w in &r.warnings {
-        s.push_str(&format!("\n  warning: {w}"));
-    }
-    if let Some(e) = &r.error {
-        s.push_str(&format!("\n  error ({}): {}", e.class, e.message));
-    }
-    s
 }
 
 fn truncate_on_char_boundary(s: &mut String, max: usize) {

@@ -21,11 +21,7 @@ Channels (flags override the variables; --env-file works too):
           (--enable-email, --alert-emails, --smtp-host, --smtp-port, --smtp-username,
            --smtp-password, --smtp-from, --smtp-tls, --smtp-ca-file)
 Every other command alerts by itself per --notify on-failure|always|never (SYNCCTL_NOTIFY).
-Exit 0 when at least one channel took the alert, 4 when none did, 2 when none is configured.
-
-Examples:
-  syncctl notify --status failed --title 'nightly_etl failed' --message 'task load: exit 1'
-  syncctl notify --from-result /airflow/xcom/return.json --message 'see the Airflow log'";
+Exit 0 when at least one channel took the alert, 4 when none did, 2 when none is configured.";
 
 /// Arguments of `syncctl notify`.
 #[derive(Debug, Args)]

@@ -40,8 +40,7 @@ refused before anything is sent. Connection: SNOWFLAKE_ACCOUNT, SNOWFLAKE_USER a
 SNOWFLAKE_PRIVATE_KEY_PATH (or SNOWFLAKE_PRIVATE_KEY [+ SNOWFLAKE_PRIVATE_KEY_PASSPHRASE]) for key-pair \
 auth, or SNOWFLAKE_TOKEN with SNOWFLAKE_AUTHENTICATOR=oauth|programmatic_access_token; \
 SNOWFLAKE_WAREHOUSE/ROLE/DATABASE/SCHEMA; SNOWFLAKE_HOST overrides the URL; AIRFLOW_CONN_SNOWFLAKE \
-(URI or JSON) fills in whatever those leave unset.",
-        after_help = "Examples:\n  syncctl snowflake copy --table RAW.EVENTS.EVENTS --from s3://biz-datalake-dev/events/ \\\n      --date 2025-10-30 --file-format 'TYPE=JSON' --storage-integration DATALAKE_INT\n  syncctl snowflake copy --table RAW.EVENTS.EVENTS --from @RAW.EVENTS.LAKE/events/ \\\n      --from-date 2025-06-01 --to-date 2025-06-30 --file-format-name RAW.EVENTS.JSON_FMT --dry-run"
+(URI or JSON) fills in whatever those leave unset."
     )]
     Copy(Box<CopyArgs>),
 }

@@ -13,6 +13,7 @@ fn syncctl(args: &[&str]) -> (i32, String) {
 fn help_texts() {
     for (name, args) in [
         ("doctor_help", vec!["doctor", "--help"]),
+        ("notify_help", vec!["notify", "--help"]),
         ("schema_help", vec!["schema", "--help"]),
         ("completions_help", vec!["completions", "--help"]),
         ("man_help", vec!["man", "--help"]),
