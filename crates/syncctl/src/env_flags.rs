@@ -31,6 +31,32 @@ const fn global(flag: &'static str, env: &'static str) -> EnvFlag {
 const AIRBYTE: &[&str] = &["airbyte trigger", "airbyte status", "airbyte cancel"];
 const DBX: &[&str] = &["dbx run-now", "dbx status", "dbx cancel"];
 const SNOWFLAKE: &[&str] = &["snowflake copy"];
+/// The commands with the shared waiting flags (`commands::wait::WaitArgs`).
+const WAITING: &[&str] = &[
+    "airbyte trigger",
+    "airbyte status",
+    "dbx run-now",
+    "dbx status",
+    "snowflake copy",
+];
+/// The commands with the cancel-confirmation part of them (`commands::wait::ConfirmArgs`).
+const WAITING_AND_CONFIRMING: &[&str] = &[
+    "airbyte trigger",
+    "airbyte status",
+    "dbx run-now",
+    "dbx status",
+    "snowflake copy",
+    "airbyte cancel",
+    "dbx cancel",
+];
+
+const fn waiting(flag: &'static str, env: &'static str) -> EnvFlag {
+    EnvFlag {
+        commands: WAITING,
+        flag,
+        env,
+    }
+}
 const SYNC_STORE: &[&str] = &[
     "sync run",
     "sync plan",
@@ -87,6 +113,20 @@ const TABLE: &[EnvFlag] = &[
         flag: "schema",
         env: "SNOWFLAKE_SCHEMA",
     },
+    EnvFlag {
+        commands: WAITING_AND_CONFIRMING,
+        flag: "poll-interval",
+        env: "SYNCCTL_POLL_INTERVAL",
+    },
+    EnvFlag {
+        commands: WAITING_AND_CONFIRMING,
+        flag: "kill-grace",
+        env: "SYNCCTL_KILL_GRACE",
+    },
+    waiting("max-poll-interval", "SYNCCTL_MAX_POLL_INTERVAL"),
+    waiting("wait-timeout", "SYNCCTL_WAIT_TIMEOUT"),
+    waiting("deadline", "SYNCCTL_DEADLINE"),
+    waiting("on-kill", "SYNCCTL_ON_KILL"),
     EnvFlag {
         commands: SYNC_STORE,
         flag: "state-url",
