@@ -349,28 +349,44 @@ async fn validation_mode_reports_errors_and_loads_nothing() {
 
 #[tokio::test]
 async fn result_partitions_are_followed() {
-    let mut b = SnowflakeFake::builder()
-        .account("MYORG-ACCT")
-        .user("ETL_USER")
-        .public_key_pem(TEST_PUBLIC_KEY_PEM)
-        .table(TABLE)
-        .storage_integration("DATALAKE_INT")
-        .rows_per_partition(2);
-    for part in 1..=5 {
-        b = b.file(FakeFile::new(url("2025-10-30", part), 1));
+    // Plain and, as Snowflake sends them, gzip-encoded partitions after the first.
+    for gzip in [false, true] {
+        let mut b = SnowflakeFake::builder()
+            .account("MYORG-ACCT")
+            .user("ETL_USER")
+            .public_key_pem(TEST_PUBLIC_KEY_PEM)
+            .table(TABLE)
+            .storage_integration("DATALAKE_INT")
+            .rows_per_partition(2);
+        if gzip {
+            b = b.gzip_partitions();
+        }
+        for part in 1..=5 {
+            b = b.file(FakeFile::new(url("2025-10-30", part), 1));
+        }
+        let fake = b.build();
+        let server = FakeServer::start(fake.router()).await;
+        let api = api_with(&server.url(), &keypair());
+        let report = run(&api, &plan(&spec("2025-10-30", "2025-10-30")), &opts()).await;
+        assert_eq!(report.files.len(), 5, "gzip {gzip}: {:?}", report.end);
+        let mut files: Vec<&str> = report.files.iter().map(|f| f.file.as_str()).collect();
+        files.dedup();
+        assert_eq!(files.len(), 5, "gzip {gzip}: every file once");
+        let partitions: Vec<String> = server
+            .requests_to(&Method::GET, "/api/v2/statements/")
+            .into_iter()
+            .filter(|r| r.query.contains("partition="))
+            .map(|r| {
+                assert!(
+                    r.header("accept-encoding")
+                        .is_some_and(|e| e.contains("gzip")),
+                    "the client says it reads gzip"
+                );
+                r.query
+            })
+            .collect();
+        assert_eq!(partitions, ["partition=1", "partition=2"], "gzip {gzip}");
     }
-    let fake = b.build();
-    let server = FakeServer::start(fake.router()).await;
-    let api = api_with(&server.url(), &keypair());
-    let report = run(&api, &plan(&spec("2025-10-30", "2025-10-30")), &opts()).await;
-    assert_eq!(report.files.len(), 5, "{:?}", report.end);
-    let partitions: Vec<String> = server
-        .requests_to(&Method::GET, "/api/v2/statements/")
-        .into_iter()
-        .map(|r| r.query)
-        .filter(|q| q.contains("partition="))
-        .collect();
-    assert_eq!(partitions, ["partition=1", "partition=2"]);
 }
 
 #[tokio::test]

@@ -708,6 +708,7 @@ struct Config {
     integrations: BTreeSet<String>,
     polls_before_done: u32,
     rows_per_partition: usize,
+    gzip_partitions: bool,
     default_warehouse: Option<String>,
     off_spec: bool,
 }
@@ -886,6 +887,14 @@ impl SnowflakeFakeBuilder {
         self.inner.cfg.polls_before_done = n;
         self
     }
+    /// Sends result partitions after the first with `Content-Encoding: gzip`, as Snowflake
+    /// does (it serves them compressed, whatever the request's `Accept-Encoding`).
+    #[must_use]
+    pub fn gzip_partitions(mut self) -> Self {
+        self.inner.cfg.gzip_partitions = true;
+        self
+    }
+
     /// Rows per result partition (default 1000).
     #[must_use]
     pub fn rows_per_partition(mut self, n: usize) -> Self {
@@ -1030,6 +1039,30 @@ pub fn public_key_fingerprint(pem: &str) -> String {
 
 fn json(status: StatusCode, body: serde_json::Value) -> Response {
     (status, axum::Json(body)).into_response()
+}
+
+/// A 200 JSON answer sent gzip-encoded.
+fn gzip_json(body: &serde_json::Value) -> Response {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let zipped = enc
+        .write_all(body.to_string().as_bytes())
+        .and_then(|()| enc.finish());
+    match zipped {
+        Ok(bytes) => (
+            StatusCode::OK,
+            [
+                ("content-type", "application/json"),
+                ("content-encoding", "gzip"),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Err(e) => json(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            serde_json::json!({"message": format!("fake could not gzip: {e}")}),
+        ),
+    }
 }
 
 fn unauthorized(code: &str, message: &str) -> Response {
@@ -1473,6 +1506,9 @@ async fn status(
             .chunks(inner.cfg.rows_per_partition.max(1))
             .collect();
         return match chunk.get(partition) {
+            Some(rows) if inner.cfg.gzip_partitions => {
+                gzip_json(&serde_json::json!({"data": rows}))
+            }
             Some(rows) => json(StatusCode::OK, serde_json::json!({"data": rows})),
             None => json(
                 StatusCode::UNPROCESSABLE_ENTITY,
