@@ -853,7 +853,7 @@ impl Sink for CsvConnector {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicU64, Ordering};
-    use syncctl_sql::conformance::{Fixture, Person, run_all};
+    use syncctl_testkit::conformance::{Fixture, Person, run_all};
 
     struct CsvFixture {
         dir: tempfile::TempDir,

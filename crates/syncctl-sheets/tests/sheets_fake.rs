@@ -16,8 +16,8 @@ use syncctl_core::{
 use syncctl_http::RecordingSleeper;
 use syncctl_sheets::GoogleSheets;
 use syncctl_sheets::value::datetime_to_serial;
-use syncctl_sql::conformance::{Fixture, Person, run_all};
 use syncctl_testkit::FakeServer;
+use syncctl_testkit::conformance::{Fixture, Person, run_all};
 use syncctl_testkit::fakes::sheets::{Edit, SheetsFake, service_account_json};
 
 const ID: &str = "1TestSheet_abc";

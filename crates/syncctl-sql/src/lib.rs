@@ -2,7 +2,7 @@
 //!
 //! One module per connector, each implementing the traits of [`syncctl_core::connector`] and
 //! exporting a `FACTORY`; [`registry`] lists them. Adding a connector is one module here plus
-//! one line in [`registry::FACTORIES`]. Every connector passes [`conformance`].
+//! one line in [`registry::FACTORIES`]. Every connector passes `syncctl_testkit::conformance`.
 //!
 //! Shared pieces: [`settings`] (the settings every SQL connector takes), [`ident`]
 //! (identifier parsing and quoting per dialect) and `syncctl_validate::coerce` (value
@@ -14,7 +14,6 @@
 //! the catalog queries and the bulk statement shapes.
 
 mod batch_replay;
-pub mod conformance;
 pub mod ident;
 pub mod mysql;
 pub mod postgres;

@@ -1004,7 +1004,7 @@ impl Sink for SqliteConnector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conformance::{Fixture, Person, run_all};
+    use syncctl_testkit::conformance::{Fixture, Person, run_all};
 
     struct SqliteFixture {
         dir: tempfile::TempDir,

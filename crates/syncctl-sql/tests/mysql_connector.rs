@@ -18,9 +18,9 @@ use syncctl_core::{
     Classified, Connector, ErrorClass, NaturalKey, ReadRequest, RecordKey, WriteContext, WriteOp,
     WriteOutcome,
 };
-use syncctl_sql::conformance::{Fixture, Person, run_all};
 use syncctl_sql::mysql::MySqlConnector;
 use syncctl_sql::settings::SqlSettings;
+use syncctl_testkit::conformance::{Fixture, Person, run_all};
 
 fn my_url() -> String {
     std::env::var("SYNCCTL_TEST_MYSQL_URL")

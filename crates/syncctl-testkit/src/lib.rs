@@ -4,6 +4,8 @@
 //!   faults (429 with `Retry-After`, 5xx, slow answers, dropped connections) per route.
 //! * [`prism`]: runs a test's traffic through Stoplight Prism (`prism proxy --errors`) so that a
 //!   request syncctl sends, or a response a fake returns, that breaks the vendor's spec fails.
+//! * [`conformance`]: the suite every connector passes against a real instance of its system
+//!   or its stateful fake (here, so that a connector crate never depends on another one).
 //! * [`cli`]: helpers for driving the real `syncctl` binary and reading its result line.
 //! * [`services`]: the registry behind `syncctl-fakes serve <service>`.
 //! * [`xsd`]: QuickBooks contract checks of JSON bodies against Intuit's XSDs.
@@ -12,6 +14,7 @@
 //! run syncctl against them, then assert on both the result and what the fake saw.
 
 pub mod cli;
+pub mod conformance;
 pub mod fakes;
 pub mod prism;
 pub mod receivers;

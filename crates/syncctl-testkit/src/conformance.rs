@@ -8,7 +8,7 @@
 //! #[tokio::test]
 //! async fn sqlite_conforms() {
 //!     let fixture = SqliteFixture::new();
-//!     syncctl_sql::conformance::run_all(&fixture).await.unwrap();
+//!     syncctl_testkit::conformance::run_all(&fixture).await.unwrap();
 //! }
 //! ```
 //!
