@@ -167,6 +167,19 @@ pub struct FieldMap {
     /// Restricts this field's flow inside the sync's direction.
     #[serde(default)]
     pub direction: Option<Direction>,
+    /// The source value is a record key of another sync's source side, written as the
+    /// key its record is linked to on that sync's target side.
+    #[serde(default)]
+    pub lookup: Option<LinkLookup>,
+}
+
+/// `lookup: {sync: hubspot-quickbooks-companies}`: a reference resolved through the links of
+/// another sync (a deal's company id → the QuickBooks customer that company is linked to).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkLookup {
+    /// The sync whose links resolve the reference (same state store).
+    pub sync: String,
 }
 
 /// `filter: {source: {dealstage: [closedwon]}, target: {GivenName: [null]}}`: which records of
@@ -363,6 +376,28 @@ impl SyncConfig {
             }
             if !seen_t.insert(&f.target) {
                 p.push(format!("target field {:?} is mapped twice", f.target));
+            }
+            if let Some(l) = &f.lookup {
+                let one_way = f.direction.unwrap_or(self.direction).within(self.direction)
+                    == Some(Direction::SourceToTarget);
+                if !one_way {
+                    p.push(format!(
+                        "field {} → {} has a lookup, which only resolves source → target: give it direction: source_to_target",
+                        f.source, f.target
+                    ));
+                }
+                if l.sync.trim().is_empty() || l.sync == self.name {
+                    p.push(format!(
+                        "field {} → {}: lookup.sync must name another sync",
+                        f.source, f.target
+                    ));
+                }
+                if f.source == self.key.source {
+                    p.push(format!(
+                        "field {} → {} is the match key and cannot be a lookup",
+                        f.source, f.target
+                    ));
+                }
             }
             if let Some(d) = f.direction
                 && d.within(self.direction).is_none()

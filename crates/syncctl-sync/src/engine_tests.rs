@@ -730,3 +730,86 @@ async fn a_second_stale_version_fails_that_record_only() {
     let t = f.t.by_email()["a@x.io"].clone();
     assert_eq!((t["name"].as_str(), t["phone"].as_str()), ("Anna", "+2"));
 }
+
+#[tokio::test]
+async fn a_lookup_field_is_written_as_the_key_its_reference_is_linked_to() {
+    let clock = Clock::default();
+    let store = StateStore::memory().await.unwrap();
+    let cancel = CancellationToken::new();
+    let ps = Memory::new("ps", &["email", "name"], &clock);
+    let pt = Memory::new("pt", &["email", "name"], &clock);
+    // The target's ids differ from the source's, so an unresolved value cannot pass for one.
+    for i in 0..5 {
+        pt.put(
+            None,
+            &[("email", &format!("other{i}@x.io")), ("name", "Other")],
+        );
+    }
+    let ada = ps.put(None, &[("email", "ada@x.io"), ("name", "Ada")]);
+    let people = settings(
+        "name: people\nsource: {connector: memory}\ntarget: {connector: memory}\n\
+         key: {source: email, target: email}\n\
+         fields:\n  - {source: email, target: email}\n  - {source: name, target: name}\n\
+         direction: source_to_target\n",
+    );
+    let os = Memory::new("os", &["email", "person"], &clock);
+    let ot = Memory::new("ot", &["email", "customer"], &clock);
+    let orders = settings(
+        "name: orders\nsource: {connector: memory}\ntarget: {connector: memory}\n\
+         key: {source: email, target: email}\n\
+         fields:\n  - {source: email, target: email}\n  - {source: person, target: customer, lookup: {sync: people}}\n\
+         direction: source_to_target\n",
+    );
+    let order = os.put(None, &[("email", "o1@x.io"), ("person", &ada.to_string())]);
+
+    // Before the people are synced the reference resolves to nothing: refused, not guessed.
+    let o = run(&orders, &os, &ot, &store, &cancel).await;
+    assert!(o.error.is_none(), "{:?}", o.error);
+    assert_eq!(o.report.target.counts.rejected, 1);
+    assert!(ot.by_email().is_empty());
+    let why = serde_json::to_string(&o.report.rejected).unwrap();
+    assert!(why.contains("not linked in sync people"), "{why}");
+
+    let p = run(&people, &ps, &pt, &store, &cancel).await;
+    assert!(p.error.is_none(), "{:?}", p.error);
+    let ada_t = pt.id_of("ada@x.io").unwrap();
+    assert_ne!(ada_t, ada);
+
+    // The refused order is retried and written with the linked key.
+    let o = run(&orders, &os, &ot, &store, &cancel).await;
+    assert!(o.error.is_none(), "{:?}", o.error);
+    assert_eq!(o.report.target.counts.created, 1);
+    assert_eq!(ot.by_email()["o1@x.io"]["customer"], ada_t.to_string());
+    let quiet = run(&orders, &os, &ot, &store, &cancel).await;
+    assert_eq!(
+        (
+            quiet.report.target.counts.created,
+            quiet.report.target.counts.updated
+        ),
+        (0, 0),
+        "the resolved value compares equal"
+    );
+
+    // A new reference that is not linked yet keeps the old one until it is.
+    let bob = ps.put(None, &[("email", "bob@x.io"), ("name", "Bob")]);
+    os.put(Some(order), &[("person", &bob.to_string())]);
+    let o = run(&orders, &os, &ot, &store, &cancel).await;
+    assert_eq!(o.report.target.counts.rejected, 1);
+    assert_eq!(ot.by_email()["o1@x.io"]["customer"], ada_t.to_string());
+    run(&people, &ps, &pt, &store, &cancel).await;
+    let o = run(&orders, &os, &ot, &store, &cancel).await;
+    assert_eq!(o.report.target.counts.updated, 1, "{:?}", o.report.rejected);
+    let bob_t = pt.id_of("bob@x.io").unwrap();
+    assert_eq!(ot.by_email()["o1@x.io"]["customer"], bob_t.to_string());
+
+    // Only source → target: a lookup that would flow back is a config problem.
+    let e = parse_config(
+        "o.yaml",
+        "name: o\nsource: {connector: memory}\ntarget: {connector: memory}\n\
+         key: {source: email, target: email}\n\
+         fields:\n  - {source: email, target: email}\n  - {source: person, target: customer, lookup: {sync: people}}\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("direction: source_to_target"), "{e}");
+}

@@ -87,6 +87,8 @@ pub struct MappedField {
     pub direction: Direction,
     /// Canonical type.
     pub ty: FieldType,
+    /// Resolved through another sync's links (source key → that sync's target key).
+    pub lookup: Option<crate::config::LinkLookup>,
 }
 
 impl MappedField {
@@ -217,6 +219,7 @@ impl Mapping {
                 transform: f.transform,
                 direction,
                 ty,
+                lookup: f.lookup.clone(),
             });
         }
         if problems.is_empty() {
@@ -317,6 +320,7 @@ mod tests {
             transform: None,
             direction: Direction::Bidirectional,
             ty: FieldType::Integer,
+            lookup: None,
         };
         assert_eq!(f.canonical(&json!("42")), f.canonical(&json!(42)));
         assert_eq!(f.canonical(&json!("")), Value::Null);
@@ -338,6 +342,7 @@ mod tests {
             transform,
             direction: Direction::Bidirectional,
             ty,
+            lookup: None,
         };
         let m = Mapping {
             fields: vec![

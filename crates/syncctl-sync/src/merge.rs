@@ -253,6 +253,7 @@ mod tests {
                     transform: None,
                     direction: *d,
                     ty: FieldType::Text,
+                    lookup: None,
                 })
                 .collect(),
             key: dirs[0].0.into(),

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde_json::Value;
 use syncctl_core::{ReadRequest, Record, RecordKey};
+use syncctl_validate::coerce::canonical_text;
 use syncctl_validate::same_value;
 
 use super::plan::{Work, deleted_on, set_record};
@@ -123,6 +124,11 @@ impl<'a> Engine<'a> {
         let y = x.other();
         let name = self.cfg.name.clone();
         records.sort_by(|a, b| a.key.cmp(&b.key));
+        // Source records whose lookup fields resolve through no link: their pairs are refused.
+        let mut unresolved: HashMap<RecordKey, String> = HashMap::new();
+        if x == Side::Source {
+            self.resolve_lookups(&mut records, &mut unresolved).await?;
+        }
         let mut keys: Vec<RecordKey> = records.iter().map(|r| r.key.clone()).collect();
         keys.extend(missing.iter().cloned());
         let mut links = self.store.links_for(&name, x, &keys).await?;
@@ -161,6 +167,10 @@ impl<'a> Engine<'a> {
                 .await
                 .map_err(|e| self.read_failed(y, e))?;
             self.side(y).counts.read += got.len() as u64;
+            let mut got = got;
+            if y == Side::Source {
+                self.resolve_lookups(&mut got, &mut unresolved).await?;
+            }
             y_records.extend(got.into_iter().map(|r| (r.key.clone(), r)));
         }
         // Natural-key candidates of never-linked records.
@@ -183,10 +193,13 @@ impl<'a> Engine<'a> {
         {
             let field = kf.name(y).to_owned();
             let values: Vec<Value> = nks.keys().map(|k| Value::String(k.clone())).collect();
-            let found = y_src
+            let mut found = y_src
                 .lookup(&y_schema, &field, &values)
                 .await
                 .map_err(|e| self.read_failed(y, e))?;
+            if y == Side::Source {
+                self.resolve_lookups(&mut found, &mut unresolved).await?;
+            }
             self.side(y).counts.read += found.len() as u64;
             let found_keys: Vec<RecordKey> = found.iter().map(|r| r.key.clone()).collect();
             cand_links = self.store.links_for(&name, y, &found_keys).await?;
@@ -342,8 +355,72 @@ impl<'a> Engine<'a> {
             self.plan_linked(&mut w);
             works.push(w);
         }
+        for w in &mut works {
+            if let Some(why) = w.source.as_ref().and_then(|r| unresolved.get(&r.key)) {
+                w.ops.clear();
+                w.rejected = vec![why.clone()];
+                w.reject_side = Some(Side::Target);
+                w.link_after = super::plan::LinkAfter::Keep;
+                w.close_conflict = None;
+                w.queued = false;
+            }
+        }
         self.validate(&mut works);
         self.execute_works(works).await
+    }
+
+    /// Rewrites each lookup field of these source records from a key of the lookup sync's
+    /// source side to the key its record is linked to on that sync's target side, so the
+    /// value compares with, and is written as, the target's reference. A value with no live
+    /// link is not guessed: the record's key goes to `unresolved` with the reason, and its
+    /// pair is refused (and retried on the next run, by which the other sync may have linked it).
+    async fn resolve_lookups(
+        &self,
+        records: &mut [Record],
+        unresolved: &mut HashMap<RecordKey, String>,
+    ) -> Result<(), SyncError> {
+        for f in self.mapping.fields.iter().filter(|f| f.lookup.is_some()) {
+            let Some(lookup) = &f.lookup else { continue };
+            let refs: Vec<RecordKey> = records
+                .iter()
+                .filter_map(|r| r.fields.get(&f.source).and_then(canonical_text))
+                .filter(|v| !v.trim().is_empty())
+                .map(RecordKey)
+                .collect::<HashSet<_>>()
+                .into_iter()
+                .collect();
+            let links = if refs.is_empty() {
+                HashMap::new()
+            } else {
+                self.store
+                    .links_for(&lookup.sync, Side::Source, &refs)
+                    .await?
+            };
+            for r in records.iter_mut() {
+                let Some(v) = r.fields.get(&f.source).and_then(canonical_text) else {
+                    continue;
+                };
+                if v.trim().is_empty() {
+                    continue;
+                }
+                match links.get(&RecordKey(v.clone())) {
+                    Some(l) if !l.target_deleted && !l.source_deleted => {
+                        r.fields
+                            .insert(f.source.clone(), Value::String(l.target_key.0.clone()));
+                    }
+                    _ => {
+                        unresolved.insert(
+                            r.key.clone(),
+                            format!(
+                                "{} {v:?} is not linked in sync {} (sync that first, or the record it names is gone)",
+                                f.source, lookup.sync
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     pub(super) async fn forget_pending(

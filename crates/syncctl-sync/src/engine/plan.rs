@@ -471,6 +471,7 @@ mod tests {
                     transform: None,
                     direction: Direction::Bidirectional,
                     ty: FieldType::Text,
+                    lookup: None,
                 })
                 .collect(),
             key: "email".into(),
