@@ -47,7 +47,8 @@ fn assert_clean(what: &str, text: &str) {
     }
 }
 
-async fn leaky_run(server: &FakeServer, env: &[(&str, &str)], args: &[&str]) -> String {
+/// Runs the binary at trace level and checks every output; returns the exit code and stdout.
+async fn leaky_run(server: &FakeServer, env: &[(&str, &str)], args: &[&str]) -> (i32, String) {
     let dir = tempfile::tempdir().unwrap();
     let result_file = dir.path().join("return.json");
     let term = dir.path().join("termination-log");
@@ -84,7 +85,17 @@ async fn leaky_run(server: &FakeServer, env: &[(&str, &str)], args: &[&str]) -> 
     if let Ok(t) = std::fs::read_to_string(&term) {
         assert_clean("termination log", &t);
     }
-    stdout
+    (out.status.code().unwrap_or(-1), stdout)
+}
+
+/// The `authorization` headers the fake received, in order (so a test can show the secret
+/// under test was actually sent).
+fn auth_headers(server: &FakeServer) -> Vec<String> {
+    server
+        .requests()
+        .iter()
+        .filter_map(|r| r.header("authorization").map(str::to_owned))
+        .collect()
 }
 
 const TRIGGER: [&str; 5] = [
@@ -103,19 +114,45 @@ async fn config_api_runs_leak_nothing() {
         ("AIRBYTE_API_USERNAME", "airbyte"),
         ("AIRBYTE_API_PASSWORD", PASSWORD),
     ];
-    let out = leaky_run(&server, &basic, &TRIGGER).await;
+    let basic_header = |pw: &str| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("airbyte:{pw}"))
+        )
+    };
+    let (code, out) = leaky_run(&server, &basic, &TRIGGER).await;
+    assert_eq!(code, 1, "the job failed remotely: {out}");
     assert!(
         out.contains("upstream said no"),
         "the run got as far as the failure: {out}"
+    );
+    let sent = auth_headers(&server);
+    assert!(!sent.is_empty(), "requests were sent");
+    assert!(
+        sent.iter().all(|h| *h == basic_header(PASSWORD)),
+        "every request carried the password under test"
     );
     let wrong = [
         ("AIRBYTE_API_USERNAME", "airbyte"),
         ("AIRBYTE_API_PASSWORD", "ab-pw-leak-canary-9999"),
     ];
-    let out = leaky_run(&server, &wrong, &TRIGGER).await;
+    let before = auth_headers(&server).len();
+    let (code, out) = leaky_run(&server, &wrong, &TRIGGER).await;
+    assert_eq!(code, 3, "{out}");
     assert!(out.contains("\"auth\""), "{out}");
     assert!(!out.contains("ab-pw-leak-canary-9999"));
-    leaky_run(&server, &basic, &["doctor"]).await;
+    assert_eq!(
+        auth_headers(&server)[before..],
+        [basic_header("ab-pw-leak-canary-9999")],
+        "the wrong password was sent once and refused"
+    );
+    let before = auth_headers(&server).len();
+    let (code, out) = leaky_run(&server, &basic, &["doctor"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        auth_headers(&server).len() > before,
+        "doctor called Airbyte with the password"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -126,16 +163,42 @@ async fn public_api_runs_leak_nothing() {
         ("AIRBYTE_CLIENT_ID", "cid"),
         ("AIRBYTE_CLIENT_SECRET", CLIENT_SECRET),
     ];
-    let out = leaky_run(&server, &creds, &TRIGGER).await;
+    let (code, out) = leaky_run(&server, &creds, &TRIGGER).await;
+    assert_eq!(code, 1, "{out}");
     assert!(out.contains("\"failed\""), "{out}");
     assert!(f.tokens_issued() >= 2, "tokens were issued and renewed");
     assert!(f.rejected_auth() >= 1, "a 401 was answered and retried");
-    leaky_run(&server, &creds, &["doctor"]).await;
-    leaky_run(&server, &[("AIRBYTE_API_TOKEN", STATIC_TOKEN)], &TRIGGER).await;
+    let issued: Vec<String> = auth_headers(&server)
+        .into_iter()
+        .filter(|h| h.starts_with(&format!("Bearer {ISSUED_PREFIX}")))
+        .collect();
+    assert!(issued.len() >= 2, "issued tokens were used: {issued:?}");
+    let (code, out) = leaky_run(&server, &creds, &["doctor"]).await;
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = leaky_run(&server, &[("AIRBYTE_API_TOKEN", STATIC_TOKEN)], &TRIGGER).await;
+    assert_eq!(
+        code, 1,
+        "the static token got as far as the job's failure: {out}"
+    );
+    assert!(
+        auth_headers(&server).contains(&format!("Bearer {STATIC_TOKEN}")),
+        "the static token was sent"
+    );
     let wrong = [
         ("AIRBYTE_CLIENT_ID", "cid"),
         ("AIRBYTE_CLIENT_SECRET", "ab-secret-leak-canary-9999"),
     ];
-    let out = leaky_run(&server, &wrong, &TRIGGER).await;
+    let tokens_before = server
+        .requests_to(&axum::http::Method::POST, "/applications/token")
+        .len();
+    let (code, out) = leaky_run(&server, &wrong, &TRIGGER).await;
+    assert_eq!(code, 3, "{out}");
     assert!(!out.contains("ab-secret-leak-canary-9999"));
+    assert!(
+        server
+            .requests_to(&axum::http::Method::POST, "/applications/token")
+            .len()
+            > tokens_before,
+        "the wrong secret was sent to the token endpoint"
+    );
 }

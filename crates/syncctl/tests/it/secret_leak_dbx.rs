@@ -72,6 +72,16 @@ async fn leaky_run(env: Vec<(&'static str, String)>, args: Vec<String>, dir: &Pa
     out.status.code().unwrap_or(-1)
 }
 
+/// How many requests the fake received with `Bearer {token}`.
+fn sent_with(server: &FakeServer, token: &str) -> usize {
+    let want = format!("Bearer {token}");
+    server
+        .requests()
+        .iter()
+        .filter(|r| r.header("authorization") == Some(want.as_str()))
+        .count()
+}
+
 fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| (*s).to_owned()).collect()
 }
@@ -99,7 +109,13 @@ async fn a_pat_never_shows_on_success_failure_or_refusal() {
     };
     assert_eq!(leaky_run(env(PAT), run_now("1"), dir.path()).await, 0);
     assert_eq!(leaky_run(env(PAT), run_now("2"), dir.path()).await, 1);
+    assert!(sent_with(&server, PAT) >= 2, "the PAT was used");
     assert_eq!(leaky_run(env(WRONG_PAT), run_now("1"), dir.path()).await, 3);
+    assert_eq!(
+        sent_with(&server, WRONG_PAT),
+        1,
+        "the wrong PAT was sent once and refused"
+    );
     assert_eq!(
         leaky_run(
             env(PAT),
@@ -136,8 +152,32 @@ async fn oauth_client_secrets_and_access_tokens_never_show() {
         1
     );
     assert!(fake.token_requests() >= 1);
+    let issued = server
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.header("authorization")
+                .is_some_and(|h| h.starts_with("Bearer fake-oauth-"))
+        })
+        .count();
+    assert!(
+        issued >= 2,
+        "the issued access token was used ({issued} calls)"
+    );
     // A refused secret is an auth error whose message does not echo it.
+    let token_calls = || {
+        server
+            .requests()
+            .iter()
+            .filter(|r| r.path == "/oidc/v1/token")
+            .count()
+    };
+    let before = token_calls();
     assert_eq!(leaky_run(env(PROFILE_SECRET), run_now, dir.path()).await, 3);
+    assert!(
+        token_calls() > before,
+        "the refused secret was sent to the token endpoint"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -173,4 +213,12 @@ async fn secrets_read_from_a_profile_are_scrubbed_too() {
         .await;
         assert_eq!(code, 1, "profile {profile}");
     }
+    assert!(
+        sent_with(&server, PROFILE_TOKEN) >= 2,
+        "the profile's token was used"
+    );
+    assert!(
+        server.requests().iter().any(|r| r.path == "/oidc/v1/token"),
+        "the profile's client secret was used"
+    );
 }

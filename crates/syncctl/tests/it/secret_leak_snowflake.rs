@@ -200,8 +200,12 @@ async fn failures_leak_nothing() {
         ("SNOWFLAKE_TOKEN", format!("{PAT}-revoked")),
         ("SNOWFLAKE_PRIVATE_KEY_PATH", String::new()),
     ];
-    let (code, _) = leaky_run(&server, &env, &S3).await;
+    let (code, tokens) = leaky_run(&server, &env, &S3).await;
     assert_eq!(code, 3);
+    assert!(
+        tokens.contains(&format!("{PAT}-revoked")),
+        "the refused token was sent"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
