@@ -984,6 +984,31 @@ fn a_run_that_fails_after_the_state_store_opened_is_recorded_as_failed_with_its_
     assert!(!warnings.contains("interrupted"), "{warnings}");
 }
 
+#[test]
+fn a_run_whose_credentials_are_refused_is_recorded_as_failed_with_the_auth_class() {
+    let w = World::new();
+    w.write("people.csv", "email,name\nada@example.com,Ada\n");
+    w.write(
+        "sync.yaml",
+        &csv_pair_config("refused", "people.csv", "crm.csv").replace(
+            r#"target: {connector: csv, path: "crm.csv"}"#,
+            r#"target: {connector: mysql, url: "mysql://nosuchuser_safety:wrong@127.0.0.1:3306/test", object: people}"#,
+        ),
+    );
+    let r = w.sync(&["run"]);
+    assert_exit(&r, 3);
+    let h = w.sync(&["history"]);
+    let last = &h.result["data"]["runs"][0];
+    assert_eq!(last["status"], "failed", "{}", h.result);
+    let err = last["error"].as_str().unwrap_or_default();
+    assert!(err.starts_with("auth: "), "{err}");
+    assert!(
+        !h.stdout.contains("wrong@") && !h.stdout.contains(":wrong"),
+        "{}",
+        h.stdout
+    );
+}
+
 // ---- 14. What is logged as a warning is in the result's warnings ---------------------------
 
 #[test]
