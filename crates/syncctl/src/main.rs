@@ -7,6 +7,8 @@
 mod alerting;
 mod app;
 mod cli;
+#[cfg(test)]
+mod command_docs;
 mod commands;
 mod context;
 mod env_flags;

@@ -130,15 +130,17 @@ struct SpecArgs {
     #[arg(long, value_name = "SRC:TGT", help_heading = "Overrides")]
     object: Option<String>,
 
-    /// Which way records flow
+    /// Which way records flow [default: the config's, else bidirectional]
     #[arg(long, value_enum, value_name = "DIRECTION", help_heading = "Overrides")]
     direction: Option<DirectionArg>,
 
-    /// How a field changed on both sides to different values is settled
+    /// How a field changed on both sides to different values is settled [default: the
+    /// config's, else manual]
     #[arg(long, value_enum, value_name = "STRATEGY", help_heading = "Overrides")]
     conflict_strategy: Option<StrategyArg>,
 
-    /// Records per write batch (capped by each connector's own maximum)
+    /// Records per write batch (capped by each connector's own maximum) [default: the
+    /// config's, else 100]
     #[arg(long, value_name = "N", help_heading = "Overrides")]
     batch_size: Option<usize>,
 
