@@ -16,6 +16,7 @@ mod error_matrix;
 mod help_pages;
 mod kestra_examples;
 mod kestra_sheets;
+mod kubernetes_examples;
 mod secret_leak;
 mod secret_leak_airbyte;
 mod secret_leak_dbx;
