@@ -108,9 +108,18 @@ pub struct Request {
     body: Body,
     safety: RetrySafety,
     authenticated: bool,
+    final_statuses: &'static [u16],
 }
 
 impl Request {
+    /// Statuses that are a definite answer for this request although they are retryable in
+    /// general (Snowflake's 408: the statement was cancelled at its timeout; asking again
+    /// only repeats that).
+    #[must_use]
+    pub fn final_statuses(mut self, statuses: &'static [u16]) -> Self {
+        self.final_statuses = statuses;
+        self
+    }
     /// A request; `target` is a path under the base URL or an absolute URL.
     #[must_use]
     pub fn new(method: Method, target: impl Into<String>) -> Self {
@@ -130,6 +139,7 @@ impl Request {
             body: Body::Empty,
             safety,
             authenticated: true,
+            final_statuses: &[],
         }
     }
     /// A GET request.
@@ -566,6 +576,7 @@ impl HttpClient {
                 // A 429 is the server refusing the request before doing anything, so even an
                 // unsafe request may be sent again once the server says when.
                 let may_retry = is_retryable_status(status)
+                    && !req.final_statuses.contains(&status)
                     && match req.safety {
                         RetrySafety::Idempotent | RetrySafety::Keyed => true,
                         RetrySafety::Unsafe => status == 429,

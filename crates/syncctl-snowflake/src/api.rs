@@ -111,6 +111,10 @@ struct Column {
 
 const STATEMENTS: &str = "/api/v2/statements";
 
+/// A 408 from the statements endpoints is Snowflake's statement timeout (code 000630): the
+/// statement was cancelled, so the answer is final, not a reason to ask again.
+const STATEMENT_FINAL: &[u16] = &[408];
+
 impl SqlApi {
     /// A client over `http` (built with the Snowflake auth provider); `resubmit_delay` is the
     /// pause before resubmitting after a lost response.
@@ -187,10 +191,14 @@ impl SqlApi {
                 r.query("retry", "true").keyed()
             } else {
                 r.caller_resends()
-            };
+            }
+            .final_statuses(STATEMENT_FINAL);
             let outcome = self.http.send_raw(r).await;
             let lost = match &outcome {
-                Ok(resp) => is_retryable_status(resp.status.as_u16()),
+                Ok(resp) => {
+                    let status = resp.status.as_u16();
+                    is_retryable_status(status) && !STATEMENT_FINAL.contains(&status)
+                }
                 Err(e) => e.is_retryable_kind() && !e.not_sent(),
             };
             if lost && !retry {
@@ -240,7 +248,9 @@ impl SqlApi {
         let resp = self
             .http
             .send_raw(
-                Request::get(format!("{STATEMENTS}/{handle}")).header("accept", "application/json"),
+                Request::get(format!("{STATEMENTS}/{handle}"))
+                    .header("accept", "application/json")
+                    .final_statuses(STATEMENT_FINAL),
             )
             .await?;
         match interpret(resp)? {

@@ -881,3 +881,99 @@ async fn an_airflow_retry_reattaches_to_the_copy_its_first_try_ran() {
     assert_ne!(s.fake.submissions()[2].request_id, subs[0].request_id);
     assert_eq!(s.fake.copy_executions(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snowflakes_statement_timeout_is_exit_5_with_the_handle() {
+    let s = setup(builder().polls_before_done(3)).await;
+    // The statement outlives its STATEMENT_TIMEOUT_IN_SECONDS: Snowflake cancels it and the
+    // status call answers 408 with code 000630.
+    s.server.inject_on(
+        Some(axum::http::Method::GET),
+        "/api/v2/statements/",
+        Fault::Answer {
+            status: 408,
+            headers: Vec::new(),
+            body: serde_json::json!({
+                "code": "000630",
+                "sqlState": "57014",
+                "message": "Statement reached its statement or warehouse timeout of 1 second(s) and was canceled.",
+                "statementHandle": "01b2c3d4-0000-0001-0000-000000000630",
+                "statementStatusUrl": "/api/v2/statements/01b2c3d4-0000-0001-0000-000000000630",
+            })
+            .to_string(),
+        },
+        1,
+    );
+    let mut cmd = syncctl(&s.server.url());
+    cmd.args(copy_args(SEED_DATE))
+        .args(["--statement-timeout", "1s"]);
+    let r = run(cmd).await;
+    assert_eq!(r.code, 5, "{}", r.stderr);
+    assert_eq!(r.status(), "timed_out");
+    assert_eq!(r.result["error"]["class"], "timeout");
+    let message = r.result["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("statement or warehouse timeout"),
+        "{message}"
+    );
+    assert_eq!(
+        r.result["error"]["details"]["statementHandle"],
+        "01b2c3d4-0000-0001-0000-000000000630"
+    );
+    assert_eq!(
+        s.server
+            .requests_to(&axum::http::Method::GET, "/api/v2/statements/")
+            .len(),
+        1,
+        "a 408 is final: the status call is not repeated"
+    );
+    let submit = &s
+        .server
+        .requests_to(&axum::http::Method::POST, "/api/v2/statements")[0];
+    assert_eq!(submit.json()["timeout"], 1, "the timeout was sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_polls_ride_out_503s_and_a_lasting_503_is_exit_4() {
+    // Two 503s on the status polls: retried (a GET is safe to repeat), the load completes.
+    let s = setup(builder().polls_before_done(2)).await;
+    s.server.inject_on(
+        Some(axum::http::Method::GET),
+        "/api/v2/statements/",
+        syncctl_testkit::fakes::snowflake::error_fault(503),
+        2,
+    );
+    let r = run({
+        let mut cmd = syncctl(&s.server.url());
+        cmd.args(copy_args(SEED_DATE));
+        cmd
+    })
+    .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let polls = s
+        .server
+        .requests_to(&axum::http::Method::GET, "/api/v2/statements/")
+        .len();
+    assert!(polls >= 3, "the 503s were retried ({polls} status calls)");
+    // A 503 that lasts: exit 4, retryable, after the client's retries.
+    let s = setup(builder().polls_before_done(2)).await;
+    s.server.inject_on(
+        Some(axum::http::Method::GET),
+        "/api/v2/statements/",
+        syncctl_testkit::fakes::snowflake::error_fault(503),
+        1_000,
+    );
+    let mut cmd = syncctl(&s.server.url());
+    cmd.env("SYNCCTL_HTTP_MAX_RETRIES", "2")
+        .args(copy_args(SEED_DATE));
+    let r = run(cmd).await;
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert_eq!(r.result["error"]["retryable"], true);
+    assert!(
+        s.server
+            .requests_to(&axum::http::Method::GET, "/api/v2/statements/")
+            .len()
+            >= 3,
+        "the status call was retried before giving up"
+    );
+}
