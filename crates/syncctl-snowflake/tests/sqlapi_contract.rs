@@ -227,3 +227,67 @@ async fn canary_prism_flags_an_off_spec_fake() {
         prism.log().join("\n")
     );
 }
+
+/// The SQL API client with `creds` against `base`.
+fn api_as(base: &str, creds: &Credentials) -> SqlApi {
+    let http = HttpClient::builder("snowflake", base)
+        .auth(creds.provider())
+        .build()
+        .unwrap();
+    SqlApi::new(http, Duration::from_millis(5))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oauth_and_programmatic_access_token_traffic_conforms_too() {
+    let fake = builder()
+        .oauth_token("oauth-contract-token")
+        .programmatic_access_token("pat-contract-token")
+        .build();
+    let server = FakeServer::start(fake.router()).await;
+    let prism = PrismProxy::start(SPEC, &server.url()).await;
+    let cases = [
+        (
+            Credentials::OAuth(SecretString::from("oauth-contract-token")),
+            "OAUTH",
+            "oauth-contract-token",
+        ),
+        (
+            Credentials::ProgrammaticAccessToken(SecretString::from("pat-contract-token")),
+            "PROGRAMMATIC_ACCESS_TOKEN",
+            "pat-contract-token",
+        ),
+    ];
+    for (date, (creds, token_type, token)) in ["2025-10-30", "2025-10-31"].into_iter().zip(cases) {
+        let before = server.requests().len();
+        let report = run_copy(
+            &api_as(&prism.url(), &creds),
+            &plan(TABLE, date, date),
+            &opts(false),
+            &mut |_| {},
+        )
+        .await;
+        assert!(
+            matches!(report.end, RunEnd::Completed),
+            "{token_type}: {:?}\n{}",
+            report.end,
+            prism.log().join("\n")
+        );
+        assert!(!report.files.is_empty(), "{token_type}: files were loaded");
+        let sent = &server.requests()[before..];
+        assert!(!sent.is_empty(), "{token_type}: traffic went through Prism");
+        for r in sent {
+            assert_eq!(
+                r.header("x-snowflake-authorization-token-type"),
+                Some(token_type),
+                "{} {}",
+                r.method,
+                r.path
+            );
+            assert_eq!(
+                r.header("authorization"),
+                Some(format!("Bearer {token}").as_str())
+            );
+        }
+    }
+    prism.assert_no_violations();
+}
