@@ -254,7 +254,8 @@ fn sync_run(s: &mut String, d: &Value, dry_run: bool) {
             "\nplan: {n} entries left out of the result (--plan-limit)"
         );
     }
-    if let Some(run) = str_of(d, "run").filter(|r| !r.is_empty()) {
+    // A dry run stores nothing, so there is no audit to show.
+    if let Some(run) = str_of(d, "run").filter(|r| !r.is_empty() && !dry_run) {
         let _ = write!(s, "\naudit: syncctl sync show {run}");
     }
 }

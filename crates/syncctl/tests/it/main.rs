@@ -17,6 +17,7 @@ mod help_pages;
 mod kestra_examples;
 mod kestra_sheets;
 mod kubernetes_examples;
+mod output_text;
 mod secret_leak;
 mod secret_leak_airbyte;
 mod secret_leak_dbx;

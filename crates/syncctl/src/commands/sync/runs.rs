@@ -269,17 +269,18 @@ pub(super) async fn check(a: &SpecArgs, ctx: &AppContext) -> Result<Outcome, Cli
         Ok(Outcome::succeeded(data))
     } else {
         let n = problems.len();
-        let err = SyncError::Config { problems };
-        let class = reach_class.unwrap_or_else(|| err.class());
-        Ok(Outcome::failed(
-            data,
-            CliError::new(
-                class,
-                anyhow::Error::new(err).context(format!(
-                    "{n} problem{} found",
-                    if n == 1 { "" } else { "s" }
-                )),
-            ),
-        ))
+        let found = format!("{n} problem{} found", if n == 1 { "" } else { "s" });
+        let error = match reach_class {
+            // Not "invalid sync config": a system that cannot be reached is not the config's
+            // fault, and the message should say only what happened.
+            Some(class) => {
+                CliError::new(class, anyhow::anyhow!(problems.join("; ")).context(found))
+            }
+            None => {
+                let err = SyncError::Config { problems };
+                CliError::new(err.class(), anyhow::Error::new(err).context(found))
+            }
+        };
+        Ok(Outcome::failed(data, error))
     }
 }
