@@ -9,13 +9,14 @@
 //!
 //! Each spec also gets a canary: the fake answers off-spec and Prism must say so.
 //!
-//! Two spec gaps are handled in the open rather than hidden: neither spec declares the 409
-//! Airbyte sends for "a sync is already running" (Prism warns that the status is undeclared;
-//! the test checks those are the only warnings), and `config.yaml` declares no security
-//! scheme for the config API (`security: [{}]`), under which Prism refuses any request that
-//! carries an `Authorization` header (its copy of the public API included), so that part
-//! runs against a fake without auth. Auth headers are covered by the client tests and, for
-//! bearer tokens, by the jobs subset, which declares `bearerAuth`.
+//! Two spec gaps are handled in the open rather than hidden. The public jobs subset does not
+//! declare the 409 Airbyte sends for "a sync is already running" (Prism warns that the status
+//! is undeclared; the test checks those are the only warnings). `config.yaml` declares no
+//! authentication (`security: [{}]`) and no 409 on `/v1/connections/sync`: the config API
+//! and public-connections test runs against a derived copy (`config.secured.yaml`, made by
+//! `tests/contracts/derive_airbyte_config_secured.py`) that declares Basic auth for the config
+//! API, the bearer token for `/public/v1/` calls and the server's 409 `KnownExceptionInfo`,
+//! so Prism checks both headers (and refuses calls without them) and the 409 body.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
@@ -35,6 +36,8 @@ use tokio_util::sync::CancellationToken;
 const STRIPE: &str = "6c1d8a6e-0f5b-4c57-9a4c-2b0d4d1c9a01";
 const HUBSPOT: &str = "0b7e2f1a-5d3c-4a8e-8f2b-9c6d1e4a7b02";
 const TOKEN: &str = "static-contract-token";
+/// config.yaml with its authentication declared (tests/contracts/vendor/SOURCES.md).
+const SECURED_CONFIG: &str = "airbyte/derived/config.secured.yaml";
 
 fn fake() -> FakeAirbyte {
     with_connections(
@@ -154,10 +157,18 @@ async fn exercise_conflict(c: &AirbyteClient, f: &FakeAirbyte, prism: &PrismProx
 
 #[tokio::test]
 async fn config_api_and_public_connections_conform_to_config_yaml() {
-    let f = with_connections(FakeAirbyte::new());
+    // The derived copy of config.yaml declares Basic auth for the config API and the bearer
+    // token for the public API's connections calls, so Prism checks both headers.
+    let f = with_connections(FakeAirbyte::new())
+        .with_basic_auth("airbyte", "contract-password")
+        .with_static_token(TOKEN);
     let server = FakeServer::start(f.router()).await;
-    let prism = PrismProxy::start("airbyte/config.yaml", &format!("{}/api", server.url())).await;
-    let c = client(Api::Config, format!("{}/v1", prism.url()), Auth::None);
+    let prism = PrismProxy::start(SECURED_CONFIG, &format!("{}/api", server.url())).await;
+    let basic = || Auth::Basic {
+        username: "airbyte".into(),
+        password: SecretString::from("contract-password"),
+    };
+    let c = client(Api::Config, format!("{}/v1", prism.url()), basic());
     exercise(&c, &f).await;
     let ws = vec![FakeAirbyte::workspace_id().to_owned()];
     assert_eq!(
@@ -169,12 +180,15 @@ async fn config_api_and_public_connections_conform_to_config_yaml() {
         vec!["Stripe → Postgres".to_owned()]
     );
     c.probe(&[]).await.unwrap();
+    // A second sync of a busy connection: the 409 and its KnownExceptionInfo body conform.
+    exercise_conflict(&c, &f, &prism).await;
+    prism.assert_no_violations();
 
     // The public API's connection listing, as config.yaml's copy of the public API has it.
     let p = client(
         Api::Public,
         format!("{}/public/v1", prism.url()),
-        Auth::None,
+        Auth::Token(SecretString::from(TOKEN)),
     );
     assert_eq!(
         p.find_connection("HubSpot → Postgres", &ws).await.unwrap(),
@@ -185,6 +199,28 @@ async fn config_api_and_public_connections_conform_to_config_yaml() {
         vec!["HubSpot → Postgres".to_owned()]
     );
     prism.assert_no_violations();
+    // Without credentials Prism refuses both APIs itself: nothing reaches the fake.
+    let before = server.requests().len();
+    let anonymous = client(Api::Config, format!("{}/v1", prism.url()), Auth::None);
+    let e = anonymous.get_job(1).await.unwrap_err();
+    assert!(e.to_string().contains("401"), "{e}");
+    let anonymous = client(
+        Api::Public,
+        format!("{}/public/v1", prism.url()),
+        Auth::None,
+    );
+    let e = anonymous.probe(&[HUBSPOT.to_owned()]).await.unwrap_err();
+    assert!(e.to_string().contains("401"), "{e}");
+    assert_eq!(
+        server.requests().len(),
+        before,
+        "Prism forwarded an unauthenticated call"
+    );
+    let refused = prism.violations();
+    assert!(
+        refused.len() == 2 && refused.iter().all(|v| v.contains("UNAUTHORIZED")),
+        "{refused:#?}"
+    );
     assert!(
         server
             .requests()
@@ -199,7 +235,7 @@ async fn config_api_and_public_connections_conform_to_config_yaml() {
     let e = c.get_job(id).await.unwrap_err();
     assert!(e.to_string().contains("500"), "{e}");
     assert!(
-        !prism.violations().is_empty(),
+        prism.violations().len() > refused.len(),
         "Prism must flag the off-spec answer: {:?}",
         prism.log()
     );
