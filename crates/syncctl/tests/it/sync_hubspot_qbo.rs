@@ -226,6 +226,13 @@ async fn the_headline_command_syncs_both_ways_with_merges_and_every_strategy() {
     );
     let w = World::new(hs, qb).await;
 
+    // `sync check` needs no config either: settings, connectivity and the mapping.
+    let check = w
+        .sync(&["check", "--source", "hubspot", "--target", "quickbooks"])
+        .await;
+    ok(&check);
+    assert_eq!(w.write_calls(), 0, "check wrote");
+
     // A dry run reads both sides and writes nothing anywhere: no write call in either
     // fake's request log, no state store created.
     let plan = w.headline(&["--dry-run"]).await;
