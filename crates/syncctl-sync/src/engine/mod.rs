@@ -383,7 +383,9 @@ struct Engine<'a> {
     /// Per side written: comparison keys ([`syncctl_core::Source::comparison_keys`]) of the
     /// natural keys matched or created there in this run, with the natural key that claimed
     /// each, so that a record the side would hold to be the same is refused before writing.
-    claimed_as: [HashMap<String, String>; 2],
+    /// Keyed by the comparison key's 128-bit hash (as [`KeySet`]): a first load of a million
+    /// records keeps a million entries.
+    claimed_as: [HashMap<u128, Box<str>>; 2],
     pending: [BTreeSet<RecordKey>; 2],
     resolutions: HashMap<i64, Resolution>,
     open_conflicts: HashSet<i64>,

@@ -10,7 +10,7 @@ use syncctl_validate::coerce::canonical_text;
 use syncctl_validate::same_value;
 
 use super::plan::{Work, deleted_on, set_record};
-use super::{Engine, PAGE, PAIR_WINDOW, idx};
+use super::{Engine, KeySet, PAGE, PAIR_WINDOW, idx};
 use crate::error::SyncError;
 use crate::store::{ConflictWrite, Link, LinkWrite, PairCommit, Side};
 
@@ -262,9 +262,9 @@ impl<'a> Engine<'a> {
                 // later runs) is synced, every later one is refused before anything is written.
                 let twin = compared_as
                     .as_ref()
-                    .and_then(|c| self.claimed_as[idx(y)].get(c))
-                    .filter(|t| Some(*t) != nk.as_ref())
-                    .cloned();
+                    .and_then(|c| self.claimed_as[idx(y)].get(&KeySet::hash(c)))
+                    .filter(|t| Some(&***t) != nk.as_deref())
+                    .map(|t| t.to_string());
                 match nk {
                     None => {
                         w.rejected.push(format!(
@@ -296,7 +296,7 @@ impl<'a> Engine<'a> {
                     Some(nk) => {
                         self.claimed.insert(&nk);
                         if let Some(c) = &compared_as {
-                            self.claimed_as[idx(y)].insert(c.clone(), nk.clone());
+                            self.claimed_as[idx(y)].insert(KeySet::hash(c), nk.as_str().into());
                         }
                         let cands = candidates
                             .get(compared_as.as_ref().unwrap_or(&nk))
