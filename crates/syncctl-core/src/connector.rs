@@ -912,6 +912,16 @@ pub trait CredentialStore: Send + Sync {
     /// # Errors
     /// The store is unreachable or refused the write.
     async fn save(&self, name: &str, value: &secrecy::SecretString) -> Result<(), ConnectorError>;
+
+    /// Whether a [`CredentialStore::save`] can succeed now (the store is open for writing): a
+    /// connector about to have a secret rotated asks first, so that it never has one rotated
+    /// that it cannot keep.
+    ///
+    /// # Errors
+    /// The store cannot take a write (read-only, not available).
+    async fn ready_to_save(&self) -> Result<(), ConnectorError> {
+        Ok(())
+    }
 }
 
 /// Credentials kept in memory: for tests, and for commands without a state store.

@@ -307,13 +307,15 @@ impl<F: TokenFetcher> AuthProvider for RefreshingToken<F> {
 /// * The refresh token sent is the newest one in the [`CredentialStore`] while that chain
 ///   descends from the operator's configured token (the store keeps a SHA-256 of the configured
 ///   token it started from); when the operator configures a different token (the app was
-///   reconnected), the configured one wins.
+///   reconnected), the configured one wins. The store is read again before every refresh:
+///   another run sharing the app and account may have rotated the token meanwhile.
 /// * A rotated refresh token is saved in the store **before** [`TokenFetcher::fetch`] returns,
 ///   so [`RefreshingToken`] never caches, and no request ever carries, an access token whose
 ///   refresh chain is not durable. If it cannot be saved the fetch fails and the run stops:
 ///   nothing further may depend on a token that only lives in memory.
-/// * Before each grant the current refresh token is written back to the store: a store that
-///   cannot save (unreachable, read-only) stops the refresh before the provider rotates.
+/// * Before each grant the store is asked whether it can take a write
+///   ([`CredentialStore::ready_to_save`]): a store that cannot (read-only, not available) stops
+///   the refresh before the provider rotates anything.
 /// * The grant request is sent once, never resent after it may have reached the server (a
 ///   lost answer could have rotated the token); only connection refusals and 429s are resent.
 pub struct RefreshTokenGrant {
@@ -325,7 +327,6 @@ pub struct RefreshTokenGrant {
     store: Arc<dyn CredentialStore>,
     name: String,
     rejected_hint: String,
-    current: tokio::sync::Mutex<Option<SecretString>>,
 }
 
 impl fmt::Debug for RefreshTokenGrant {
@@ -392,7 +393,6 @@ impl RefreshTokenGrant {
             store,
             name: name.into(),
             rejected_hint: "authorise the app again and configure the new refresh token".into(),
-            current: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -412,11 +412,8 @@ impl RefreshTokenGrant {
     }
 
     /// The refresh token to send: the stored one while it descends from the configured one.
+    /// Read from the store every time, never cached: another run may have rotated it.
     async fn current_refresh_token(&self) -> Result<SecretString, HttpError> {
-        let mut current = self.current.lock().await;
-        if let Some(t) = current.as_ref() {
-            return Ok(t.clone());
-        }
         let seed = sha256_hex(self.configured.expose_secret());
         // A store that cannot be read (unreachable, wrong SYNCCTL_STATE_KEY) stops here,
         // before the provider is asked and could rotate anything.
@@ -440,7 +437,6 @@ impl RefreshTokenGrant {
             }
             None => self.configured.clone(),
         };
-        *current = Some(chosen.clone());
         Ok(chosen)
     }
 
@@ -473,9 +469,15 @@ impl RefreshTokenGrant {
 impl TokenFetcher for RefreshTokenGrant {
     async fn fetch(&self) -> Result<AccessToken, HttpError> {
         let refresh_token = self.current_refresh_token().await?;
-        // Write the current token back first: a store that could not take the rotated one
-        // (read-only, unreachable) refuses here, before the provider rotates anything.
-        self.persist(&refresh_token).await?;
+        // A store that could not keep the rotated token refuses here, before the provider
+        // rotates anything. (Writing the current token back instead would overwrite a newer
+        // one another run saved meanwhile.)
+        self.store.ready_to_save().await.map_err(|e| {
+            self.error(
+                format!("the credential store cannot keep a rotated refresh token, so no refresh is attempted: {e}"),
+                e.class() == syncctl_core::ErrorClass::Transient,
+            )
+        })?;
         let basic = basic_value(&self.client_id, self.client_secret.expose_secret());
         let req = Request::post(&self.token_url)
             .without_auth()
@@ -516,7 +518,6 @@ impl TokenFetcher for RefreshTokenGrant {
             && new.expose_secret() != refresh_token.expose_secret()
         {
             self.persist(new).await?;
-            *self.current.lock().await = Some(new.clone());
             tracing::info!(name = %self.name, "the provider rotated the refresh token; saved it in the credential store");
         }
         let secs = match answer.expires_in {

@@ -365,3 +365,29 @@ async fn the_fake_enforces_the_batch_rate_and_the_client_stays_under_it() {
     );
     assert_eq!(fake.all("Customer").len(), 60);
 }
+
+#[tokio::test]
+async fn two_runs_sharing_the_refresh_chain_use_each_others_rotated_tokens() {
+    let fake = QuickBooksFake::new().with_oauth_client("app", "app-secret", "refresh-0");
+    let server = FakeServer::start(fake.router()).await;
+    let store: Arc<dyn CredentialStore> = Arc::new(MemoryCredentials::default());
+    // Two syncs of the same app and company on one state store, running side by side.
+    let a = QuickBooksClient::new(
+        &settings(&server, None, Some("refresh-0")),
+        options(store.clone()),
+    )
+    .unwrap();
+    let b = QuickBooksClient::new(
+        &settings(&server, None, Some("refresh-0")),
+        options(store.clone()),
+    )
+    .unwrap();
+    a.company_info().await.unwrap();
+    b.company_info().await.unwrap();
+    fake.expire_access_tokens();
+    // `a` refreshes again after `b` rotated the token `a` last saw: it must read the newest.
+    a.company_info().await.unwrap();
+    b.company_info().await.unwrap();
+    assert_eq!(fake.tokens_issued(), 4);
+    assert_eq!(fake.valid_refresh_tokens().len(), 1);
+}

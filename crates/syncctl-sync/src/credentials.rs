@@ -248,6 +248,10 @@ impl CredentialStore for StateCredentials {
         stored.map(|s| self.decode(name, &s)).transpose()
     }
 
+    async fn ready_to_save(&self) -> Result<(), ConnectorError> {
+        self.writer().await.map(|_| ())
+    }
+
     async fn save(&self, name: &str, value: &SecretString) -> Result<(), ConnectorError> {
         let stored = match &self.key {
             Some(key) => key.seal(name, value.expose_secret())?,

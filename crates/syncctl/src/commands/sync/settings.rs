@@ -328,6 +328,9 @@ impl CredentialStore for NoCredentialStore {
         _name: &str,
         _value: &secrecy::SecretString,
     ) -> Result<(), ConnectorError> {
+        self.ready_to_save().await
+    }
+    async fn ready_to_save(&self) -> Result<(), ConnectorError> {
         Err(ConnectorError::unavailable(
             "credential store",
             format!("the state store is not available: {}", self.0),
