@@ -75,6 +75,21 @@ fn take_note(help: &mut String, name: &str) -> Option<String> {
     Some(value)
 }
 
+/// Help text for a table: outside code spans, `<NAME>` would read as an HTML tag and vanish.
+fn prose(text: &str) -> String {
+    text.split('`')
+        .enumerate()
+        .map(|(i, part)| {
+            if i % 2 == 0 {
+                part.replace('<', "&lt;").replace('>', "&gt;")
+            } else {
+                part.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("`")
+}
+
 /// A default value as code (`10s`), or as it is written when it is a sentence.
 fn code_or_prose(d: String) -> String {
     if d.contains(' ') || d.contains('`') {
@@ -155,7 +170,7 @@ fn flag_row(arg: &Arg) -> String {
         cell(&value),
         cell(&default.map(code_or_prose).unwrap_or_default()),
         env.map(|e| format!("`{e}`")).unwrap_or_default(),
-        cell(&help)
+        prose(&cell(&help))
     )
 }
 
@@ -321,6 +336,14 @@ mod tests {
                 "README does not link {name}"
             );
         }
+    }
+
+    #[test]
+    fn angle_brackets_are_escaped_outside_code_only() {
+        assert_eq!(
+            prose("AIRBYTE_<NAME>_ID, or `a > b`"),
+            "AIRBYTE_&lt;NAME&gt;_ID, or `a > b`"
+        );
     }
 
     #[test]
