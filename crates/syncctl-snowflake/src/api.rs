@@ -392,3 +392,39 @@ fn interpret(resp: Response) -> Result<Answer, SnowflakeError> {
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Snowflake writes `null` for the rowType fields that do not apply to a column (precision and
+    /// scale of TEXT, length and byteLength of FIXED); the result must read all the same.
+    #[test]
+    fn a_row_type_with_null_length_precision_and_scale_reads() {
+        let body: Body = serde_json::from_value(serde_json::json!({
+            "resultSetMetaData": {
+                "numRows": 1,
+                "format": "jsonv2",
+                "partitionInfo": [{"rowCount": 1, "uncompressedSize": 20}],
+                "rowType": [
+                    {"name": "file", "type": "text", "length": 16_777_216, "byteLength": 16_777_216,
+                     "precision": null, "scale": null, "nullable": true, "collation": null},
+                    {"name": "rows_loaded", "type": "fixed", "length": null, "byteLength": null,
+                     "precision": 38, "scale": 0, "nullable": true},
+                ],
+            },
+            "data": [["s3://b/a.csv", "3"]],
+            "code": "090001",
+            "statementHandle": "01b-handle",
+        }))
+        .unwrap();
+        let meta = body.result_set_meta_data.unwrap();
+        let names: Vec<String> = meta.row_type.into_iter().map(|c| c.name).collect();
+        assert_eq!(names, ["file", "rows_loaded"]);
+        assert_eq!(meta.partition_info.len(), 1);
+        assert_eq!(
+            body.data.unwrap(),
+            [[Some("s3://b/a.csv".to_string()), Some("3".to_string())]]
+        );
+    }
+}

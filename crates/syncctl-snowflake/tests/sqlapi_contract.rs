@@ -34,7 +34,9 @@ fn waiter(o: WaitOptions, cancel: CancellationToken) -> Waiter {
     Waiter::new(o, tokio::time::Instant::now(), cancel)
 }
 
-const SPEC: &str = "snowflake/sqlapi.yaml";
+/// Snowflake's sqlapi.yaml with the rowType fields Snowflake sends as `null` made nullable
+/// (tests/contracts/vendor/SOURCES.md).
+const SPEC: &str = "snowflake/derived/sqlapi.nullable-rowtype.yaml";
 const TABLE: &str = "RAW.EVENTS.EVENTS";
 const LAKE: &str = "s3://biz-datalake-dev/events/";
 
@@ -226,6 +228,32 @@ async fn canary_prism_flags_an_off_spec_fake() {
         "Prism saw nothing wrong:\n{}",
         prism.log().join("\n")
     );
+}
+
+/// Why the derived spec: the fake writes `null` where Snowflake does (precision/scale of TEXT,
+/// length/byteLength of FIXED), and the vendor file, which types them as plain integers, flags
+/// exactly that; the same copy passes the derived file (the tests above).
+#[tokio::test]
+async fn the_vendor_spec_flags_the_null_row_type_fields_snowflake_sends() {
+    let fake = builder().build();
+    let server = FakeServer::start(fake.router()).await;
+    let prism = PrismProxy::start("snowflake/sqlapi.yaml", &server.url()).await;
+    let report = run_copy(
+        &api(&prism.url()),
+        &plan(TABLE, "2025-10-30", "2025-10-30"),
+        &opts(true),
+        &mut |_| {},
+    )
+    .await;
+    // Prism's 500 names each violation; the first is the first column's (TEXT) precision.
+    let end = format!("{:?}", report.end);
+    assert!(
+        matches!(report.end, RunEnd::Failed(_))
+            && end.contains("resultSetMetaData.rowType.0.precision must be integer"),
+        "the vendor spec did not flag the null rowType fields: {end}\n{}",
+        prism.log().join("\n")
+    );
+    assert!(!prism.violations().is_empty());
 }
 
 /// The SQL API client with `creds` against `base`.

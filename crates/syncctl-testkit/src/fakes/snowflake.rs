@@ -1230,7 +1230,7 @@ fn result_body(
     let row_type: Vec<serde_json::Value> = out
         .columns
         .iter()
-        .map(|(name, ty)| serde_json::json!({"name": name, "type": ty, "length": 0, "precision": 0, "scale": 0, "nullable": true}))
+        .map(|(name, ty)| row_type_entry(name, ty))
         .collect();
     let mut body = serde_json::json!({
         "resultSetMetaData": {
@@ -1676,6 +1676,24 @@ fn execute_batch(inner: &mut Inner, st: &Stmt) -> Result<Vec<Output>, FakeSqlErr
         }
     }
     Ok(outs)
+}
+
+/// One `rowType` entry as Snowflake writes it: the fields that do not apply to the column's type
+/// are `null`, not 0 (a TEXT column has no precision or scale, a FIXED one no length or
+/// byteLength), so clients meet the nulls here as they do against Snowflake.
+fn row_type_entry(name: &str, ty: &str) -> serde_json::Value {
+    // VARCHAR's default (and maximum) length: 16 MB, in characters and in bytes.
+    const TEXT_LENGTH: u64 = 16_777_216;
+    match ty {
+        "fixed" => serde_json::json!({
+            "name": name, "type": ty, "length": null, "byteLength": null,
+            "precision": 38, "scale": 0, "nullable": true,
+        }),
+        _ => serde_json::json!({
+            "name": name, "type": ty, "length": TEXT_LENGTH, "byteLength": TEXT_LENGTH,
+            "precision": null, "scale": null, "nullable": true,
+        }),
+    }
 }
 
 const COPY_COLUMNS: [(&str, &str); 10] = [

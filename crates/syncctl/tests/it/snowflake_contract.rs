@@ -11,7 +11,9 @@ use syncctl_testkit::fakes::snowflake::{
 };
 use syncctl_testkit::prism::PrismProxy;
 
-const SPEC: &str = "snowflake/sqlapi.yaml";
+/// Snowflake's sqlapi.yaml with the rowType fields Snowflake sends as `null` made nullable
+/// (tests/contracts/vendor/SOURCES.md).
+const SPEC: &str = "snowflake/derived/sqlapi.nullable-rowtype.yaml";
 const LAKE: &str = "s3://biz-datalake-dev/events/";
 
 fn builder() -> SnowflakeFakeBuilder {
