@@ -292,7 +292,8 @@ impl JobsClient {
         })
     }
 
-    /// One run with every page of its tasks merged (API 2.2 pages past 100 tasks).
+    /// One run with every page merged (API 2.2 pages its tasks, iterations, job clusters, job
+    /// parameters and repair history past 100 each).
     ///
     /// # Errors
     /// API and transport errors.
@@ -318,10 +319,7 @@ impl JobsClient {
                 .filter(|t| !t.is_empty() && self.api == ApiVersion::V2_2);
             match &mut merged {
                 None => merged = Some(page),
-                Some(run) => {
-                    run.tasks.extend(page.tasks);
-                    run.repair_history.extend(page.repair_history);
-                }
+                Some(run) => run.append_page(page),
             }
             match next {
                 Some(t) if token.as_deref() != Some(t.as_str()) => token = Some(t),

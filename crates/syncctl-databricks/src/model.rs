@@ -173,9 +173,56 @@ pub struct Run {
     /// Repairs (only with `include_history=true`).
     #[serde(default)]
     pub repair_history: Vec<RepairHistoryItem>,
-    /// More task runs are on the next page (API 2.2).
+    /// The iterations of a for-each task run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub iterations: Vec<RunTask>,
+    /// The job clusters the run's tasks share.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub job_clusters: Vec<JobCluster>,
+    /// The job parameters the run was started with.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub job_parameters: Vec<JobParameter>,
+    /// More of the run's arrays are on the next page (API 2.2).
     #[serde(default)]
     pub next_page_token: Option<String>,
+}
+
+impl Run {
+    /// Appends a later `runs/get` page's slices of every paged array (API 2.2 pages
+    /// `tasks`, `iterations`, `job_clusters`, `job_parameters` and `repair_history`, 100 each);
+    /// the rest of a later page repeats the first.
+    pub fn append_page(&mut self, page: Run) {
+        self.tasks.extend(page.tasks);
+        self.iterations.extend(page.iterations);
+        self.job_clusters.extend(page.job_clusters);
+        self.job_parameters.extend(page.job_parameters);
+        self.repair_history.extend(page.repair_history);
+    }
+}
+
+/// A job cluster as `runs/get` lists it.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct JobCluster {
+    /// The key tasks refer to it by.
+    #[serde(default)]
+    pub job_cluster_key: String,
+    /// The cluster's spec, kept as Databricks sent it (syncctl does not read it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_cluster: Option<serde_json::Value>,
+}
+
+/// One job parameter of a run.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct JobParameter {
+    /// The parameter's name.
+    #[serde(default)]
+    pub name: String,
+    /// The job's default for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
+    /// The value the run used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
 }
 
 impl Run {

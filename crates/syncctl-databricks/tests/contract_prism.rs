@@ -281,3 +281,58 @@ async fn canaries_both_specs_catch_off_spec_responses_and_requests() {
         );
     }
 }
+
+/// Jobs API 2.2 `runs/get` pages every long array of a run, 100 elements each, and repeats the
+/// rest of the run on each page: the client must keep all of them, not only the tasks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_get_pages_past_100_lose_no_job_cluster_parameter_or_iteration() {
+    let mut job = FakeJob::new(9, "wide")
+        .task("ingest", TaskOutcome::Success)
+        .for_each_iterations(101);
+    for i in 0..130 {
+        job = job.job_cluster(&format!("cluster_{i:03}"));
+    }
+    let fake = DatabricksFake::new().with_pat(PAT).job(job);
+    let server = FakeServer::start(fake.router()).await;
+    let prism = PrismProxy::start(OURS_22, &server.url()).await;
+    let client = pat(&format!("{}/api", prism.url()), ApiVersion::V2_2);
+    let params: serde_json::Map<String, serde_json::Value> = (0..250)
+        .map(|i| (format!("p{i:03}"), json!(format!("v{i}"))))
+        .collect();
+    let started = client
+        .run_now(&json!({"job_id": 9, "job_parameters": params}))
+        .await
+        .unwrap();
+
+    let run = client.get_run(started.run_id, true).await.unwrap();
+    prism.assert_no_violations();
+    let pages = server
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/api/2.2/jobs/runs/get")
+        .count();
+    assert_eq!(pages, 3, "250 job parameters take three pages of 100");
+    assert_eq!(run.tasks.len(), 1);
+    assert_eq!(run.repair_history.len(), 1);
+    let clusters: Vec<&str> = run
+        .job_clusters
+        .iter()
+        .map(|c| c.job_cluster_key.as_str())
+        .collect();
+    let expected: Vec<String> = (0..130).map(|i| format!("cluster_{i:03}")).collect();
+    assert_eq!(clusters, expected);
+    let got: Vec<(String, String)> = run
+        .job_parameters
+        .iter()
+        .map(|p| (p.name.clone(), p.value.clone().unwrap_or_default()))
+        .collect();
+    let expected: Vec<(String, String)> = (0..250)
+        .map(|i| (format!("p{i:03}"), format!("v{i}")))
+        .collect();
+    assert_eq!(got, expected);
+    let iteration_ids: std::collections::BTreeSet<i64> =
+        run.iterations.iter().filter_map(|t| t.run_id).collect();
+    assert_eq!(run.iterations.len(), 101);
+    assert_eq!(iteration_ids.len(), 101, "no iteration twice");
+    assert!(run.next_page_token.is_none());
+}

@@ -7,7 +7,9 @@
 //! * runs that move one life-cycle step per `runs/get` (the job's path, then `TERMINATED`),
 //!   multi-task runs where tasks fail with a `runs/get-output` error, the legacy `state`
 //!   object (2.1 and 2.2) and the newer `status` object with `termination_details` (2.2),
-//!   task lists paged with `next_page_token` in 2.2;
+//!   run pages in 2.2: each `runs/get` page is the whole run with the next ≤ `task_page_size`
+//!   (100) slice of `tasks`, `iterations`, `job_clusters`, `job_parameters` and
+//!   `repair_history`, and `next_page_token` while any has more;
 //! * `idempotency_token`: a second `run-now` with the same token returns the first run;
 //! * `runs/cancel` (TERMINATING, then TERMINATED/CANCELED), `runs/repair` with
 //!   `latest_repair_id` checks, `runs/get-output` refusing the parent of a multi-task run;
@@ -60,6 +62,8 @@ pub struct FakeJob {
     path: Vec<String>,
     final_life: String,
     final_result: Option<String>,
+    job_clusters: Vec<String>,
+    iterations: usize,
 }
 
 impl FakeJob {
@@ -75,7 +79,23 @@ impl FakeJob {
                 .to_vec(),
             final_life: "TERMINATED".to_owned(),
             final_result: None,
+            job_clusters: Vec::new(),
+            iterations: 0,
         }
+    }
+
+    /// Adds a shared job cluster; runs list it in `job_clusters`.
+    #[must_use]
+    pub fn job_cluster(mut self, key: &str) -> Self {
+        self.job_clusters.push(key.to_owned());
+        self
+    }
+
+    /// The job's for-each task fans out into `n` iterations, which runs list in `iterations`.
+    #[must_use]
+    pub fn for_each_iterations(mut self, n: usize) -> Self {
+        self.iterations = n;
+        self
     }
 
     /// Adds a task (the default `main` task is used only when none is added).
@@ -159,6 +179,8 @@ struct FakeRun {
     /// Frozen once terminal: life-cycle, result, end time.
     ended: Option<(String, Option<String>, i64)>,
     repairs: Vec<i64>,
+    job_clusters: Vec<String>,
+    iterations: usize,
 }
 
 struct Throttle {
@@ -783,6 +805,8 @@ async fn run_now(State(s): State<Shared>, Path(v): Path<String>, body: Bytes) ->
                 cancel_at: None,
                 ended: None,
                 repairs: Vec::new(),
+                job_clusters: job.job_clusters.clone(),
+                iterations: job.iterations,
             },
         );
         if let Some(t) = token {
@@ -946,6 +970,48 @@ fn run_json(run: &FakeRun, life: &str, result: Option<&str>, v: &str, status_onl
         "cleanup_duration": 0,
         "tasks": tasks,
     });
+    if !run.job_clusters.is_empty() {
+        out["job_clusters"] = run
+            .job_clusters
+            .iter()
+            .map(|k| json!({ "job_cluster_key": k, "new_cluster": { "spark_version": "15.4.x-scala2.12", "node_type_id": "i3.xlarge", "num_workers": 2 } }))
+            .collect();
+    }
+    // The run's parameters as runs/get lists them: one {name, value} per run-now job parameter.
+    if let Some(params) = run.body.get("job_parameters").and_then(Value::as_object) {
+        out["job_parameters"] = params
+            .iter()
+            .map(|(name, value)| json!({ "name": name, "value": value }))
+            .collect();
+    }
+    if run.iterations > 0 {
+        let (it_life, it_result) = if terminal {
+            ("TERMINATED", Some("SUCCESS"))
+        } else {
+            ("RUNNING", None)
+        };
+        out["iterations"] = (0..run.iterations)
+            .map(|i| {
+                let mut it = json!({
+                    "task_key": "for_each_item",
+                    "run_id": run.run_id * 100_000 + 50_000 + i64::try_from(i).unwrap_or(0),
+                    "attempt_number": 0,
+                    "start_time": run.start_ms,
+                });
+                if !(v == "2.2" && status_only) {
+                    let mut state = json!({ "life_cycle_state": it_life, "state_message": "" });
+                    if let Some(r) = it_result {
+                        state["result_state"] = json!(r);
+                    }
+                    it["state"] = state;
+                }
+                if v == "2.2" {
+                    it["status"] = status_of(it_life, it_result, "");
+                }
+                it
+            })
+            .collect();
+    }
     if !(v == "2.2" && status_only) {
         let mut state = json!({ "life_cycle_state": life, "state_message": message });
         if let Some(r) = result {
@@ -962,6 +1028,15 @@ fn run_json(run: &FakeRun, life: &str, result: Option<&str>, v: &str, status_onl
     }
     out
 }
+
+/// The arrays Jobs API 2.2 `runs/get` pages (at most 100 elements each per page).
+const PAGED_RUN_ARRAYS: [&str; 5] = [
+    "tasks",
+    "iterations",
+    "job_clusters",
+    "job_parameters",
+    "repair_history",
+];
 
 async fn get_run(
     State(s): State<Shared>,
@@ -1011,19 +1086,21 @@ async fn get_run(
         body["repair_history"] = json!(history);
     }
     if v == "2.2" {
-        let tasks = body["tasks"].as_array().cloned().unwrap_or_default();
-        let chunk: Vec<Value> = tasks
-            .iter()
-            .skip(page * page_size)
-            .take(page_size)
-            .cloned()
-            .collect();
-        if page > 0 {
-            // Later pages carry only the rest of the arrays.
-            body = json!({ "job_id": run.job_id, "run_id": run.run_id });
+        // Every page is the whole run object with the next slice of each long array; the
+        // token comes while any of them has more.
+        let mut more = false;
+        for key in PAGED_RUN_ARRAYS {
+            let Some(all) = body.get(key).and_then(Value::as_array).cloned() else {
+                continue;
+            };
+            more |= (page + 1) * page_size < all.len();
+            body[key] = all
+                .into_iter()
+                .skip(page * page_size)
+                .take(page_size)
+                .collect();
         }
-        body["tasks"] = json!(chunk);
-        if (page + 1) * page_size < tasks.len() {
+        if more {
             body["next_page_token"] = json!(format!("tasks-page-{}", page + 1));
         }
     }
@@ -1306,6 +1383,8 @@ mod tests {
             cancel_at: None,
             ended: None,
             repairs: vec![],
+            job_clusters: vec![],
+            iterations: 0,
         };
         let seen: Vec<_> = (0..5).map(|_| step(&mut run, 5, true)).collect();
         assert_eq!(seen[0].0, "PENDING");
