@@ -192,8 +192,22 @@ impl Run {
     /// `tasks`, `iterations`, `job_clusters`, `job_parameters` and `repair_history`, 100 each);
     /// the rest of a later page repeats the first.
     pub fn append_page(&mut self, page: Run) {
-        self.tasks.extend(page.tasks);
-        self.iterations.extend(page.iterations);
+        // A for-each task run repeats its one task on every page of its iterations (Databricks'
+        // SDKs append only the iterations then), so a task run already held is not appended twice.
+        let seen = |held: &[RunTask], t: &RunTask| {
+            t.run_id
+                .is_some_and(|id| held.iter().any(|h| h.run_id == Some(id)))
+        };
+        for t in page.tasks {
+            if !seen(&self.tasks, &t) {
+                self.tasks.push(t);
+            }
+        }
+        for t in page.iterations {
+            if !seen(&self.iterations, &t) {
+                self.iterations.push(t);
+            }
+        }
         self.job_clusters.extend(page.job_clusters);
         self.job_parameters.extend(page.job_parameters);
         self.repair_history.extend(page.repair_history);
