@@ -208,8 +208,22 @@ impl Run {
                 self.iterations.push(t);
             }
         }
-        self.job_clusters.extend(page.job_clusters);
-        self.job_parameters.extend(page.job_parameters);
+        // The 2.2 docs slice job_clusters per page, while the Go SDK's tests repeat them on later
+        // pages: keys are unique within a job, so either form merges to one entry per key.
+        for c in page.job_clusters {
+            if !self
+                .job_clusters
+                .iter()
+                .any(|h| h.job_cluster_key == c.job_cluster_key)
+            {
+                self.job_clusters.push(c);
+            }
+        }
+        for p in page.job_parameters {
+            if !self.job_parameters.iter().any(|h| h.name == p.name) {
+                self.job_parameters.push(p);
+            }
+        }
         self.repair_history.extend(page.repair_history);
     }
 }
@@ -332,6 +346,37 @@ mod tests {
             run_id: Some(run_id),
             ..RunTask::default()
         }
+    }
+
+    #[test]
+    fn job_clusters_and_parameters_merge_once_per_key_whether_sliced_or_repeated() {
+        let cluster = |k: &str| JobCluster {
+            job_cluster_key: k.into(),
+            new_cluster: None,
+        };
+        let param = |n: &str| JobParameter {
+            name: n.into(),
+            ..JobParameter::default()
+        };
+        let mut run = Run {
+            job_clusters: vec![cluster("a"), cluster("b")],
+            job_parameters: vec![param("x")],
+            ..Run::default()
+        };
+        // A later page that repeats what page one held and adds the next slice.
+        run.append_page(Run {
+            job_clusters: vec![cluster("a"), cluster("b"), cluster("c")],
+            job_parameters: vec![param("x"), param("y")],
+            ..Run::default()
+        });
+        let keys: Vec<_> = run
+            .job_clusters
+            .iter()
+            .map(|c| c.job_cluster_key.as_str())
+            .collect();
+        assert_eq!(keys, ["a", "b", "c"]);
+        let names: Vec<_> = run.job_parameters.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["x", "y"]);
     }
 
     #[test]
