@@ -5,6 +5,8 @@
 //! * `s == t`: nothing to write (the base is refreshed to that value).
 //! * only `s != b`: the source changed; copied to the target if the field flows that way.
 //! * only `t != b`: the target changed; copied to the source if the field flows that way.
+//! * no base (a first match): a value on one side and nothing (null or `""`) on the other
+//!   fills the empty side; two different values are a conflict, as below.
 //! * both changed (or there is no base: a first match): a conflict. A field that flows one
 //!   way only is settled by its owner. Otherwise the strategy decides: `source_wins`,
 //!   `target_wins`, `latest` (record modified times; ties and missing times go to the source)
@@ -109,8 +111,11 @@ pub fn merge(
             m.merged.insert(f.canon.clone(), sv.clone());
             continue;
         }
-        let s_changed = b.is_none_or(|b| !same_value(sv, b));
-        let t_changed = b.is_none_or(|b| !same_value(tv, b));
+        // On a first match (no base) an empty side has not changed anything: the pair was never
+        // synced, so a blank there is a gap to fill, not a deletion to weigh against the other
+        // side's value. Only two different non-empty values are a conflict.
+        let s_changed = b.map_or(!is_empty(sv), |b| !same_value(sv, b));
+        let t_changed = b.map_or(!is_empty(tv), |b| !same_value(tv, b));
         let (to_t, to_s) = (f.direction.to_target(), f.direction.to_source());
         let keep_base = |m: &mut Merge| {
             let v = b
@@ -214,6 +219,15 @@ pub fn merge(
         }
     }
     m
+}
+
+/// Null or an empty string: nothing there to keep.
+fn is_empty(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::String(s) => s.is_empty(),
+        _ => false,
+    }
 }
 
 /// The values to create on the other side for a record that exists on `from` only: every
@@ -389,6 +403,39 @@ mod tests {
         );
         assert_eq!(first.to_target, base(&[("a", "x")]));
         assert_eq!(first.conflicts.len(), 1);
+    }
+
+    #[test]
+    fn a_first_match_fills_blanks_both_ways_and_queues_only_real_differences() {
+        let m = mapping(&[
+            ("a", Direction::Bidirectional),
+            ("b", Direction::Bidirectional),
+        ]);
+        // Source has `a`, the target has `b` (and an empty string for `a`): each fills the other.
+        let fill = merge(
+            &m,
+            ConflictStrategy::Manual,
+            None,
+            &p(&[("a", "x")], 0),
+            &p(&[("a", ""), ("b", "y")], 0),
+            None,
+        );
+        assert!(!fill.queued && fill.conflicts.is_empty());
+        assert_eq!(fill.to_target, base(&[("a", "x")]));
+        assert_eq!(fill.to_source, base(&[("b", "y")]));
+        assert_eq!(fill.merged, base(&[("a", "x"), ("b", "y")]));
+        // Two different values are still a conflict, queued whole under `manual`.
+        let differ = merge(
+            &m,
+            ConflictStrategy::Manual,
+            None,
+            &p(&[("a", "x")], 0),
+            &p(&[("a", "z"), ("b", "y")], 0),
+            None,
+        );
+        assert!(differ.queued);
+        assert!(differ.to_source.is_empty() && differ.to_target.is_empty());
+        assert_eq!(differ.conflicts.len(), 1);
     }
 
     #[test]
