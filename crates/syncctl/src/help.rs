@@ -323,27 +323,10 @@ fn leaf_paths(cmd: &Command, parent: &str, out: &mut Vec<String>) {
     }
 }
 
-/// Splits on spaces, keeping single-quoted words together (examples in tests).
+/// Splits a documented command line into words as a POSIX shell would (examples in tests).
 #[cfg(test)]
 pub(crate) fn split_words(s: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quoted = false;
-    for c in s.chars() {
-        match c {
-            '\'' => quoted = !quoted,
-            ' ' if !quoted => {
-                if !cur.is_empty() {
-                    out.push(std::mem::take(&mut cur));
-                }
-            }
-            _ => cur.push(c),
-        }
-    }
-    if !cur.is_empty() {
-        out.push(cur);
-    }
-    out
+    shlex::split(s).unwrap_or_else(|| panic!("unbalanced quotes in example: {s}"))
 }
 
 #[cfg(test)]

@@ -73,26 +73,9 @@ fn render(command: &str, quickstart_config: &str) -> String {
     s.replace("/opt/syncctl/syncs/contacts.yaml", quickstart_config)
 }
 
-/// Splits a shell line into words (single quotes only, as the flows use).
+/// Splits a shell line into words as the flow's shell would.
 fn words(line: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quoted = false;
-    for c in line.chars() {
-        match c {
-            '\'' => quoted = !quoted,
-            ' ' if !quoted => {
-                if !cur.is_empty() {
-                    out.push(std::mem::take(&mut cur));
-                }
-            }
-            _ => cur.push(c),
-        }
-    }
-    if !cur.is_empty() {
-        out.push(cur);
-    }
-    out
+    shlex::split(line).unwrap_or_else(|| panic!("unbalanced quotes in {line}"))
 }
 
 #[test]
