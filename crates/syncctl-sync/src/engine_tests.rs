@@ -802,6 +802,27 @@ async fn a_lookup_field_is_written_as_the_key_its_reference_is_linked_to() {
     let bob_t = pt.id_of("bob@x.io").unwrap();
     assert_eq!(ot.by_email()["o1@x.io"]["customer"], bob_t.to_string());
 
+    // A stale write is planned again from a fresh read: the retry resolves the reference too,
+    // rather than writing the source's own id.
+    ot.versioned
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let ot_order = ot.id_of("o1@x.io").unwrap();
+    os.put(Some(order), &[("person", &ada.to_string())]);
+    ot.table.lock().unwrap().edits_before_write.push_back(vec![(
+        ot_order,
+        "customer".into(),
+        "edited".into(),
+    )]);
+    let o = run(&orders, &os, &ot, &store, &cancel).await;
+    assert!(o.error.is_none(), "{:?}", o.error);
+    assert_eq!(o.report.target.counts.failed, 0, "{:?}", o.report);
+    let audit = store.changes(&o.report.run).await.unwrap();
+    assert!(
+        audit.iter().any(|c| c.status == "stale"),
+        "the first write came back stale"
+    );
+    assert_eq!(ot.by_email()["o1@x.io"]["customer"], ada_t.to_string());
+
     // Only source → target: a lookup that would flow back is a config problem.
     let e = parse_config(
         "o.yaml",

@@ -356,14 +356,7 @@ impl<'a> Engine<'a> {
             works.push(w);
         }
         for w in &mut works {
-            if let Some(why) = w.source.as_ref().and_then(|r| unresolved.get(&r.key)) {
-                w.ops.clear();
-                w.rejected = vec![why.clone()];
-                w.reject_side = Some(Side::Target);
-                w.link_after = super::plan::LinkAfter::Keep;
-                w.close_conflict = None;
-                w.queued = false;
-            }
+            refuse_unresolved(w, &unresolved);
         }
         self.validate(&mut works);
         self.execute_works(works).await
@@ -374,7 +367,7 @@ impl<'a> Engine<'a> {
     /// value compares with, and is written as, the target's reference. A value with no live
     /// link is not guessed: the record's key goes to `unresolved` with the reason, and its
     /// pair is refused (and retried on the next run, by which the other sync may have linked it).
-    async fn resolve_lookups(
+    pub(super) async fn resolve_lookups(
         &self,
         records: &mut [Record],
         unresolved: &mut HashMap<RecordKey, String>,
@@ -446,5 +439,18 @@ impl<'a> Engine<'a> {
             )
             .await?;
         Ok(())
+    }
+}
+
+/// Refuses a pair whose source record names, in a lookup field, a record linked in no sync:
+/// nothing is written for it and its link stays as it was (retried on the next run).
+pub(super) fn refuse_unresolved(w: &mut Work, unresolved: &HashMap<RecordKey, String>) {
+    if let Some(why) = w.source.as_ref().and_then(|r| unresolved.get(&r.key)) {
+        w.ops.clear();
+        w.rejected = vec![why.clone()];
+        w.reject_side = Some(Side::Target);
+        w.link_after = super::plan::LinkAfter::Keep;
+        w.close_conflict = None;
+        w.queued = false;
     }
 }

@@ -203,6 +203,8 @@ impl<'a> Engine<'a> {
             return Ok(());
         }
         let mut fresh: [HashMap<RecordKey, Record>; 2] = [HashMap::new(), HashMap::new()];
+        // Source records are read raw: their lookup fields are resolved as on the first pass.
+        let mut unresolved: HashMap<RecordKey, String> = HashMap::new();
         for side in [Side::Source, Side::Target] {
             let keys: Vec<RecordKey> = stale
                 .iter()
@@ -214,12 +216,15 @@ impl<'a> Engine<'a> {
                 continue;
             }
             let schema = self.sides[idx(side)].schema.clone();
-            let got = self.sides[idx(side)]
+            let mut got = self.sides[idx(side)]
                 .source
                 .read_keys(&schema, &keys)
                 .await
                 .map_err(|e| self.read_failed(side, e))?;
             self.side(side).counts.read += got.len() as u64;
+            if side == Side::Source {
+                self.resolve_lookups(&mut got, &mut unresolved).await?;
+            }
             fresh[idx(side)].extend(got.into_iter().map(|r| (r.key.clone(), r)));
         }
         for &i in &stale {
@@ -240,6 +245,7 @@ impl<'a> Engine<'a> {
             w.target = fresh[1].remove(&link.target_key);
             w.first_attempt = std::mem::take(&mut works[i].ops);
             self.plan_linked(&mut w);
+            super::pair::refuse_unresolved(&mut w, &unresolved);
             works[i] = w;
         }
         self.validate_some(works, &stale);
