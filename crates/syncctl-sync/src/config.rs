@@ -227,11 +227,7 @@ impl ScopeFilter {
 /// Empty text and null are one value; numbers and text compare by their text (HubSpot keeps
 /// every property as text).
 fn same_scope_value(v: &Value, want: &Value) -> bool {
-    let blank = |x: &Value| match x {
-        Value::Null => true,
-        Value::String(s) => s.trim().is_empty(),
-        _ => false,
-    };
+    let blank = |x: &Value| syncctl_validate::canonical_text(x).is_none();
     if blank(want) || blank(v) {
         return blank(want) && blank(v);
     }

@@ -6,7 +6,8 @@
 //! * only `s != b`: the source changed; copied to the target if the field flows that way.
 //! * only `t != b`: the target changed; copied to the source if the field flows that way.
 //! * no base (a first match): a value on one side and nothing (null or `""`) on the other
-//!   fills the empty side; two different values are a conflict, as below.
+//!   fills the empty side (blank as `canonical_text` defines it); two different values are a
+//!   conflict, as below.
 //! * both changed (or there is no base: a first match): a conflict. A field that flows one
 //!   way only is settled by its owner. Otherwise the strategy decides: `source_wins`,
 //!   `target_wins`, `latest` (record modified times; ties and missing times go to the source)
@@ -20,7 +21,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde_json::Value;
-use syncctl_validate::same_value;
+use syncctl_validate::{canonical_text, same_value};
 
 use crate::config::ConflictStrategy;
 use crate::mapping::{Mapping, Projected};
@@ -114,8 +115,8 @@ pub fn merge(
         // On a first match (no base) an empty side has not changed anything: the pair was never
         // synced, so a blank there is a gap to fill, not a deletion to weigh against the other
         // side's value. Only two different non-empty values are a conflict.
-        let s_changed = b.map_or(!is_empty(sv), |b| !same_value(sv, b));
-        let t_changed = b.map_or(!is_empty(tv), |b| !same_value(tv, b));
+        let s_changed = b.map_or(canonical_text(sv).is_some(), |b| !same_value(sv, b));
+        let t_changed = b.map_or(canonical_text(tv).is_some(), |b| !same_value(tv, b));
         let (to_t, to_s) = (f.direction.to_target(), f.direction.to_source());
         let keep_base = |m: &mut Merge| {
             let v = b
@@ -219,15 +220,6 @@ pub fn merge(
         }
     }
     m
-}
-
-/// Null or an empty string: nothing there to keep.
-fn is_empty(v: &Value) -> bool {
-    match v {
-        Value::Null => true,
-        Value::String(s) => s.is_empty(),
-        _ => false,
-    }
 }
 
 /// The values to create on the other side for a record that exists on `from` only: every
@@ -411,13 +403,13 @@ mod tests {
             ("a", Direction::Bidirectional),
             ("b", Direction::Bidirectional),
         ]);
-        // Source has `a`, the target has `b` (and an empty string for `a`): each fills the other.
+        // Source has `a`, the target has `b` (and only spaces in `a`): each fills the other.
         let fill = merge(
             &m,
             ConflictStrategy::Manual,
             None,
             &p(&[("a", "x")], 0),
-            &p(&[("a", ""), ("b", "y")], 0),
+            &p(&[("a", "  "), ("b", "y")], 0),
             None,
         );
         assert!(!fill.queued && fill.conflicts.is_empty());
