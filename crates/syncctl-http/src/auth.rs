@@ -511,7 +511,7 @@ impl TokenFetcher for RefreshTokenGrant {
             ));
         }
         if !resp.status.is_success() {
-            return Err(resp.into_error());
+            return Err(without_body(resp.into_error()));
         }
         let answer: GrantAnswer = resp.json()?;
         if let Some(new) = &answer.refresh_token
@@ -556,6 +556,30 @@ pub struct ClientCredentials {
     client_id: String,
     client_secret: SecretString,
     style: CredentialStyle,
+}
+
+/// A token endpoint's error without the body excerpt: the endpoint (or a proxy in front of it)
+/// may echo the submitted grant there (a refresh token, the client secret), and errors are
+/// logged and shown.
+fn without_body(e: HttpError) -> HttpError {
+    match e {
+        HttpError::Status {
+            service,
+            method,
+            path,
+            status,
+            attempts,
+            ..
+        } => HttpError::Status {
+            service,
+            method,
+            path,
+            status,
+            body: "(token endpoint answer withheld: it may echo credentials)".into(),
+            attempts,
+        },
+        other => other,
+    }
 }
 
 impl ClientCredentials {
@@ -613,7 +637,7 @@ impl TokenFetcher for ClientCredentials {
                 message: format!("token endpoint refused the client credentials (HTTP {status}); check the client id and secret"),
                 transient: false,
             },
-            other => other,
+            other => without_body(other),
         })?;
         let body: TokenResponse = resp.json()?;
         // Some servers send expires_in as a string.

@@ -330,6 +330,31 @@ async fn a_token_is_renewed_when_the_clock_reaches_the_lead_time() {
 }
 
 #[tokio::test]
+async fn a_token_endpoint_error_never_carries_its_body() {
+    // A proxy that echoes the submitted form: the client secret must not reach the error.
+    let router = Router::new().route(
+        "/token",
+        post(|body: String| async move { (StatusCode::IM_A_TEAPOT, body) }),
+    );
+    let fake = FakeServer::start(router).await;
+    let plain = HttpClient::builder("fake-auth", fake.url())
+        .build()
+        .unwrap();
+    let cc = ClientCredentials::new(
+        plain,
+        "/token",
+        "cid",
+        SecretString::from("csecret-echoed"),
+        CredentialStyle::Json,
+    );
+    let e = cc.fetch().await.unwrap_err();
+    assert_eq!(e.status(), Some(418), "{e}");
+    assert_eq!(fake.requests().len(), 1, "the endpoint was reached");
+    let shown = format!("{e} {e:?}");
+    assert!(!shown.contains("csecret-echoed"), "{shown}");
+}
+
+#[tokio::test]
 async fn client_credentials_json_and_form_styles() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let router = Router::new().route(
