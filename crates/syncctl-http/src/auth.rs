@@ -447,14 +447,20 @@ impl RefreshTokenGrant {
         })
         .map_err(|e| self.error(e.to_string(), false))?;
         let value = SecretString::from(value);
+        // The provider has already rotated the token: a store that may recover (busy, a
+        // dropped connection) gets two more tries; a permanent refusal ends at once.
         let mut last = String::new();
         for attempt in 0..3u64 {
             match self.store.save(&self.name, &value).await {
                 Ok(()) => return Ok(()),
-                Err(e) => {
+                Err(e) if e.class() == syncctl_core::ErrorClass::Transient && attempt < 2 => {
                     tracing::warn!(attempt, error = %e, "saving the rotated refresh token failed; retrying");
                     last = e.to_string();
                     tokio::time::sleep(Duration::from_millis(200 * (attempt + 1))).await;
+                }
+                Err(e) => {
+                    last = e.to_string();
+                    break;
                 }
             }
         }

@@ -87,6 +87,7 @@ async fn starttls_with_auth_delivers_one_mail_per_recipient() {
         .unwrap()
         .send(&alert())
         .await;
+    assert_eq!(results.len(), 2, "one result per recipient: {results:?}");
     for (to, r) in &results {
         assert!(r.is_ok(), "{to}: {r:?}");
     }
@@ -102,6 +103,7 @@ async fn implicit_tls_with_auth_delivers() {
         .unwrap()
         .send(&alert())
         .await;
+    assert_eq!(results.len(), 2, "one result per recipient: {results:?}");
     assert!(results.iter().all(|(_, r)| r.is_ok()), "{results:?}");
     check_mails(&server, true, Some("alerts"));
 }
@@ -115,6 +117,7 @@ async fn a_plain_relay_without_auth_delivers() {
         .unwrap()
         .send(&alert())
         .await;
+    assert_eq!(results.len(), 2, "one result per recipient: {results:?}");
     assert!(results.iter().all(|(_, r)| r.is_ok()), "{results:?}");
     check_mails(&server, false, None);
 }
@@ -129,6 +132,7 @@ async fn a_wrong_password_is_reported_per_recipient_without_the_password() {
         .unwrap()
         .send(&alert())
         .await;
+    assert_eq!(results.len(), 2, "one result per recipient: {results:?}");
     assert!(server.received().is_empty());
     for (to, r) in results {
         let e = r.unwrap_err().to_string();
@@ -146,6 +150,7 @@ async fn starttls_refuses_an_untrusted_certificate() {
     let mut s = settings(&server, SmtpTls::StartTls, true);
     s.ca_pem = None;
     let results = EmailSender::new(&s).unwrap().send(&alert()).await;
+    assert_eq!(results.len(), 2, "one result per recipient: {results:?}");
     assert!(server.received().is_empty());
     assert!(results.iter().all(|(_, r)| r.is_err()), "{results:?}");
 }
@@ -161,6 +166,7 @@ async fn a_transient_refusal_is_retried() {
         .unwrap()
         .send(&alert())
         .await;
+    assert_eq!(results.len(), 2, "one result per recipient: {results:?}");
     assert_eq!(results[0].1.as_ref().ok(), Some(&2), "{results:?}");
     assert_eq!(results[1].1.as_ref().ok(), Some(&1), "{results:?}");
     assert_eq!(server.received().len(), 2);

@@ -219,7 +219,6 @@ pub(crate) fn generated(path: &str, cmd: &Command) -> String {
             let _ = writeln!(s, "{row}");
         }
     }
-    let _ = path;
     let notes: Vec<String> = cmd
         .get_after_help()
         .map(ToString::to_string)

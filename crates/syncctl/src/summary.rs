@@ -182,9 +182,8 @@ fn sync_run(s: &mut String, d: &Value, dry_run: bool) {
             str_of(v, "object").unwrap_or("-")
         );
     }
-    if let Some(c) = d.get("conflicts").filter(|c| num(c, "detected") == 0) {
+    if d.get("conflicts").is_some_and(|c| num(c, "detected") == 0) {
         let _ = write!(s, "\nconflicts: none");
-        let _ = c;
     } else if let Some(c) = d.get("conflicts") {
         let _ = write!(
             s,
