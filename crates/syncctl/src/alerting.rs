@@ -133,6 +133,20 @@ impl Alerting {
     }
 }
 
+/// Registers the secrets typed as alert flags with the redactor before the settings are
+/// resolved: an invalid alert setting (a bad port, say) must not leave them unredacted.
+pub(crate) fn register_flag_secrets(args: &AlertArgs, r: &mut Redactor) {
+    if let Some(url) = &args.slack_webhook_url {
+        r.add(url);
+    }
+    if let Some(password) = &args.smtp_password {
+        r.add(password);
+    }
+    if let Some(url) = &args.pushgateway {
+        r.add_url_password(url);
+    }
+}
+
 /// The grouping name from the command line (the Airbyte connections, the Databricks job,
 /// the Snowflake table, the sync config's file name), for results whose `data` has none.
 pub(crate) fn name_hint(args: &[std::ffi::OsString]) -> Option<String> {

@@ -69,6 +69,7 @@ fn usage_error(
     let (env, _) = build_env(process_env, &scanned);
     let globals = resolve_globals(&scanned, &env).unwrap_or_else(|_| fallback_globals(&scanned));
     let mut redactor = redactor_for(&env);
+    alerting::register_flag_secrets(&scanned.alerts, &mut redactor);
     // A broken alert setup cannot be reported better than the usage error itself.
     let alerting = Alerting::resolve(&scanned.alerts, &env, alerting::name_hint(args)).ok();
     if let Some(a) = &alerting {
@@ -114,7 +115,9 @@ fn run(
     // Placeholder groups swallow their arguments; their transports still count.
     merge_unset(&mut cli.global, cli::scan_globals(args));
     let (env, env_file_error) = build_env(process_env, &cli.global);
-    let redactor = Arc::new(RwLock::new(redactor_for(&env)));
+    let mut first = redactor_for(&env);
+    alerting::register_flag_secrets(&cli.global.alerts, &mut first);
+    let redactor = Arc::new(RwLock::new(first));
     let snapshot = || redactor.read().map(|r| r.clone()).unwrap_or_default();
     let alerting = Alerting::resolve(&cli.global.alerts, &env, alerting::name_hint(args));
     if let (Ok(a), Ok(mut r)) = (&alerting, redactor.write()) {

@@ -102,3 +102,44 @@ fn notify_leaks_nothing() {
         "airbyte-pw-leak-canary-0006",
     ]);
 }
+
+/// A password typed as a flag is redacted even when the alert settings around it are invalid
+/// (here the same value lands in a setting that is echoed back in the config error).
+#[test]
+fn a_flag_password_is_redacted_when_the_alert_settings_do_not_resolve() {
+    const PW: &str = "flag-pw-leak-canary-0009";
+    let out = Command::cargo_bin("syncctl")
+        .unwrap()
+        .env_clear()
+        .env("SYNCCTL_LOG", "trace")
+        .args([
+            "--smtp-port",
+            PW,
+            "--smtp-password",
+            PW,
+            "--enable-email",
+            "true",
+        ])
+        .args([
+            "--alert-emails",
+            "ops@example.com",
+            "--smtp-host",
+            "127.0.0.1",
+        ])
+        .args(["-vv", "schema"])
+        .output()
+        .unwrap();
+    let run = syncctl_testkit::cli::CliRun::from_output(&out);
+    assert_eq!(
+        run.code, 2,
+        "the bad port is a config error: {}",
+        run.result
+    );
+    let message = run.result["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("SMTP_PORT"),
+        "it reached the setting: {message}"
+    );
+    let all = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), run.stderr);
+    assert!(!all.contains(PW), "the flag password leaked:\n{all}");
+}
