@@ -823,6 +823,22 @@ async fn a_lookup_field_is_written_as_the_key_its_reference_is_linked_to() {
     );
     assert_eq!(ot.by_email()["o1@x.io"]["customer"], ada_t.to_string());
 
+    // Two source records share a natural key; the first names nobody linked. It is refused
+    // without claiming the key, so its twin that resolves is created.
+    os.put(None, &[("email", "o2@x.io"), ("person", "424242")]);
+    os.put(None, &[("email", "o2@x.io"), ("person", &ada.to_string())]);
+    let o = run(&orders, &os, &ot, &store, &cancel).await;
+    assert!(o.error.is_none(), "{:?}", o.error);
+    assert_eq!(o.report.target.counts.created, 1, "{:?}", o.report.rejected);
+    assert_eq!(
+        o.report.target.counts.rejected, 1,
+        "{:?}",
+        o.report.rejected
+    );
+    let why = serde_json::to_string(&o.report.rejected).unwrap();
+    assert!(why.contains("not linked in sync people"), "{why}");
+    assert_eq!(ot.by_email()["o2@x.io"]["customer"], ada_t.to_string());
+
     // Only source → target: a lookup that would flow back is a config problem.
     let e = parse_config(
         "o.yaml",

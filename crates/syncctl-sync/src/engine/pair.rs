@@ -273,6 +273,12 @@ impl<'a> Engine<'a> {
                         w.reject_side = Some(y);
                         set_record(&mut w, x, Some(r));
                     }
+                    // A record whose reference resolves through no link is refused below
+                    // (`refuse_unresolved`) and must not claim its natural key: a twin that
+                    // does resolve is synced instead.
+                    Some(_) if x == Side::Source && unresolved.contains_key(&r.key) => {
+                        set_record(&mut w, x, Some(r));
+                    }
                     Some(nk) if self.claimed.contains(&nk) => {
                         w.rejected.push(format!(
                             "another {} record with the same {key_name} was matched or created in this run",
