@@ -266,6 +266,20 @@ impl HubSpotFake {
         create_object(&mut st, object, &props)
     }
 
+    /// Creates an object directly as last modified (and created) at `at`: a record another
+    /// application wrote at a known time, for incremental-read checks; returns its id. Later
+    /// writes still get the current time.
+    pub fn seed_at(&self, object: &str, properties: &[(&str, &str)], at: DateTime<Utc>) -> u64 {
+        let id = self.seed(object, properties);
+        let mut st = self.st();
+        if let Some(o) = st.objects.get_mut(object).and_then(|m| m.get_mut(&id)) {
+            o.created_at = at;
+            o.properties.insert("createdate".into(), iso(at));
+            touch(object, o, at);
+        }
+        id
+    }
+
     /// A concurrent editor: sets properties of an existing object (moves its modified time).
     pub fn edit(&self, object: &str, id: u64, properties: &[(&str, &str)]) {
         let mut st = self.st();
