@@ -96,3 +96,40 @@ fn an_unreachable_database_names_the_cause_with_one_class_from_run_plan_and_chec
         assert!(!r.stderr.contains("retrying"), "{kind} {url}: {}", r.stderr);
     }
 }
+
+#[test]
+fn a_wrong_connector_setting_is_a_config_error_even_with_the_state_store_unreachable() {
+    // The state store is a closed port: were it opened before the connectors are built, its
+    // connection failure (transient, exit 4) would hide the misspelt setting.
+    let q = crate::support::Quickstart::new();
+    q.edit_config(|c| {
+        c.replace(
+            "path: work/contacts.csv",
+            "path: work/contacts.csv, delimeter: \";\"",
+        )
+        .replace(
+            "state: \"sqlite://work/state.db\"",
+            "state: \"postgres://kit@127.0.0.1:1/test\"",
+        )
+    });
+    for command in ["run", "plan", "check"] {
+        let r = q.sync(&[command]);
+        assert_eq!(
+            (r.code, r.error_class()),
+            (2, Some("config")),
+            "sync {command}: {}",
+            r.result
+        );
+        let message = r.result["error"]["message"].as_str().unwrap();
+        assert!(message.contains("delimeter"), "sync {command}: {message}");
+    }
+    // The store alone unreachable is still transient.
+    q.edit_config(|c| c.replace(", delimeter: \";\"", ""));
+    let r = q.sync(&["run"]);
+    assert_eq!(
+        (r.code, r.error_class()),
+        (4, Some("transient")),
+        "{}",
+        r.result
+    );
+}

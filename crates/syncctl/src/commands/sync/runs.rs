@@ -35,14 +35,18 @@ pub(super) async fn run(
     ctx: &AppContext,
 ) -> Result<Outcome, CliError> {
     let r = settings::resolve_run(spec, ctx)?;
-    // The store opens first: connectors keep rotating credentials in it.
-    let store = std::sync::Arc::new(open_store(&r, dry_run).await?);
-    let platform =
-        settings::Platform::with_store(store.clone(), &r.state_url, &r.state_base, ctx).await?;
+    // The connectors are built (their settings checked, nothing opened) before the state store
+    // opens, so a wrong setting is a config error (exit 2) even when the store is unreachable.
+    // They keep rotating credentials in the store, attached once it is open.
+    let platform = settings::Platform::new();
     let source =
         settings::build_connector(Side::Source, &r.config, &r.base_dir, ctx, &platform).await?;
     let target =
         settings::build_connector(Side::Target, &r.config, &r.base_dir, ctx, &platform).await?;
+    let store = std::sync::Arc::new(open_store(&r, dry_run).await?);
+    platform
+        .attach_state_store(store.clone(), &r.state_url, &r.state_base, ctx)
+        .await?;
     let run_settings = RunSettings {
         config: r.config.clone(),
         dry_run,
@@ -143,31 +147,32 @@ pub(super) async fn check(a: &SpecArgs, ctx: &AppContext) -> Result<Outcome, Cli
     let mut problems: Vec<String> = Vec::new();
     let mut sides = serde_json::Map::new();
     let mut connectors = Vec::new();
-    // Checking a connector may refresh its token: a rotated one is kept in the state store.
-    let platform = match StateStore::open_read_only(&r.state_url, &r.state_base).await {
-        Ok(s) => {
-            match settings::Platform::with_store(
-                std::sync::Arc::new(s),
-                &r.state_url,
-                &r.state_base,
-                ctx,
-            )
-            .await
-            {
-                Ok(p) => p,
-                Err(e) => {
-                    problems.push(crate::error::chain_message(&e.error));
-                    settings::Platform::without_store(e.error.to_string())
-                }
-            }
-        }
-        Err(e) => settings::Platform::without_store(e.to_string()),
-    };
+    // Built before the state store opens, as `sync run` does; checking a connector may
+    // refresh its token, and a rotated one is kept in the store attached below.
+    let platform = settings::Platform::new();
+    // A wrong connector setting makes the check a config failure (exit 2) whatever else is
+    // unreachable, as it stops `sync run` before the state store is opened.
+    let mut settings_wrong = false;
     for side in [Side::Source, Side::Target] {
         match settings::build_connector(side, &r.config, &r.base_dir, ctx, &platform).await {
             Ok(c) => connectors.push((side, c)),
-            Err(e) => problems.push(crate::error::chain_message(&e.error)),
+            Err(e) => {
+                settings_wrong |= e.class == syncctl_core::ErrorClass::Config;
+                problems.push(crate::error::chain_message(&e.error));
+            }
         }
+    }
+    match StateStore::open_read_only(&r.state_url, &r.state_base).await {
+        Ok(s) => {
+            if let Err(e) = platform
+                .attach_state_store(std::sync::Arc::new(s), &r.state_url, &r.state_base, ctx)
+                .await
+            {
+                problems.push(crate::error::chain_message(&e.error));
+                platform.attach_no_store(e.error.to_string());
+            }
+        }
+        Err(e) => platform.attach_no_store(e.to_string()),
     }
     let mut schemas = Vec::new();
     // An unreachable or refusing system (database, service or state store) keeps its own
@@ -273,9 +278,13 @@ pub(super) async fn check(a: &SpecArgs, ctx: &AppContext) -> Result<Outcome, Cli
         let error = match reach_class {
             // Not "invalid sync config": a system that cannot be reached is not the config's
             // fault, and the message should say only what happened.
-            Some(class) => {
+            Some(class) if !settings_wrong => {
                 CliError::new(class, anyhow::anyhow!(problems.join("; ")).context(found))
             }
+            Some(_) => CliError::new(
+                syncctl_core::ErrorClass::Config,
+                anyhow::anyhow!(problems.join("; ")).context(found),
+            ),
             None => {
                 let err = SyncError::Config { problems };
                 CliError::new(err.class(), anyhow::Error::new(err).context(found))

@@ -2,7 +2,7 @@
 //! overrides on top of it, the state store URL and the connectors built from the registry.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::Value;
 use syncctl_core::breaker::{BreakerConfig, CircuitBreaker, SharedBreaker};
@@ -266,21 +266,50 @@ fn latest_needs_row_times(config: &SyncConfig) -> Vec<String> {
 /// What every connector gets besides its settings: where rotating credentials are kept and
 /// one breaker per side, the very breakers the engine loads from and saves to the state store.
 pub(super) struct Platform {
-    pub(super) credentials: Arc<dyn CredentialStore>,
+    /// Handed to the connectors when they are built; the store behind it is attached after
+    /// (building touches no credential), so connector settings are checked before the state
+    /// store is opened.
+    credentials: Arc<AttachedCredentials>,
     /// Source, target.
     pub(super) breakers: [SharedBreaker; 2],
 }
 
 impl Platform {
-    /// Credentials in `store` (sealed with `SYNCCTL_STATE_KEY` when set), checked to open with
-    /// that key before any connector runs; a read-only store (dry run) saves a rotated token
-    /// to the store at the run's state URL.
+    /// Fresh closed breakers and no credential store yet: attach one with
+    /// [`Platform::attach_state_store`] or [`Platform::attach_no_store`] before the connectors
+    /// run.
+    pub(super) fn new() -> Self {
+        let breaker = || Arc::new(Mutex::new(CircuitBreaker::new(BreakerConfig::default())));
+        Self {
+            credentials: Arc::new(AttachedCredentials(OnceLock::new())),
+            breakers: [breaker(), breaker()],
+        }
+    }
+
+    /// [`Platform::new`] with `store` attached.
     pub(super) async fn with_store(
         store: Arc<StateStore>,
         state_url: &str,
         state_base: &Path,
         ctx: &AppContext,
     ) -> Result<Self, CliError> {
+        let platform = Self::new();
+        platform
+            .attach_state_store(store, state_url, state_base, ctx)
+            .await?;
+        Ok(platform)
+    }
+
+    /// Keeps credentials in `store` (sealed with `SYNCCTL_STATE_KEY` when set), checked to open
+    /// with that key before any connector runs; a read-only store (dry run) saves a rotated
+    /// token to the store at the run's state URL.
+    pub(super) async fn attach_state_store(
+        &self,
+        store: Arc<StateStore>,
+        state_url: &str,
+        state_base: &Path,
+        ctx: &AppContext,
+    ) -> Result<(), CliError> {
         let key = match ctx.env.get(STATE_KEY_VAR).filter(|v| !v.trim().is_empty()) {
             Some(v) => Some(StateKey::parse(&v)?),
             None => None,
@@ -288,22 +317,14 @@ impl Platform {
         let creds =
             StateCredentials::new(store, key).saving_to(state_url, state_base.to_path_buf());
         creds.verify().await?;
-        Ok(Self::with_credentials(Arc::new(creds)))
-    }
-
-    /// Credentials in `credentials`, fresh closed breakers.
-    pub(super) fn with_credentials(credentials: Arc<dyn CredentialStore>) -> Self {
-        let breaker = || Arc::new(Mutex::new(CircuitBreaker::new(BreakerConfig::default())));
-        Self {
-            credentials,
-            breakers: [breaker(), breaker()],
-        }
+        self.credentials.attach(Arc::new(creds));
+        Ok(())
     }
 
     /// No state store could be opened (`sync check`): loads find nothing and saves fail, so a
     /// refresh that would rotate a token is refused before it is sent instead of losing it.
-    pub(super) fn without_store(why: String) -> Self {
-        Self::with_credentials(Arc::new(NoCredentialStore(why)))
+    pub(super) fn attach_no_store(&self, why: String) {
+        self.credentials.attach(Arc::new(NoCredentialStore(why)));
     }
 
     fn breaker(&self, side: Side) -> SharedBreaker {
@@ -312,6 +333,41 @@ impl Platform {
             Side::Target => 1,
         }]
         .clone()
+    }
+}
+
+/// The credential store the connectors are built with, attached once the state store is open.
+struct AttachedCredentials(OnceLock<Arc<dyn CredentialStore>>);
+
+impl AttachedCredentials {
+    fn attach(&self, store: Arc<dyn CredentialStore>) {
+        // Attached once per command; a second store would split the credentials in two.
+        assert!(
+            self.0.set(store).is_ok(),
+            "the credential store is attached twice"
+        );
+    }
+
+    fn store(&self) -> Result<&Arc<dyn CredentialStore>, ConnectorError> {
+        self.0.get().ok_or_else(|| {
+            ConnectorError::unavailable(
+                "credential store",
+                "the state store is not open yet (a connector used credentials while being built)",
+            )
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl CredentialStore for AttachedCredentials {
+    async fn load(&self, name: &str) -> Result<Option<secrecy::SecretString>, ConnectorError> {
+        self.store()?.load(name).await
+    }
+    async fn save(&self, name: &str, value: &secrecy::SecretString) -> Result<(), ConnectorError> {
+        self.store()?.save(name, value).await
+    }
+    async fn ready_to_save(&self) -> Result<(), ConnectorError> {
+        self.store()?.ready_to_save().await
     }
 }
 
