@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 /// The orchestrator context read from the environment.
@@ -157,8 +156,7 @@ impl IdempotencyKey {
         if plain {
             return self.0.clone();
         }
-        let digest = Sha256::digest(self.0.as_bytes());
-        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = crate::digest::sha256_hex(&self.0);
         format!("sc1-{}", &hex[..60])
     }
 

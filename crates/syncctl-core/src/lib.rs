@@ -11,6 +11,7 @@ pub mod breaker;
 pub mod conclusion;
 pub mod connector;
 pub mod context;
+pub mod digest;
 pub mod duration;
 pub mod error;
 pub mod record;

@@ -347,19 +347,30 @@ struct StoredRefresh {
     refresh_token: String,
 }
 
-fn sha256_hex(s: &str) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(s.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+/// An OAuth token answer's `expires_in` (seconds; RFC 6749 §5.1 says a number, some servers
+/// send it as a string), for `#[serde(default, deserialize_with = "…")]` on an
+/// `Option<Duration>`: a number or a string of one; anything else counts as absent.
+///
+/// # Errors
+/// Only what the deserializer itself fails with (the value is read as any JSON value first).
+pub fn deserialize_expires_in<'de, D>(deserializer: D) -> Result<Option<Duration>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let value: Option<serde_json::Value> = serde::Deserialize::deserialize(deserializer)?;
+    let secs = match value {
+        Some(serde_json::Value::Number(n)) => n.as_u64(),
+        Some(serde_json::Value::String(s)) => s.trim().parse().ok(),
+        _ => None,
+    };
+    Ok(secs.map(Duration::from_secs))
 }
 
 #[derive(serde::Deserialize)]
 struct GrantAnswer {
     access_token: SecretString,
-    #[serde(default)]
-    expires_in: Option<serde_json::Value>,
+    #[serde(default, deserialize_with = "deserialize_expires_in")]
+    expires_in: Option<Duration>,
     #[serde(default)]
     refresh_token: Option<SecretString>,
 }
@@ -414,7 +425,7 @@ impl RefreshTokenGrant {
     /// The refresh token to send: the stored one while it descends from the configured one.
     /// Read from the store every time, never cached: another run may have rotated it.
     async fn current_refresh_token(&self) -> Result<SecretString, HttpError> {
-        let seed = sha256_hex(self.configured.expose_secret());
+        let seed = syncctl_core::digest::sha256_hex(self.configured.expose_secret());
         // A store that cannot be read (unreachable, wrong SYNCCTL_STATE_KEY) stops here,
         // before the provider is asked and could rotate anything.
         let stored = self.store.load(&self.name).await.map_err(|e| {
@@ -442,7 +453,7 @@ impl RefreshTokenGrant {
 
     async fn persist(&self, token: &SecretString) -> Result<(), HttpError> {
         let value = serde_json::to_string(&StoredRefresh {
-            seed_sha256: sha256_hex(self.configured.expose_secret()),
+            seed_sha256: syncctl_core::digest::sha256_hex(self.configured.expose_secret()),
             refresh_token: token.expose_secret().to_owned(),
         })
         .map_err(|e| self.error(e.to_string(), false))?;
@@ -526,14 +537,9 @@ impl TokenFetcher for RefreshTokenGrant {
             self.persist(new).await?;
             tracing::info!(name = %self.name, "the provider rotated the refresh token; saved it in the credential store");
         }
-        let secs = match answer.expires_in {
-            Some(serde_json::Value::Number(n)) => n.as_u64(),
-            Some(serde_json::Value::String(s)) => s.parse().ok(),
-            _ => None,
-        };
         Ok(AccessToken::expiring_in(
             answer.access_token,
-            Some(Duration::from_secs(secs.unwrap_or(3600))),
+            Some(answer.expires_in.unwrap_or(Duration::from_secs(3600))),
         ))
     }
 
@@ -611,8 +617,8 @@ impl ClientCredentials {
 #[derive(serde::Deserialize)]
 struct TokenResponse {
     access_token: SecretString,
-    #[serde(default)]
-    expires_in: Option<serde_json::Value>,
+    #[serde(default, deserialize_with = "deserialize_expires_in")]
+    expires_in: Option<Duration>,
 }
 
 #[async_trait]
@@ -646,19 +652,45 @@ impl TokenFetcher for ClientCredentials {
             other => without_body(other),
         })?;
         let body: TokenResponse = resp.json()?;
-        // Some servers send expires_in as a string.
-        let secs = match body.expires_in {
-            Some(serde_json::Value::Number(n)) => n.as_u64(),
-            Some(serde_json::Value::String(s)) => s.parse().ok(),
-            _ => None,
-        };
-        Ok(AccessToken::expiring_in(
-            body.access_token,
-            secs.map(Duration::from_secs),
-        ))
+        Ok(AccessToken::expiring_in(body.access_token, body.expires_in))
     }
 
     fn method(&self) -> &'static str {
         "OAuth client credentials"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        #[serde(default, deserialize_with = "deserialize_expires_in")]
+        expires_in: Option<Duration>,
+    }
+
+    fn expires_in(json: &str) -> Option<Duration> {
+        serde_json::from_str::<Answer>(json).unwrap().expires_in
+    }
+
+    #[test]
+    fn expires_in_is_a_number_or_a_number_in_a_string() {
+        assert_eq!(
+            expires_in(r#"{"expires_in": 3599}"#),
+            Some(Duration::from_secs(3599))
+        );
+        assert_eq!(
+            expires_in(r#"{"expires_in": "3600"}"#),
+            Some(Duration::from_secs(3600))
+        );
+        for absent in [
+            "{}",
+            r#"{"expires_in": null}"#,
+            r#"{"expires_in": "soon"}"#,
+            r#"{"expires_in": -5}"#,
+        ] {
+            assert_eq!(expires_in(absent), None, "{absent}");
+        }
     }
 }

@@ -575,8 +575,7 @@ impl HttpClient {
                 }
                 // A 429 is the server refusing the request before doing anything, so even an
                 // unsafe request may be sent again once the server says when.
-                let may_retry = is_retryable_status(status)
-                    && !req.final_statuses.contains(&status)
+                let may_retry = crate::is_retryable_answer(status, req.final_statuses)
                     && match req.safety {
                         RetrySafety::Idempotent | RetrySafety::Keyed => true,
                         RetrySafety::Unsafe => status == 429,

@@ -155,6 +155,14 @@ pub fn is_retryable_status(status: u16) -> bool {
     matches!(status, 408 | 425 | 429 | 500 | 502 | 503 | 504) || (status > 504 && status < 600)
 }
 
+/// Whether an answer with `status` is worth asking again for a request whose definite
+/// answers include `final_statuses` (see [`crate::Request::final_statuses`]): the one decision
+/// the client's retries and a caller's own resend (Snowflake's `retry=true`) share.
+#[must_use]
+pub fn is_retryable_answer(status: u16, final_statuses: &[u16]) -> bool {
+    is_retryable_status(status) && !final_statuses.contains(&status)
+}
+
 impl Classified for HttpError {
     fn class(&self) -> ErrorClass {
         match self {
@@ -189,6 +197,14 @@ mod tests {
             body: String::new(),
             attempts: 1,
         }
+    }
+
+    #[test]
+    fn a_final_status_is_not_asked_again() {
+        assert!(is_retryable_answer(408, &[]));
+        assert!(!is_retryable_answer(408, &[408]));
+        assert!(is_retryable_answer(503, &[408]));
+        assert!(!is_retryable_answer(404, &[]));
     }
 
     #[test]

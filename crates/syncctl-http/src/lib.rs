@@ -24,7 +24,7 @@ pub use client::{
     Body, HttpClient, HttpClientBuilder, RecordingSleeper, Request, Response, RetrySafety, Sleeper,
     TokioSleeper,
 };
-pub use error::{HttpError, is_retryable_status};
+pub use error::{HttpError, is_retryable_answer, is_retryable_status};
 pub use rate::RateLimiter;
 pub use retry::{RetryPolicy, parse_retry_after};
 pub use stats::{HttpStats, HttpStatsSnapshot};

@@ -24,7 +24,8 @@ struct Counts {
 pub struct HttpStatsSnapshot {
     /// `(service, status) → attempts`; status is the HTTP code, or `error` when no answer came.
     pub requests: BTreeMap<(String, String), u64>,
-    /// `service → retries` (resends after a failed attempt, including 401 re-authentication).
+    /// `service → retries` (resends after a failed attempt, including the one resend with fresh
+    /// credentials after a 401, or a 403 from a client built with `reauth_on_forbidden`).
     pub retries: BTreeMap<String, u64>,
 }
 

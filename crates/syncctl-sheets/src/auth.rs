@@ -166,8 +166,11 @@ impl ServiceAccountJwt {
 #[derive(serde::Deserialize)]
 struct TokenAnswer {
     access_token: SecretString,
-    #[serde(default)]
-    expires_in: Option<u64>,
+    #[serde(
+        default,
+        deserialize_with = "syncctl_http::auth::deserialize_expires_in"
+    )]
+    expires_in: Option<Duration>,
 }
 
 #[derive(serde::Deserialize)]
@@ -219,11 +222,23 @@ impl TokenFetcher for ServiceAccountJwt {
         let answer: TokenAnswer = resp.json()?;
         Ok(AccessToken::expiring_in(
             answer.access_token,
-            answer.expires_in.map(Duration::from_secs),
+            answer.expires_in,
         ))
     }
 
     fn method(&self) -> &'static str {
         "Google service account (JWT bearer)"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_answer_with_expires_in_as_a_string_is_read() {
+        let a: TokenAnswer =
+            serde_json::from_str(r#"{"access_token": "ya29.x", "expires_in": "3599"}"#).unwrap();
+        assert_eq!(a.expires_in, Some(Duration::from_secs(3599)));
     }
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use syncctl_http::{HttpClient, Request, Response, is_retryable_status};
+use syncctl_http::{HttpClient, Request, Response, is_retryable_answer};
 use uuid::Uuid;
 
 use crate::SnowflakeError;
@@ -195,10 +195,7 @@ impl SqlApi {
             .final_statuses(STATEMENT_FINAL);
             let outcome = self.http.send_raw(r).await;
             let lost = match &outcome {
-                Ok(resp) => {
-                    let status = resp.status.as_u16();
-                    is_retryable_status(status) && !STATEMENT_FINAL.contains(&status)
-                }
+                Ok(resp) => is_retryable_answer(resp.status.as_u16(), STATEMENT_FINAL),
                 Err(e) => e.is_retryable_kind() && !e.not_sent(),
             };
             if lost && !retry {

@@ -6,7 +6,6 @@ use std::future::Future;
 use std::time::Duration;
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use syncctl_core::{IdempotencyKey, Stop, Waiter};
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -125,12 +124,14 @@ impl From<SnowflakeError> for Halt {
 pub fn request_id(key: Option<&IdempotencyKey>, text: &RequestText, ctx: &SessionContext) -> Uuid {
     match key {
         Some(k) => {
-            let mut h = Sha256::new();
-            h.update(text.redacted.as_bytes());
-            h.update(serde_json::to_string(ctx).unwrap_or_default().as_bytes());
-            let digest = h.finalize();
-            let hex: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
-            k.scoped(&format!("snowflake-copy:{hex}")).uuid()
+            // The statements, then the session context, hashed as one text.
+            let hashed = format!(
+                "{}{}",
+                text.redacted,
+                serde_json::to_string(ctx).unwrap_or_default()
+            );
+            let hex = syncctl_core::digest::sha256_hex(hashed);
+            k.scoped(&format!("snowflake-copy:{}", &hex[..24])).uuid()
         }
         None => Uuid::new_v4(),
     }

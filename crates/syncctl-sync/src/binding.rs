@@ -8,7 +8,6 @@
 //! copied database) and records the new binding.
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use syncctl_core::Connector;
 
 use crate::SyncError;
@@ -74,11 +73,7 @@ impl Binding {
     /// A stable hex fingerprint (sha256 of the JSON form), for DBAs comparing stores.
     #[must_use]
     pub fn fingerprint(&self) -> String {
-        let json = serde_json::to_vec(self).unwrap_or_default();
-        Sha256::digest(&json)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        syncctl_core::digest::sha256_hex(serde_json::to_vec(self).unwrap_or_default())
     }
 
     /// What differs from `recorded`, one phrase per difference (empty when equal).
