@@ -651,14 +651,22 @@ impl HttpClient {
                 .header(reqwest::header::CONTENT_TYPE, content_type.as_str())
                 .body(bytes.clone()),
         };
-        let transport = |e: &reqwest::Error| HttpError::Transport {
-            service: self.inner.service.clone(),
-            method: method.to_owned(),
-            path: path.to_owned(),
-            message: describe_reqwest_error(e),
-            not_sent: e.is_connect(),
-            timeout: e.is_timeout(),
-            attempts,
+        let transport = |e: &reqwest::Error| match refused_certificate(e) {
+            Some(why) => HttpError::Certificate {
+                service: self.inner.service.clone(),
+                method: method.to_owned(),
+                path: path.to_owned(),
+                message: why.to_string(),
+            },
+            None => HttpError::Transport {
+                service: self.inner.service.clone(),
+                method: method.to_owned(),
+                path: path.to_owned(),
+                message: describe_reqwest_error(e),
+                not_sent: e.is_connect(),
+                timeout: e.is_timeout(),
+                attempts,
+            },
         };
         let resp = rb.send().await.map_err(|e| transport(&e))?;
         let status = resp.status();
@@ -722,6 +730,29 @@ impl HttpClient {
     }
 }
 
+/// The TLS library's refusal of the server's certificate, when that is what `e` comes from.
+///
+/// Walks the source chain. An `io::Error` hides what it wraps from `source()` (it returns the
+/// wrapped error's own source), and hyper wraps rustls' error in two of them, so each one is
+/// opened with `get_ref` instead.
+fn refused_certificate<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut next = Some(e);
+    while let Some(err) = next {
+        if let Some(tls @ rustls::Error::InvalidCertificate(_)) =
+            err.downcast_ref::<rustls::Error>()
+        {
+            return Some(tls);
+        }
+        next = match err.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
+    }
+    None
+}
+
 /// A reqwest error described without its URL (which may carry a query we do not print).
 fn describe_reqwest_error(e: &reqwest::Error) -> String {
     let kind = if e.is_timeout() {
@@ -744,5 +775,49 @@ fn describe_reqwest_error(e: &reqwest::Error) -> String {
     match detail {
         Some(d) => format!("{kind} ({d})"),
         None => kind.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::CertificateError;
+
+    /// An error whose source is `inner`, as the connectors between reqwest and rustls wrap it.
+    #[derive(Debug, thiserror::Error)]
+    #[error("client error (Connect)")]
+    struct Wrapped(#[source] Box<dyn std::error::Error + Send + Sync + 'static>);
+
+    /// As hyper hands it over: an `io::Error` in an `io::Error` in a connect error.
+    fn chain(tls: rustls::Error) -> Wrapped {
+        let inner = std::io::Error::new(std::io::ErrorKind::InvalidData, tls);
+        Wrapped(Box::new(std::io::Error::other(inner)))
+    }
+
+    #[test]
+    fn certificate_refusals_are_found_behind_an_io_error() {
+        for refusal in [
+            CertificateError::UnknownIssuer,
+            CertificateError::Expired,
+            CertificateError::NotValidForName,
+        ] {
+            let e = chain(rustls::Error::InvalidCertificate(refusal.clone()));
+            assert_eq!(
+                refused_certificate(&e),
+                Some(&rustls::Error::InvalidCertificate(refusal))
+            );
+        }
+    }
+
+    #[test]
+    fn other_tls_and_io_failures_are_not_certificate_refusals() {
+        assert_eq!(
+            refused_certificate(&chain(rustls::Error::HandshakeNotComplete)),
+            None
+        );
+        let reset = Wrapped(Box::new(std::io::Error::from(
+            std::io::ErrorKind::ConnectionReset,
+        )));
+        assert_eq!(refused_certificate(&reset), None);
     }
 }

@@ -44,6 +44,22 @@ pub enum HttpError {
         /// How many attempts were made.
         attempts: u32,
     },
+    /// The server's TLS certificate was refused (untrusted issuer, expired, another host's
+    /// name): the same on every attempt until someone changes the URL, the trusted CAs or the
+    /// server, so it is not retried.
+    #[error(
+        "{service}: {method} {path}: the server's TLS certificate was refused ({message}); check the URL's host name and that the server's certificate is valid and issued by a trusted CA"
+    )]
+    Certificate {
+        /// The service name.
+        service: String,
+        /// The HTTP method.
+        method: String,
+        /// The URL path (no query).
+        path: String,
+        /// What the TLS library refused, without URLs.
+        message: String,
+    },
     /// The circuit breaker for the service is open.
     #[error(
         "{service}: circuit breaker is open after repeated failures; next probe at {next_probe}"
@@ -124,7 +140,9 @@ impl HttpError {
     pub fn not_sent(&self) -> bool {
         matches!(
             self,
-            Self::Transport { not_sent: true, .. } | Self::BreakerOpen { .. }
+            Self::Transport { not_sent: true, .. }
+                | Self::BreakerOpen { .. }
+                | Self::Certificate { .. }
         )
     }
 
@@ -171,7 +189,9 @@ impl Classified for HttpError {
             } => ErrorClass::Auth,
             Self::Status { status: 409, .. } => ErrorClass::Conflict,
             Self::Status { status, .. } if is_retryable_status(*status) => ErrorClass::Transient,
-            Self::Status { .. } | Self::InvalidRequest { .. } => ErrorClass::Config,
+            Self::Status { .. } | Self::InvalidRequest { .. } | Self::Certificate { .. } => {
+                ErrorClass::Config
+            }
             Self::Transport { timeout: true, .. }
             | Self::Transport { .. }
             | Self::BreakerOpen { .. } => ErrorClass::Transient,

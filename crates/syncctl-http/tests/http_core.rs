@@ -178,6 +178,78 @@ async fn a_refused_connection_is_retried_even_for_unsafe_posts() {
     assert_eq!(sleeper.delays().len(), 3);
 }
 
+// TEST-ONLY self-signed certificate for localhost and 127.0.0.1 (valid until 2126), and its
+// P-256 key: trusted by nobody, it guards nothing.
+const UNTRUSTED_CERT_PEM: &str = "-----BEGIN CERTIFICATE-----
+MIIBmzCCAUGgAwIBAgIUEFD7JOY/l1F+e5V6y0/Ib7dapQYwCgYIKoZIzj0EAwIw
+FDESMBAGA1UEAwwJbG9jYWxob3N0MCAXDTI2MTIwMjE0MjIwM1oYDzIxMjYxMTA4
+MTQyMjAzWjAUMRIwEAYDVQQDDAlsb2NhbGhvc3QwWTATBgcqhkjOPQIBBggqhkjO
+PQMBBwNCAAT4cieFkxvwdUzvdLitfpkbHNPzVQB3SxJ7j0X+knwa8ut4hHZIuZqT
+OE4U99Eouk/8aMXyOe8vTtytODCCrujao28wbTAdBgNVHQ4EFgQUhiT85BNsYleB
+gTGdnUMixgrP78kwHwYDVR0jBBgwFoAUhiT85BNsYleBgTGdnUMixgrP78kwDwYD
+VR0TAQH/BAUwAwEB/zAaBgNVHREEEzARgglsb2NhbGhvc3SHBH8AAAEwCgYIKoZI
+zj0EAwIDSAAwRQIhAJt3VduZpcj52ynZsN41sRWGpFi4reHhTueCg888t5zfAiAj
+5Ik3pRQgFef09rJ88W+0sSZUtVvLMCTcEPhWWz3Ngw==
+-----END CERTIFICATE-----
+";
+const UNTRUSTED_KEY_PEM: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQghvaO7nOyNwwwD2d0
+rtf/TSs923zGRnGxt4wLDnW3pLWhRANCAAT4cieFkxvwdUzvdLitfpkbHNPzVQB3
+SxJ7j0X+knwa8ut4hHZIuZqTOE4U99Eouk/8aMXyOe8vTtytODCCruja
+-----END PRIVATE KEY-----
+";
+
+/// A TLS listener on 127.0.0.1 presenting [`UNTRUSTED_CERT_PEM`]; counts the connections.
+async fn untrusted_tls_server() -> (u16, Arc<AtomicU32>) {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let cert = CertificateDer::from_pem_slice(UNTRUSTED_CERT_PEM.as_bytes()).unwrap();
+    let key = PrivateKeyDer::from_pem_slice(UNTRUSTED_KEY_PEM.as_bytes()).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert], key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connections = Arc::new(AtomicU32::new(0));
+    let counted = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            // The client gives up in the handshake; its outcome is the client's to report.
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move { acceptor.accept(stream).await.is_ok() });
+        }
+    });
+    (port, connections)
+}
+
+#[tokio::test]
+async fn an_untrusted_server_certificate_is_a_config_error_and_not_retried() {
+    let (port, connections) = untrusted_tls_server().await;
+    let sleeper = Arc::new(RecordingSleeper::default());
+    let err = client(&format!("https://localhost:{port}"), &sleeper)
+        .send(Request::get("/items"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, HttpError::Certificate { .. }), "{err:?}");
+    assert_eq!(err.class(), ErrorClass::Config);
+    assert!(!err.is_retryable_kind());
+    let message = err.to_string();
+    assert!(
+        message.contains("TLS certificate was refused") && message.contains("GET /items"),
+        "{message}"
+    );
+    // One connection, no back-off: the same certificate would be refused again.
+    assert_eq!(connections.load(Ordering::SeqCst), 1);
+    assert!(sleeper.delays().is_empty(), "{:?}", sleeper.delays());
+}
+
 #[tokio::test]
 async fn client_errors_are_not_retried_and_carry_the_body() {
     let fake = FakeServer::start(Router::new().route(
