@@ -577,8 +577,7 @@ struct MariaDb {
 
 impl MariaDb {
     async fn new(tag: &str) -> Self {
-        let url = std::env::var("SYNCCTL_TEST_MYSQL_URL")
-            .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".to_owned());
+        let url = crate::support::mysql_url();
         let pool = sqlx::MySqlPool::connect(&url)
             .await
             .expect("MariaDB must be running (scripts/ensure-services.sh)");
@@ -752,8 +751,7 @@ struct Postgres {
 
 impl Postgres {
     async fn new(tag: &str) -> Self {
-        let url = std::env::var("SYNCCTL_TEST_PG_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+        let url = crate::support::pg_url();
         let pool = sqlx::PgPool::connect(&url)
             .await
             .expect("PostgreSQL must be running (scripts/ensure-services.sh)");
@@ -854,8 +852,7 @@ async fn decimals_a_postgres_numeric_column_would_round_are_refused_and_never_lo
     let pg = Postgres::new("digits").await;
     pg.exec("CREATE TABLE $S.prices (id bigserial PRIMARY KEY, sku text NOT NULL UNIQUE, amount numeric(12,2))")
         .await;
-    let url = std::env::var("SYNCCTL_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let url = crate::support::pg_url();
     let object = format!("{}.prices", pg.schema);
     decimals_the_column_would_round_are_refused("postgres", &url, &object, async || {
         pg.rows("SELECT sku, amount::text FROM $S.prices ORDER BY sku")

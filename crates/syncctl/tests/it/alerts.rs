@@ -77,11 +77,7 @@ fn smtp_env_file(dir: &std::path::Path, smtp: &SmtpServer) -> std::path::PathBuf
     path
 }
 
-async fn run(mut cmd: Command) -> CliRun {
-    tokio::task::spawn_blocking(move || CliRun::from_output(&cmd.output().unwrap()))
-        .await
-        .unwrap()
-}
+use crate::support::run_blocking as run;
 
 /// The value of the sample whose line starts with `prefix` (name and labels up to a label).
 fn sample(scrape: &str, name: &str, must_contain: &[&str]) -> Option<f64> {
@@ -93,18 +89,7 @@ fn sample(scrape: &str, name: &str, must_contain: &[&str]) -> Option<f64> {
 }
 
 fn assert_no_secrets(r: &CliRun) {
-    for secret in ["hookSecret9f8e7d", HOOK, SMTP_PASSWORD] {
-        assert!(
-            !r.stdout.contains(secret),
-            "stdout leaks {secret}:\n{}",
-            r.stdout
-        );
-        assert!(
-            !r.stderr.contains(secret),
-            "stderr leaks {secret}:\n{}",
-            r.stderr
-        );
-    }
+    crate::support::assert_output_has_no_secrets(r, &["hookSecret9f8e7d", HOOK, SMTP_PASSWORD]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,7 +5,7 @@
 use assert_cmd::Command;
 use axum::http::Method;
 use syncctl_testkit::FakeServer;
-use syncctl_testkit::cli::{CliRun, volatile_fields};
+use syncctl_testkit::cli::volatile_fields;
 use syncctl_testkit::fakes::databricks::{DatabricksFake, FakeJob, TaskOutcome};
 
 const PAT: &str = "dapi-e2e-token";
@@ -21,11 +21,7 @@ fn syncctl(url: &str) -> Command {
     cmd
 }
 
-async fn run(mut cmd: Command) -> CliRun {
-    tokio::task::spawn_blocking(move || CliRun::from_output(&cmd.output().unwrap()))
-        .await
-        .unwrap()
-}
+use crate::support::run_blocking as run;
 
 fn snap(name: &str, result: &serde_json::Value) {
     let mut settings = insta::Settings::clone_current();

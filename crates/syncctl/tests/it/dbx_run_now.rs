@@ -33,11 +33,7 @@ fn airflow(cmd: &mut Command, try_number: &str) {
         .env("AIRFLOW_CTX_TRY_NUMBER", try_number);
 }
 
-async fn run(mut cmd: Command) -> CliRun {
-    tokio::task::spawn_blocking(move || CliRun::from_output(&cmd.output().unwrap()))
-        .await
-        .unwrap()
-}
+use crate::support::run_blocking as run;
 
 fn snap(name: &str, result: &serde_json::Value) {
     let mut settings = insta::Settings::clone_current();

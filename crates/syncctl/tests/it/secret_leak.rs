@@ -22,17 +22,9 @@ const URL_PASSWORD: &str = "pg-leak-canary-0007";
 const FILE_SECRET: &str = "file-leak-canary-0008";
 
 fn assert_clean(what: &str, text: &str) {
-    for (_, secret) in SECRETS {
-        assert!(!text.contains(secret), "{what} leaked {secret}:\n{text}");
-    }
-    assert!(
-        !text.contains(URL_PASSWORD),
-        "{what} leaked the URL password:\n{text}"
-    );
-    assert!(
-        !text.contains(FILE_SECRET),
-        "{what} leaked the env-file secret:\n{text}"
-    );
+    let mut secrets: Vec<&str> = SECRETS.iter().map(|(_, secret)| *secret).collect();
+    secrets.extend([URL_PASSWORD, FILE_SECRET]);
+    crate::support::assert_no_secrets(what, text, &secrets);
 }
 
 fn leaky_run(args: &[&str]) {

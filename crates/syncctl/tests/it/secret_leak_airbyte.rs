@@ -36,15 +36,17 @@ fn fake() -> FakeAirbyte {
 
 fn assert_clean(what: &str, text: &str) {
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("airbyte:{PASSWORD}"));
-    for secret in [
-        PASSWORD,
-        CLIENT_SECRET,
-        STATIC_TOKEN,
-        ISSUED_PREFIX,
-        basic.as_str(),
-    ] {
-        assert!(!text.contains(secret), "{what} leaked {secret}:\n{text}");
-    }
+    crate::support::assert_no_secrets(
+        what,
+        text,
+        &[
+            PASSWORD,
+            CLIENT_SECRET,
+            STATIC_TOKEN,
+            ISSUED_PREFIX,
+            basic.as_str(),
+        ],
+    );
 }
 
 /// Runs the binary at trace level and checks every output; returns the exit code and stdout.

@@ -19,14 +19,9 @@ const WRONG_PAT: &str = "dapi-wrong-leak-canary-0005";
 const ALL: [&str; 5] = [PAT, CLIENT_SECRET, PROFILE_TOKEN, PROFILE_SECRET, WRONG_PAT];
 
 fn assert_clean(what: &str, text: &str) {
-    for secret in ALL {
-        assert!(!text.contains(secret), "{what} leaked {secret}:\n{text}");
-    }
+    crate::support::assert_no_secrets(what, text, &ALL);
     // OAuth access tokens the fake issued (never known to the user) must not show either.
-    assert!(
-        !text.contains("fake-oauth-"),
-        "{what} leaked an OAuth access token:\n{text}"
-    );
+    crate::support::assert_no_secrets(what, text, &["fake-oauth-"]);
 }
 
 async fn fake() -> (DatabricksFake, FakeServer) {

@@ -27,16 +27,18 @@ fn key_lines() -> Vec<&'static str> {
 }
 
 fn assert_clean(what: &str, text: &str, extra: &[String]) {
-    for s in [
-        AWS_KEY_ID,
-        AWS_SECRET_KEY,
-        SAS,
-        PAT,
-        CONN_PASSWORD,
-        TEST_KEY_PASSPHRASE,
-    ] {
-        assert!(!text.contains(s), "{what} leaked {s}:\n{text}");
-    }
+    crate::support::assert_no_secrets(
+        what,
+        text,
+        &[
+            AWS_KEY_ID,
+            AWS_SECRET_KEY,
+            SAS,
+            PAT,
+            CONN_PASSWORD,
+            TEST_KEY_PASSPHRASE,
+        ],
+    );
     for l in key_lines() {
         assert!(
             !text.contains(l),

@@ -3,16 +3,11 @@
 //! are absent from stdout, stderr and the result file.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use crate::support::Quickstart;
+use crate::support::{Quickstart, pg_url};
 use syncctl_testkit::cli::CliRun;
 
 const STATE_PW: &str = "StatePw-9c41e7d2";
 const CRM_PW: &str = "CrmPw-55aa91be";
-
-fn pg() -> String {
-    std::env::var("SYNCCTL_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
 
 /// The PostgreSQL URL with a password (the local server trusts it, so any password works).
 fn with_password(url: &str, pw: &str) -> String {
@@ -24,14 +19,12 @@ fn with_password(url: &str, pw: &str) -> String {
 
 fn assert_clean(q: &Quickstart, r: &CliRun, what: &str) {
     let result_file = std::fs::read_to_string(q.path("result.json")).unwrap_or_default();
-    for secret in [STATE_PW, CRM_PW] {
-        for (name, text) in [
-            ("stdout", &r.stdout),
-            ("stderr", &r.stderr),
-            ("result file", &result_file),
-        ] {
-            assert!(!text.contains(secret), "{what}: secret in {name}:\n{text}");
-        }
+    for (name, text) in [
+        ("stdout", &r.stdout),
+        ("stderr", &r.stderr),
+        ("result file", &result_file),
+    ] {
+        crate::support::assert_no_secrets(&format!("{what}: {name}"), text, &[STATE_PW, CRM_PW]);
     }
 }
 
@@ -53,7 +46,7 @@ fn trace(q: &Quickstart, args: &[&str], envs: &[(&str, String)]) -> CliRun {
 async fn passwords_in_state_and_connector_urls_never_appear() {
     let q = Quickstart::new();
     let schema = format!("syncctl_leak_{}", uuid::Uuid::new_v4().simple());
-    let state = format!("{}?schema={schema}", with_password(&pg(), STATE_PW));
+    let state = format!("{}?schema={schema}", with_password(&pg_url(), STATE_PW));
     let config = q.config();
 
     // Success paths with the password in SYNCCTL_STATE_URL, then in --state-url.
@@ -85,7 +78,7 @@ async fn passwords_in_state_and_connector_urls_never_appear() {
 
     // Failure paths: a database that refuses (fast; an unreachable host is retried for 30 s),
     // a bad scheme, and a connector URL from ${VAR}.
-    let base = pg();
+    let base = pg_url();
     let (scheme_host, _) = base.rsplit_once('/').unwrap();
     let missing_db = with_password(&format!("{scheme_host}/no_such_db_syncctl"), STATE_PW);
     let r = trace(
@@ -133,7 +126,7 @@ async fn passwords_in_state_and_connector_urls_never_appear() {
     assert_ne!(r.code, 0);
     assert_clean(&q, &r, "check with connector url");
 
-    let admin = sqlx::PgPool::connect(&pg()).await.unwrap();
+    let admin = sqlx::PgPool::connect(&pg_url()).await.unwrap();
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
     )))

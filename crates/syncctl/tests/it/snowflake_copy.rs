@@ -80,11 +80,7 @@ fn copy_args(date: &str) -> Vec<String> {
     .to_vec()
 }
 
-async fn run(mut cmd: Command) -> CliRun {
-    tokio::task::spawn_blocking(move || CliRun::from_output(&cmd.output().unwrap()))
-        .await
-        .unwrap()
-}
+use crate::support::run_blocking as run;
 
 macro_rules! snapshot {
     ($name:expr, $value:expr) => {

@@ -92,6 +92,181 @@ pub(crate) fn syncctl() -> Command {
     cmd
 }
 
+/// Runs `cmd` to the end on a blocking thread, so the fakes it talks to (served by the test's
+/// own runtime) keep answering meanwhile.
+pub(crate) async fn run_blocking(mut cmd: Command) -> CliRun {
+    tokio::task::spawn_blocking(move || CliRun::from_output(&cmd.output().unwrap()))
+        .await
+        .unwrap()
+}
+
+/// The PostgreSQL server of the tests (`SYNCCTL_TEST_PG_URL`, else the local one).
+pub(crate) fn pg_url() -> String {
+    std::env::var("SYNCCTL_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// The MySQL/MariaDB server of the tests (`SYNCCTL_TEST_MYSQL_URL`, else the local one).
+pub(crate) fn mysql_url() -> String {
+    std::env::var("SYNCCTL_TEST_MYSQL_URL")
+        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".to_owned())
+}
+
+/// Fails, naming `what` and the secret, when `text` contains any of `secrets`.
+pub(crate) fn assert_no_secrets(what: &str, text: &str, secrets: &[&str]) {
+    for secret in secrets {
+        assert!(!text.contains(secret), "{what} leaked {secret}:\n{text}");
+    }
+}
+
+/// [`assert_no_secrets`] on a run's stdout and stderr.
+pub(crate) fn assert_output_has_no_secrets(r: &CliRun, secrets: &[&str]) {
+    assert_no_secrets("stdout", &r.stdout, secrets);
+    assert_no_secrets("stderr", &r.stderr, secrets);
+}
+
+/// The Airbyte connection the three waiting services' fixtures start.
+pub(crate) const STRIPE: &str = "6c1d8a6e-0f5b-4c57-9a4c-2b0d4d1c9a01";
+
+/// One of the three services with a waiting command (`airbyte trigger`, `dbx run-now`,
+/// `snowflake copy`), whose fake starts work that never finishes: the fake's server, the
+/// variables pointing the binary at it, the command, and its vendor's calls and errors.
+pub(crate) struct WaitingService {
+    pub(crate) name: &'static str,
+    pub(crate) server: syncctl_testkit::FakeServer,
+    pub(crate) vars: Vec<(&'static str, String)>,
+    pub(crate) args: Vec<&'static str>,
+    /// The path of its cancel call.
+    pub(crate) cancel_path: &'static str,
+    /// What starts the remote work (the first write the command sends).
+    pub(crate) start_path: &'static str,
+    /// The vendor's own answer with an HTTP status (status, headers and body as it words them).
+    pub(crate) fault: fn(u16) -> syncctl_testkit::Fault,
+}
+
+impl WaitingService {
+    /// All three, in the order airbyte, dbx, snowflake.
+    pub(crate) async fn all() -> [Self; 3] {
+        [
+            Self::airbyte().await,
+            Self::dbx().await,
+            Self::snowflake().await,
+        ]
+    }
+
+    /// Airbyte OSS (basic auth) with the [`STRIPE`] connection, whose job runs forever.
+    pub(crate) async fn airbyte() -> Self {
+        use syncctl_testkit::fakes::airbyte::{self, FakeAirbyte, JobScript};
+        let fake = FakeAirbyte::new()
+            .with_basic_auth("airbyte", "password")
+            .with_connection(STRIPE, "Stripe → Postgres");
+        fake.set_script(STRIPE, JobScript::new().running_forever());
+        let server = syncctl_testkit::FakeServer::start(fake.router()).await;
+        Self {
+            name: "airbyte",
+            vars: vec![
+                ("AIRBYTE_API_URL", server.url()),
+                ("AIRBYTE_API_USERNAME", "airbyte".into()),
+                ("AIRBYTE_API_PASSWORD", "password".into()),
+            ],
+            server,
+            args: vec!["airbyte", "trigger", "--connection-id", STRIPE],
+            cancel_path: "/api/v1/jobs/cancel",
+            start_path: "/api/v1/connections/sync",
+            fault: airbyte::error_fault,
+        }
+    }
+
+    /// Databricks (a personal access token) with job 44, whose run stays RUNNING.
+    pub(crate) async fn dbx() -> Self {
+        use syncctl_testkit::fakes::databricks::{self, DatabricksFake, FakeJob};
+        let fake = DatabricksFake::new()
+            .with_pat("dapi-wait")
+            .job(FakeJob::new(44, "streaming").lifecycle(&["RUNNING"; 100_000]));
+        let server = syncctl_testkit::FakeServer::start(fake.router()).await;
+        Self {
+            name: "dbx",
+            vars: vec![
+                ("DATABRICKS_HOST", server.url()),
+                ("DATABRICKS_TOKEN", "dapi-wait".into()),
+            ],
+            server,
+            args: vec!["dbx", "run-now", "--job-id", "44", "--fresh-run"],
+            cancel_path: "/jobs/runs/cancel",
+            start_path: "/jobs/run-now",
+            fault: databricks::error_fault,
+        }
+    }
+
+    /// Snowflake (key-pair JWT) with one file to load, whose COPY never finishes.
+    pub(crate) async fn snowflake() -> Self {
+        use syncctl_testkit::fakes::snowflake::{
+            self, FakeFile, SnowflakeFake, TEST_PRIVATE_KEY_PEM, TEST_PUBLIC_KEY_PEM,
+        };
+        let fake = SnowflakeFake::builder()
+            .account("MYORG-ACCT")
+            .user("ETL_USER")
+            .public_key_pem(TEST_PUBLIC_KEY_PEM)
+            .table("RAW.EVENTS.EVENTS")
+            .storage_integration("DATALAKE_INT")
+            .polls_before_done(1_000_000)
+            .file(FakeFile::new(
+                "s3://lake/events/date=2025-10-30/part-0001.json",
+                10,
+            ))
+            .build();
+        let server = syncctl_testkit::FakeServer::start(fake.router()).await;
+        Self {
+            name: "snowflake",
+            vars: vec![
+                ("SNOWFLAKE_HOST", server.url()),
+                ("SNOWFLAKE_ACCOUNT", "myorg-acct".into()),
+                ("SNOWFLAKE_USER", "etl_user".into()),
+                ("SNOWFLAKE_PRIVATE_KEY", TEST_PRIVATE_KEY_PEM.into()),
+                ("SNOWFLAKE_WAREHOUSE", "LOAD_WH".into()),
+            ],
+            server,
+            args: vec![
+                "snowflake",
+                "copy",
+                "--table",
+                "RAW.EVENTS.EVENTS",
+                "--from",
+                "s3://lake/events/",
+                "--date",
+                "2025-10-30",
+                "--storage-integration",
+                "DATALAKE_INT",
+            ],
+            cancel_path: "/cancel",
+            start_path: "/api/v2/statements",
+            fault: snowflake::error_fault,
+        }
+    }
+
+    /// Runs the command with `extra` flags and `env` on top of the service's variables, fast
+    /// retries, no progress bars and a 20 ms poll interval (unless `extra` sets one).
+    pub(crate) async fn run(&self, extra: &[&str], env: &[(&str, &str)]) -> CliRun {
+        let mut cmd = Command::cargo_bin("syncctl").unwrap();
+        cmd.env_clear()
+            .env("NO_COLOR", "1")
+            .env("SYNCCTL_HTTP_RETRY_BASE", "10ms")
+            .args(&self.args)
+            .arg("--no-progress")
+            .args(extra);
+        if !extra.contains(&"--poll-interval") {
+            cmd.args(["--poll-interval", "20ms"]);
+        }
+        for (k, v) in &self.vars {
+            cmd.env(k, v);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        run_blocking(cmd).await
+    }
+}
+
 pub(crate) fn read_csv(p: &Path) -> BTreeMap<String, BTreeMap<String, String>> {
     let mut rdr = csv::Reader::from_path(p).unwrap();
     let headers = rdr.headers().unwrap().clone();

@@ -130,8 +130,7 @@ async fn a_second_run_exits_6_while_the_first_holds_the_sqlite_lease() {
 
 #[tokio::test]
 async fn a_second_run_exits_6_while_the_first_holds_the_postgres_advisory_lock() {
-    let pg = std::env::var("SYNCCTL_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let pg = crate::support::pg_url();
     let schema = format!("syncctl_lock_{}", uuid::Uuid::new_v4().simple());
     let admin = sqlx::PgPool::connect(&pg)
         .await

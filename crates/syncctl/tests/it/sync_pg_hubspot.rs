@@ -17,10 +17,7 @@ type Row = (String, Option<String>, Option<String>, Option<String>);
 
 const TOKEN: &str = "pat-na1-pg-headline-secret";
 
-fn pg_url() -> String {
-    std::env::var("SYNCCTL_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
+use crate::support::pg_url;
 
 struct Pg {
     pool: PgPool,

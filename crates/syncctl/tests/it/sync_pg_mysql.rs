@@ -13,15 +13,7 @@ use crate::support::redactions;
 use sqlx::{MySqlPool, PgPool};
 use syncctl_testkit::cli::CliRun;
 
-fn pg_url() -> String {
-    std::env::var("SYNCCTL_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
-fn my_url() -> String {
-    std::env::var("SYNCCTL_TEST_MYSQL_URL")
-        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".to_owned())
-}
+use crate::support::{mysql_url, pg_url};
 
 const SEED_PG: &str = "INSERT INTO $S.contacts (email, first_name, last_name, phone) VALUES \
     ('ada@example.com', 'Ada', 'Lovelace', '+442071234567'), \
@@ -59,7 +51,7 @@ impl Systems {
         let pg = PgPool::connect(&pg_url())
             .await
             .expect("PostgreSQL must be running (SYNCCTL_TEST_PG_URL, scripts/ensure-services.sh)");
-        let my = MySqlPool::connect(&my_url())
+        let my = MySqlPool::connect(&mysql_url())
             .await
             .expect("MariaDB must be running (SYNCCTL_TEST_MYSQL_URL, scripts/ensure-services.sh)");
         let suffix = format!(
@@ -135,7 +127,7 @@ state: "sqlite://state.db"
 
     /// `syncctl sync ARGS --config sync.yaml` with the URLs in the environment.
     fn sync(&self, args: &[&str]) -> CliRun {
-        self.sync_with(args, &pg_url(), &my_url(), &[])
+        self.sync_with(args, &pg_url(), &mysql_url(), &[])
     }
 
     fn sync_with(&self, args: &[&str], pg: &str, my: &str, envs: &[(&str, &str)]) -> CliRun {
@@ -559,7 +551,7 @@ async fn passwords_in_both_urls_never_appear_even_at_trace_level() {
         userinfo.split(':').next().unwrap()
     );
     // The user may use its own database only: the URL names it.
-    let my_host = my_url()
+    let my_host = mysql_url()
         .rsplit_once('@')
         .unwrap()
         .1

@@ -16,10 +16,7 @@ use syncctl_testkit::{FakeServer, Fault};
 
 const ID: &str = "1SheetsE2E_syncctl";
 
-fn pg_url() -> String {
-    std::env::var("SYNCCTL_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
+use crate::support::pg_url;
 
 /// email, first name, last name, company.
 type PgRow = (String, Option<String>, Option<String>, Option<String>);
