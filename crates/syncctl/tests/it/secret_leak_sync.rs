@@ -45,7 +45,13 @@ fn trace(q: &Quickstart, args: &[&str], envs: &[(&str, String)]) -> CliRun {
 #[tokio::test]
 async fn passwords_in_state_and_connector_urls_never_appear() {
     let q = Quickstart::new();
-    let schema = format!("syncctl_leak_{}", uuid::Uuid::new_v4().simple());
+    let unique = uuid::Uuid::new_v4().simple().to_string();
+    // A run's lock on a PostgreSQL store is an advisory lock keyed by the sync's name, which the
+    // whole database shares across schemas: under the quickstart's own name, a run here exits 6
+    // whenever another test (sync_lock holds it on purpose) or another checkout's test run
+    // holds the quickstart's lock in the same database.
+    q.edit_config(|t| t.replace("name: quickstart-contacts", &format!("name: leak-{unique}")));
+    let schema = format!("syncctl_leak_{unique}");
     let state = format!("{}?schema={schema}", with_password(&pg_url(), STATE_PW));
     let config = q.config();
 

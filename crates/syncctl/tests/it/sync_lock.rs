@@ -50,6 +50,7 @@ where
 
 async fn contend(
     q: &Quickstart,
+    sync_name: &str,
     state_url: &str,
     lock_held: impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = bool>>>,
 ) {
@@ -83,7 +84,7 @@ async fn contend(
     assert_eq!(second.result["error"]["retryable"], true);
     let msg = second.result["error"]["message"].as_str().unwrap();
     assert!(
-        msg.contains("sync \"quickstart-contacts\" is already running"),
+        msg.contains(&format!("sync {sync_name:?} is already running")),
         "{msg}"
     );
 
@@ -106,7 +107,7 @@ async fn a_second_run_exits_6_while_the_first_holds_the_sqlite_lease() {
     let state = q.path("work/state.db");
     let url = format!("sqlite://{}", state.display());
     let state2 = state.clone();
-    contend(&q, &url, move || {
+    contend(&q, "quickstart-contacts", &url, move || {
         let state = state2.clone();
         Box::pin(async move {
             if !state.exists() {
@@ -136,9 +137,14 @@ async fn a_second_run_exits_6_while_the_first_holds_the_postgres_advisory_lock()
         .await
         .expect("PostgreSQL must be running (SYNCCTL_TEST_PG_URL)");
     let q = Quickstart::new();
+    // The advisory lock is keyed by the sync's name across the whole database, not per schema:
+    // a name of its own keeps a quickstart run elsewhere in the database (another test, another
+    // checkout's test run) from holding it first.
+    let sync_name = format!("lock-{}", uuid::Uuid::new_v4().simple());
+    q.edit_config(|t| t.replace("name: quickstart-contacts", &format!("name: {sync_name}")));
     let url = format!("{pg}?schema={schema}");
     let (admin2, schema2) = (admin.clone(), schema.clone());
-    contend(&q, &url, move || {
+    contend(&q, &sync_name, &url, move || {
         let (admin, schema) = (admin2.clone(), schema2.clone());
         Box::pin(async move {
             let sql = format!("SELECT count(*) FROM \"{schema}\".sync_lock");
