@@ -247,7 +247,44 @@ fn decorate(cmd: Command, parent: &str) -> Command {
 fn with_connectors(cmd: Command, parent: &str) -> Command {
     let path = path_of(parent, &cmd);
     let cmd = cmd.mut_subcommands(|sc| with_connectors(sc, &path));
-    list_connectors(cmd, &path)
+    list_builtin_mappings(list_connectors(cmd, &path), &path)
+}
+
+/// `sync init` lists the built-in mappings it can print, from the embedded list so the help
+/// cannot go stale: one line per connector pair, its `--object` choices, default first.
+fn list_builtin_mappings(cmd: Command, path: &str) -> Command {
+    if path != "sync init" {
+        return cmd;
+    }
+    let mut pairs: Vec<(String, Vec<String>)> = Vec::new();
+    for b in syncctl_sync::builtin::BUILTINS {
+        let pair = format!("--source {} --target {}", b.source, b.target);
+        if pairs.iter().any(|(p, _)| *p == pair) {
+            continue;
+        }
+        let objects = syncctl_sync::builtin::for_pair(b.source, b.target)
+            .iter()
+            .map(|m| {
+                if m.default {
+                    format!("{} (default)", m.object())
+                } else {
+                    m.object()
+                }
+            })
+            .collect();
+        pairs.push((pair, objects));
+    }
+    let width = pairs.iter().map(|(p, _)| p.len()).max().unwrap_or(0);
+    let lines: Vec<String> = pairs
+        .iter()
+        .map(|(pair, objects)| format!("  {pair:<width$}  --object {}", objects.join(" | ")))
+        .collect();
+    let list = format!("Built-in mappings:\n{}", lines.join("\n"));
+    let after = cmd
+        .get_after_help()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    cmd.after_help(join(&after, &list))
 }
 
 /// `--source`/`--target` list the connector kinds this binary has (accepted values), from the
