@@ -39,6 +39,7 @@ const SNOWFLAKE_ENV: &str = "\
 
 const SYNC_ENV: &str = "\
   SYNCCTL_STATE_URL          the state store (--state-url)
+  SYNCCTL_STATE_DIR          without a state URL, the store is state.db in this directory
   ${VAR} in the config       read from the environment (and --env-file files)";
 
 const PAGES: &[Page] = &[

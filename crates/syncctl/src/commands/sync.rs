@@ -105,7 +105,7 @@ struct StoreArgs {
 
     /// State store URL: sqlite:///abs/state.db, sqlite://rel/state.db or
     /// postgres://…[?schema=NAME] [env: SYNCCTL_STATE_URL] [default: the config's `state`, else
-    /// sqlite://.syncctl/state.db]
+    /// state.db in $SYNCCTL_STATE_DIR when set, else sqlite://.syncctl/state.db]
     #[arg(long, value_name = "URL")]
     state_url: Option<String>,
 }

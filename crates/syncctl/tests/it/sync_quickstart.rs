@@ -697,3 +697,39 @@ fn an_unreachable_state_store_names_the_cause_with_one_class_everywhere() {
         r.result
     );
 }
+
+#[test]
+fn without_a_state_url_the_store_goes_to_syncctl_state_dir_when_it_is_set() {
+    // The container image sets SYNCCTL_STATE_DIR to its one writable directory; the default
+    // next to the config would be in a read-only mount there.
+    let q = Quickstart::new();
+    q.edit_config(|c| c.replace("state: \"sqlite://work/state.db\"\n", ""));
+    let state_dir = tempfile::tempdir().unwrap();
+    let sync = |args: &[&str], state_dir: Option<&std::path::Path>| {
+        let mut cmd = crate::support::syncctl();
+        cmd.current_dir(q.dir.path())
+            .arg("sync")
+            .args(args)
+            .arg("--config")
+            .arg(q.config());
+        if let Some(d) = state_dir {
+            cmd.env("SYNCCTL_STATE_DIR", d);
+        }
+        CliRun::from_output(&cmd.output().unwrap())
+    };
+    let r = sync(&["run"], Some(state_dir.path()));
+    assert_eq!(r.code, 0, "{}", r.result);
+    assert!(state_dir.path().join("state.db").is_file());
+    assert!(
+        !q.path(".syncctl").exists(),
+        "the default store was used too"
+    );
+    // The runs are recorded there: history reads them back through the same default.
+    let r = sync(&["history"], Some(state_dir.path()));
+    assert_eq!(r.code, 0, "{}", r.result);
+    assert_eq!(r.result["data"]["runs"].as_array().map(Vec::len), Some(1));
+    // Without the variable the default is next to the config, as before.
+    let r = sync(&["run"], None);
+    assert_eq!(r.code, 0, "{}", r.result);
+    assert!(q.path(".syncctl/state.db").is_file());
+}

@@ -101,7 +101,8 @@ fn register_secrets(v: &Value, ctx: &AppContext) {
 
 /// The state URL and the directory its relative path is taken from: `--state-url`, then
 /// `SYNCCTL_STATE_URL` (both relative to the working directory), then the config's `state`
-/// (relative to the config), then the default next to the config (or in the cwd).
+/// (relative to the config), then `$SYNCCTL_STATE_DIR/state.db`, then the default next to the
+/// config (or in the cwd).
 pub(super) fn state_url(
     store: &StoreArgs,
     config: Option<(&SyncConfig, &Path)>,
@@ -119,12 +120,33 @@ pub(super) fn state_url(
         return Ok((u, cwd()?));
     }
     match config {
-        Some((c, base)) => Ok((
-            c.state.clone().unwrap_or_else(|| DEFAULT_STATE.to_owned()),
-            base.to_path_buf(),
-        )),
-        None => Ok((DEFAULT_STATE.to_owned(), cwd()?)),
+        Some((c, base)) => match &c.state {
+            Some(s) => Ok((s.clone(), base.to_path_buf())),
+            None => default_state(base, ctx),
+        },
+        None => default_state(&cwd()?, ctx),
     }
+}
+
+/// The state store when nothing names one: `state.db` in `SYNCCTL_STATE_DIR` when that is set
+/// (the container image sets it to its one writable directory, where the Airbyte records live
+/// too; a relative path is taken from the working directory), else [`DEFAULT_STATE`] relative
+/// to `base`.
+fn default_state(base: &Path, ctx: &AppContext) -> Result<(String, PathBuf), CliError> {
+    let Some(dir) = ctx
+        .env
+        .get("SYNCCTL_STATE_DIR")
+        .filter(|d| !d.trim().is_empty())
+    else {
+        return Ok((DEFAULT_STATE.to_owned(), base.to_path_buf()));
+    };
+    let file = std::path::absolute(Path::new(&dir).join("state.db")).map_err(|e| {
+        CliError::config(format!(
+            "SYNCCTL_STATE_DIR {dir:?} is not a usable path: {e}"
+        ))
+    })?;
+    // An absolute path: `sqlite:///var/lib/syncctl/state.db`.
+    Ok((format!("sqlite://{}", file.display()), cwd()?))
 }
 
 /// The built-in mapping `--source`, `--target` and `--object` choose (usage error, exit 2,
