@@ -126,7 +126,7 @@ struct SpecArgs {
     target: Option<String>,
 
     /// Objects to sync, as SOURCE:TARGET (tables, files, CRM objects); without --config it
-    /// chooses the built-in mapping (hubspot → quickbooks: contacts:Customer, companies:Customer)
+    /// chooses one of the pair's built-in mappings (`syncctl sync init --help` lists them)
     #[arg(long, value_name = "SRC:TGT", help_heading = "Overrides")]
     object: Option<String>,
 

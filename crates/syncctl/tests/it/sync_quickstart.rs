@@ -733,3 +733,20 @@ fn without_a_state_url_the_store_goes_to_syncctl_state_dir_when_it_is_set() {
     assert_eq!(r.code, 0, "{}", r.result);
     assert!(q.path(".syncctl/state.db").is_file());
 }
+
+#[test]
+fn without_a_config_or_a_pair_the_usage_error_lists_every_built_in_pair() {
+    let q = Quickstart::new();
+    let out = crate::support::syncctl()
+        .current_dir(q.dir.path())
+        .args(["sync", "plan"])
+        .output()
+        .unwrap();
+    let r = CliRun::from_output(&out);
+    assert_eq!(r.code, 2, "{}", r.result);
+    let msg = r.result["error"]["message"].as_str().unwrap();
+    for b in syncctl_sync::builtin::BUILTINS {
+        let pair = format!("{} → {}", b.source, b.target);
+        assert!(msg.contains(&pair), "{pair} missing: {msg}");
+    }
+}

@@ -157,9 +157,18 @@ pub(super) fn choose_builtin(
     object: Option<&str>,
 ) -> Result<&'static Builtin, CliError> {
     let (Some(s), Some(t)) = (source, target) else {
-        return Err(CliError::usage(
-            "pass --config sync.yaml, or --source and --target for a pair with a built-in mapping (hubspot → quickbooks, google_sheets ↔ hubspot)",
-        ));
+        // The pairs from the embedded list, so the message cannot go stale.
+        let mut pairs: Vec<String> = Vec::new();
+        for b in builtin::BUILTINS {
+            let pair = format!("{} → {}", b.source, b.target);
+            if !pairs.contains(&pair) {
+                pairs.push(pair);
+            }
+        }
+        return Err(CliError::usage(format!(
+            "pass --config sync.yaml, or --source and --target for a pair with a built-in mapping ({})",
+            pairs.join(", ")
+        )));
     };
     builtin::choose(s, t, object).map_err(|e| CliError::usage(e.to_string()))
 }
