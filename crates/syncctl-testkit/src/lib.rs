@@ -6,6 +6,7 @@
 //!   request syncctl sends, or a response a fake returns, that breaks the vendor's spec fails.
 //! * [`conformance`]: the suite every connector passes against a real instance of its system
 //!   or its stateful fake (here, so that a connector crate never depends on another one).
+//! * [`bench_rows`]: the rows the connector benchmarks move, and the check of what they stored.
 //! * [`cli`]: helpers for driving the real `syncctl` binary and reading its result line.
 //! * [`services`]: the registry behind `syncctl-fakes serve <service>`.
 //! * [`xsd`]: QuickBooks contract checks of JSON bodies against Intuit's XSDs.
@@ -13,6 +14,7 @@
 //! Fakes are stateful (cargo's fake registry is the model): tests seed them through a builder,
 //! run syncctl against them, then assert on both the result and what the fake saw.
 
+pub mod bench_rows;
 pub mod cli;
 pub mod conformance;
 pub mod fakes;
