@@ -9,7 +9,7 @@
 //!   data.
 //! * Values: every column is read as `col::text` and converted by its type
 //!   ([`crate::sql_rows`]); writes send text and let the server cast it to the column's type
-//!   (`CAST($1 AS bigint)`, or `COPY` into a staging table of the table's own column types).
+//!   (`CAST($1 AS bigint)`, or one text array per column unnested and cast in bulk).
 //! * Reads are keyset-paginated: by key, or with `since` by `(updated_at, key)` using a row
 //!   comparison that an index on `(updated_at, key)` serves; rows whose cursor is NULL follow
 //!   the others in every incremental read.
@@ -17,10 +17,10 @@
 //!   (`set_config('syncctl.origin', …, true)` and `application_name = 'syncctl'`, both local to
 //!   the transaction; plus `origin_column` when configured) and sets `updated_at_column` to
 //!   `now()`. Bulk path: ops are grouped by kind and column set; each group of creates is
-//!   `COPY`'d into a temporary staging table and applied with one
-//!   `INSERT … SELECT … ON CONFLICT (natural key) DO UPDATE … RETURNING` (creates without a
-//!   unique natural key use a plain `INSERT`), each group of updates with one
-//!   `UPDATE … FROM staging … RETURNING`, deletes with one `DELETE … = ANY($1) RETURNING`. If
+//!   one `INSERT … SELECT … FROM unnest($1::text[], …) ON CONFLICT (natural key) DO UPDATE …
+//!   RETURNING` (creates without a unique natural key use a plain `INSERT`), each group of
+//!   updates one `UPDATE … FROM unnest(…) … RETURNING`, deletes one
+//!   `DELETE … = ANY($1) RETURNING`. If
 //!   any of those statements fails because of a record (a constraint, a cast, a trigger), the
 //!   transaction is rolled back and the batch replayed one record per savepoint, so only the
 //!   culprits fail.
