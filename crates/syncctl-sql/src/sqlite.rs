@@ -14,11 +14,16 @@
 //!   100 characters, `INTEGER`, `REAL`, `NUMERIC`/`DECIMAL`, `BOOLEAN`, `DATE`, `DATETIME`/
 //!   `TIMESTAMP`, `JSON`). SQLite itself would store `"abc"` in an INTEGER column; this
 //!   connector refuses it per record instead, like a typed database would.
-//! * Writes: one transaction per batch, one savepoint per record, so a refused record is rolled
-//!   back alone. Echo marking: SQLite has no session variables, so only `origin_column` marks
+//! * Writes: one transaction per batch. Bulk path: the natural keys of all creates are looked
+//!   up with one `IN` query per 500, creates that match none are stored by multi-row
+//!   `INSERT … RETURNING *` (each stored row found again by its natural key or key), updates
+//!   and natural-key matches are one statement each. A batch that names one record twice or
+//!   holds deletes or archives, or whose bulk statement fails because of a record, is rolled
+//!   back and applied one savepoint per record instead, so a refused record is rolled back
+//!   alone. Echo marking: SQLite has no session variables, so only `origin_column` marks
 //!   syncctl's rows.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
@@ -227,6 +232,7 @@ fn field_type_of(declared: &str) -> (FieldType, Option<u32>) {
 }
 
 /// A value in a form sqlx can bind.
+#[derive(Clone)]
 enum Bind {
     Null,
     Int(i64),
@@ -968,6 +974,386 @@ impl SqliteConnector {
     }
 }
 
+/// Values per statement in the bulk path: under SQLite's 32 766 variables, and few enough
+/// that a statement's rows stay a modest allocation.
+const BULK_PARAMS: usize = 30_000;
+const BULK_ROWS: usize = 500;
+
+/// A create of the bulk path, checked: (op index, typed fields, natural key column and value).
+type CheckedCreate = (usize, Vec<(String, Value)>, Option<(String, Value)>);
+
+/// A create of the bulk path that matched no record by its natural key: one row of a
+/// multi-row `INSERT`.
+struct NewRow {
+    /// The op's index in the batch.
+    at: usize,
+    /// Column → bind, in column order, including the token key.
+    binds: Vec<(String, Bind)>,
+    /// The value the stored row is recognised by (its natural key or key), as canonical text,
+    /// with the column holding it.
+    identity: Option<(String, String)>,
+}
+
+impl SqliteConnector {
+    /// A batch in one transaction with as few statements as it allows: the natural keys of
+    /// all creates looked up in one `IN` query per chunk, new records inserted by multi-row
+    /// `INSERT … RETURNING *`, updates one statement each (no savepoint per record).
+    ///
+    /// `Ok(None)` when the batch must go record by record instead: two ops name the same
+    /// record or value, a delete or archive is in it (their order against creates matters),
+    /// or a statement failed because of a record (rolled back; the per-record path then finds
+    /// which, each in its own savepoint).
+    #[allow(clippy::too_many_lines)] // one plan, kept together
+    async fn write_bulk(
+        &self,
+        pool: &SqlitePool,
+        schema: &ObjectSchema,
+        ops: &[WriteOp],
+        ctx: &WriteContext,
+    ) -> Result<Option<Vec<WriteOutcome>>, ConnectorError> {
+        let mut out: Vec<Option<WriteOutcome>> = vec![None; ops.len()];
+        let mut seen = std::collections::HashSet::new();
+        let mut natural_fields = std::collections::HashSet::new();
+        let mut updated_fields = std::collections::HashSet::new();
+        let mut creates: Vec<CheckedCreate> = Vec::new();
+        let identity = |v: &Value| {
+            syncctl_validate::canonical_text(v)
+                .unwrap_or_default()
+                .to_lowercase()
+        };
+        for (i, op) in ops.iter().enumerate() {
+            match op {
+                WriteOp::Create {
+                    natural_key,
+                    fields,
+                    ..
+                } => {
+                    let typed = match Self::typed(schema, fields) {
+                        Ok(t) => t,
+                        Err(e) => {
+                            out[i] = Some(WriteOutcome::Failed(e));
+                            continue;
+                        }
+                    };
+                    let mut nk = None;
+                    if let Some(n) = natural_key {
+                        let Some(f) = schema.field(&n.field) else {
+                            out[i] = Some(WriteOutcome::Failed(RecordError::invalid(
+                                format!("natural key {} is not a column", n.field),
+                                Some(&n.field),
+                            )));
+                            continue;
+                        };
+                        let Ok(v) = coerce(&n.value, &f.field_type) else {
+                            out[i] = Some(WriteOutcome::Failed(RecordError::invalid(
+                                format!("natural key {} has a value of the wrong type", n.field),
+                                Some(&n.field),
+                            )));
+                            continue;
+                        };
+                        if !seen.insert(format!("n:{}:{}", n.field, identity(&v))) {
+                            return Ok(None);
+                        }
+                        natural_fields.insert(n.field.clone());
+                        nk = Some((n.field.clone(), v));
+                    }
+                    if let Some((_, k)) = typed.iter().find(|(n, _)| *n == schema.key)
+                        && !seen.insert(format!("k:{}", identity(k)))
+                    {
+                        return Ok(None);
+                    }
+                    creates.push((i, typed, nk));
+                }
+                WriteOp::Update { key, fields, .. } => {
+                    if !seen.insert(format!("k:{}", key.as_str().to_lowercase())) {
+                        return Ok(None);
+                    }
+                    updated_fields.extend(fields.keys().cloned());
+                }
+                WriteOp::Delete { .. } | WriteOp::Archive { .. } => return Ok(None),
+            }
+        }
+        // An update that changes a natural key or a key could make a lookup made up front
+        // differ from one made in op order.
+        if updated_fields.contains(&schema.key)
+            || natural_fields.iter().any(|f| updated_fields.contains(f))
+        {
+            return Ok(None);
+        }
+        let mut tx = pool.begin().await.map_err(|e| db_error(&e))?;
+        match self
+            .bulk_body(&mut tx, schema, ops, ctx, &creates, &mut out)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                tx.rollback().await.map_err(|e| db_error(&e))?;
+                return Ok(None);
+            }
+            Err(e) => {
+                tx.rollback().await.map_err(|e| db_error(&e))?;
+                let reason = record_error(e)?;
+                tracing::debug!(
+                    connector = KIND,
+                    reason = %reason.message,
+                    "bulk statement refused a record; replaying the batch one record per savepoint"
+                );
+                return Ok(None);
+            }
+        }
+        tx.commit().await.map_err(|e| db_error(&e))?;
+        Ok(Some(
+            out.into_iter()
+                .map(|o| {
+                    o.unwrap_or_else(|| {
+                        WriteOutcome::Failed(RecordError::transient("the write was not attempted"))
+                    })
+                })
+                .collect(),
+        ))
+    }
+
+    /// The statements of [`Self::write_bulk`]; `Ok(false)` when the stored rows cannot be
+    /// matched to the ops (the per-record path then gives exact outcomes).
+    #[allow(clippy::too_many_lines)] // one plan, kept together
+    async fn bulk_body(
+        &self,
+        tx: &mut Transaction<'_, Sqlite>,
+        schema: &ObjectSchema,
+        ops: &[WriteOp],
+        ctx: &WriteContext,
+        creates: &[CheckedCreate],
+        out: &mut [Option<WriteOutcome>],
+    ) -> Result<bool, sqlx::Error> {
+        let t = self.qtable();
+        let key = quote(&schema.key, D);
+        // Natural keys: one lookup per column and chunk. identity → keys found.
+        let mut found: HashMap<(String, String), Vec<RecordKey>> = HashMap::new();
+        let mut by_field: BTreeMap<&str, Vec<&Value>> = BTreeMap::new();
+        for (_, _, nk) in creates {
+            if let Some((f, v)) = nk {
+                by_field.entry(f.as_str()).or_default().push(v);
+            }
+        }
+        for (field, values) in by_field {
+            for chunk in values.chunks(BULK_ROWS) {
+                let marks = vec!["?"; chunk.len()].join(",");
+                let sql = format!(
+                    "SELECT {key}, {f} FROM {t} WHERE {f} IN ({marks})",
+                    f = quote(field, D)
+                );
+                let mut q = sqlx::query(AssertSqlSafe(sql));
+                for v in chunk {
+                    q = bind(q, bind_of(v));
+                }
+                let asked: std::collections::HashSet<String> =
+                    chunk.iter().map(|v| stored_identity(v)).collect();
+                for row in q.fetch_all(&mut **tx).await? {
+                    let rec = Self::to_record(schema, &row);
+                    let v = stored_identity(rec.fields.get(field).unwrap_or(&Value::Null));
+                    if !asked.contains(&v) {
+                        // Matched under a collation (NOCASE): which op it belongs to is for
+                        // the per-record path to find out.
+                        return Ok(false);
+                    }
+                    found
+                        .entry((field.to_owned(), v))
+                        .or_default()
+                        .push(rec.key);
+                }
+            }
+        }
+        // Updates and natural-key matches in op order; new records grouped by columns.
+        let mut inserts: BTreeMap<Vec<String>, Vec<NewRow>> = BTreeMap::new();
+        let mut creates = creates.iter().peekable();
+        for (i, op) in ops.iter().enumerate() {
+            if out[i].is_some() {
+                continue;
+            }
+            match op {
+                WriteOp::Update {
+                    key: k,
+                    fields,
+                    expected_updated_at,
+                    ..
+                } => {
+                    let typed = match Self::typed(schema, fields) {
+                        Ok(t) => t,
+                        Err(e) => {
+                            out[i] = Some(WriteOutcome::Failed(e));
+                            continue;
+                        }
+                    };
+                    let expected =
+                        expected_updated_at.filter(|_| schema.capabilities.conditional_update);
+                    out[i] = Some(
+                        match self
+                            .update_row(tx, schema, k, &typed, expected, ctx)
+                            .await?
+                        {
+                            Applied::Done(o) => o,
+                            Applied::Refused(e) => WriteOutcome::Failed(e),
+                        },
+                    );
+                }
+                WriteOp::Create { token, .. } => {
+                    let Some((_, typed, nk)) = creates.next_if(|(at, _, _)| *at == i) else {
+                        continue;
+                    };
+                    if let Some((f, v)) = nk {
+                        let hits = found.get(&(f.clone(), stored_identity(v)));
+                        match hits.map(Vec::as_slice) {
+                            Some([_, _, ..]) => {
+                                out[i] = Some(WriteOutcome::Failed(RecordError::invalid(
+                                    format!("natural key {f} matches several records"),
+                                    Some(f),
+                                )));
+                                continue;
+                            }
+                            Some([rk]) => {
+                                let done =
+                                    self.update_row(tx, schema, rk, typed, None, ctx).await?;
+                                out[i] = Some(match done {
+                                    Applied::Done(WriteOutcome::Applied {
+                                        key, stored, ..
+                                    }) => WriteOutcome::Applied {
+                                        key,
+                                        created: false,
+                                        stored,
+                                    },
+                                    Applied::Done(o) => o,
+                                    Applied::Refused(e) => WriteOutcome::Failed(e),
+                                });
+                                continue;
+                            }
+                            _ => {}
+                        }
+                    }
+                    let mut binds: Vec<(String, Bind)> =
+                        typed.iter().map(|(n, v)| (n.clone(), bind_of(v))).collect();
+                    let has_key = typed.iter().any(|(n, v)| *n == schema.key && !v.is_null());
+                    if !has_key && !schema.capabilities.generated_keys {
+                        binds.push((schema.key.clone(), Bind::Text(token.clone())));
+                    }
+                    let identity = match (nk, typed.iter().find(|(n, _)| *n == schema.key)) {
+                        (Some((f, v)), _) => Some((f.clone(), stored_identity(v))),
+                        (None, Some((_, v))) if !v.is_null() => {
+                            Some((schema.key.clone(), stored_identity(v)))
+                        }
+                        _ if !has_key && !schema.capabilities.generated_keys => {
+                            Some((schema.key.clone(), stored_identity(&json!(token))))
+                        }
+                        _ => None,
+                    };
+                    let cols: Vec<String> = binds.iter().map(|(n, _)| n.clone()).collect();
+                    inserts.entry(cols).or_default().push(NewRow {
+                        at: i,
+                        binds,
+                        identity,
+                    });
+                }
+                WriteOp::Delete { .. } | WriteOp::Archive { .. } => {}
+            }
+        }
+        for (cols, rows) in inserts {
+            let managed = Self::managed_sets(
+                schema,
+                &cols
+                    .iter()
+                    .map(|c| (c.clone(), Value::Null))
+                    .collect::<Vec<_>>(),
+                ctx,
+            );
+            let mut names: Vec<String> = cols.iter().map(|c| quote(c, D)).collect();
+            let mut marks: Vec<String> = vec!["?".to_owned(); cols.len()];
+            for (c, v) in &managed {
+                names.push(quote(c, D));
+                marks.push(if v.is_some() { "?" } else { NOW }.to_owned());
+            }
+            let row_marks = format!("({})", marks.join(", "));
+            let per_row = marks.len().max(1);
+            // Rows that cannot be told apart once stored go one statement each.
+            let column = rows
+                .first()
+                .and_then(|r| r.identity.as_ref())
+                .map(|(c, _)| c);
+            let together = !cols.is_empty()
+                && rows
+                    .iter()
+                    .all(|r| r.identity.as_ref().map(|(c, _)| c) == column && column.is_some());
+            let chunk = if together {
+                (BULK_PARAMS / per_row).clamp(1, BULK_ROWS)
+            } else {
+                1
+            };
+            for group in rows.chunks(chunk) {
+                let values = vec![row_marks.as_str(); group.len()].join(", ");
+                let sql = if names.is_empty() {
+                    format!("INSERT INTO {t} DEFAULT VALUES RETURNING *")
+                } else {
+                    format!(
+                        "INSERT INTO {t} ({}) VALUES {values} RETURNING *",
+                        names.join(", ")
+                    )
+                };
+                let mut q = sqlx::query(AssertSqlSafe(sql));
+                for r in group {
+                    for (_, b) in &r.binds {
+                        q = bind(q, b.clone());
+                    }
+                    for (_, v) in &managed {
+                        if let Some(s) = v {
+                            q = bind(q, Bind::Text(s.clone()));
+                        }
+                    }
+                }
+                let stored = q.fetch_all(&mut **tx).await?;
+                if stored.len() != group.len() {
+                    return Ok(false);
+                }
+                if let [only] = group {
+                    let rec = Self::to_record(schema, &stored[0]);
+                    out[only.at] = Some(WriteOutcome::Applied {
+                        key: rec.key.clone(),
+                        created: true,
+                        stored: Some(rec),
+                    });
+                    continue;
+                }
+                // RETURNING's order is not promised: each row finds its op by identity.
+                let mut by_identity: HashMap<&(String, String), usize> = group
+                    .iter()
+                    .filter_map(|r| r.identity.as_ref().map(|id| (id, r.at)))
+                    .collect();
+                let Some(column) = column else {
+                    return Ok(false);
+                };
+                for row in &stored {
+                    let rec = Self::to_record(schema, row);
+                    let id = (
+                        column.clone(),
+                        stored_identity(rec.fields.get(column).unwrap_or(&Value::Null)),
+                    );
+                    let Some(at) = by_identity.remove(&id) else {
+                        return Ok(false);
+                    };
+                    out[at] = Some(WriteOutcome::Applied {
+                        key: rec.key.clone(),
+                        created: true,
+                        stored: Some(rec),
+                    });
+                }
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// A value as the bulk path recognises it in a stored row: its canonical text.
+fn stored_identity(v: &Value) -> String {
+    syncctl_validate::canonical_text(v).unwrap_or_default()
+}
+
 #[async_trait::async_trait]
 impl Sink for SqliteConnector {
     async fn write(
@@ -977,6 +1363,9 @@ impl Sink for SqliteConnector {
         ctx: &WriteContext,
     ) -> Result<Vec<WriteOutcome>, ConnectorError> {
         let pool = self.pool().await?;
+        if let Some(out) = self.write_bulk(pool, schema, ops, ctx).await? {
+            return Ok(out);
+        }
         let mut tx = pool.begin().await.map_err(|e| db_error(&e))?;
         let mut out = Vec::with_capacity(ops.len());
         for op in ops {
@@ -1123,6 +1512,114 @@ mod tests {
         .err()
         .unwrap();
         assert!(e.to_string().contains("tabel"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn bulk_batches_refuse_only_the_bad_record_and_match_natural_keys_like_one_by_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = SqliteConnectOptions::new()
+            .filename(dir.path().join("b.db"))
+            .create_if_missing(true);
+        let pool = SqlitePool::connect_with(opts).await.unwrap();
+        sqlx::raw_sql(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE, \
+             age INTEGER CHECK (age >= 0), tag TEXT COLLATE NOCASE);
+             INSERT INTO t (email, age, tag) VALUES ('old@x.io', 1, 'Old');",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        let c = (FACTORY.build)(
+            BuildContext::new(dir.path().to_path_buf()),
+            json!({"connector": "sqlite", "url": "sqlite://b.db", "object": "t"}),
+        )
+        .await
+        .unwrap();
+        let s = c.describe().await.unwrap();
+        let create = |nk: (&str, &str), fields: &[(&str, Value)]| WriteOp::Create {
+            token: format!("t-{}", nk.1),
+            natural_key: Some(syncctl_core::NaturalKey {
+                field: nk.0.into(),
+                value: json!(nk.1),
+            }),
+            fields: fields
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .chain([(nk.0.to_owned(), json!(nk.1))])
+                .collect(),
+        };
+        let ctx = WriteContext::new("t", "r");
+        let ops = vec![
+            create(("email", "a@x.io"), &[("age", json!(3))]),
+            create(("email", "old@x.io"), &[("age", json!(4))]),
+            create(("email", "bad@x.io"), &[("age", json!(-1))]),
+            create(("email", "b@x.io"), &[("age", json!("x"))]),
+            create(("email", "c@x.io"), &[]),
+        ];
+        let out = c.sink().unwrap().write(&s, &ops, &ctx).await.unwrap();
+        assert!(
+            matches!(out[0], WriteOutcome::Applied { created: true, .. }),
+            "{out:?}"
+        );
+        assert!(
+            matches!(out[1], WriteOutcome::Applied { created: false, .. }),
+            "{out:?}"
+        );
+        let WriteOutcome::Failed(e) = &out[2] else {
+            panic!("{out:?}");
+        };
+        assert!(e.message.contains("CHECK"), "{e:?}");
+        let WriteOutcome::Failed(e) = &out[3] else {
+            panic!("{out:?}");
+        };
+        assert_eq!(e.field.as_deref(), Some("age"), "{e:?}");
+        assert!(
+            matches!(out[4], WriteOutcome::Applied { created: true, .. }),
+            "{out:?}"
+        );
+        let stored: Vec<(String, Option<i64>)> =
+            sqlx::query_as("SELECT email, age FROM t ORDER BY email")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        assert_eq!(
+            stored,
+            [
+                ("a@x.io".to_owned(), Some(3)),
+                ("c@x.io".to_owned(), None),
+                ("old@x.io".to_owned(), Some(4)),
+            ]
+        );
+        // A natural key whose column compares without case (and no unique index): matched as a
+        // lookup one record at a time would match it, never inserted twice.
+        let out = c
+            .sink()
+            .unwrap()
+            .write(
+                &s,
+                &[
+                    create(("tag", "OLD"), &[("email", json!("old2@x.io"))]),
+                    create(("tag", "new"), &[("email", json!("n@x.io"))]),
+                    create(("tag", "new2"), &[("email", json!("n2@x.io"))]),
+                ],
+                &ctx,
+            )
+            .await
+            .unwrap();
+        assert!(
+            matches!(out[0], WriteOutcome::Applied { created: false, .. }),
+            "{out:?}"
+        );
+        assert!(
+            matches!(out[1], WriteOutcome::Applied { created: true, .. }),
+            "{out:?}"
+        );
+        let olds: i64 = sqlx::query_scalar("SELECT count(*) FROM t WHERE tag = 'old'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(olds, 1);
+        pool.close().await;
     }
 
     #[tokio::test]
