@@ -22,10 +22,17 @@
 //!   reports no write capability and a direction that writes to it is a config error before
 //!   the run writes anything; a file of another owner or with several hard links is rewritten
 //!   in place so that it keeps its owner, mode and links (see `target_file`).
+//! * Every call reads the file again, but its parse, its read order and the write batches' key
+//!   indexes are kept and reused while the file's bytes are unchanged (compared in full, so any
+//!   change by anyone is seen): a page or a batch costs what it touches, not a parse and a scan
+//!   of the whole file. A batch that only adds rows to a file this connector wrote appends their
+//!   text to the previous bytes instead of formatting every row again (the file is still written
+//!   whole to a temporary file and renamed over the original).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -96,9 +103,66 @@ pub struct CsvConnector {
     delimiter: u8,
     /// What [`Connector::warnings`] reports (the file is read many times per run).
     warnings: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// The file as last read or written here, reused while its bytes stay the same.
+    cache: Mutex<Option<Cached>>,
+}
+
+/// A parsed file and what was derived from it, valid for exactly `bytes`.
+///
+/// Every call reads the file again and compares its bytes with these (a memory compare), so a
+/// change by anyone, however quick or however small, is seen; what is saved is the parse,
+/// the sort and the index that a page or a batch would otherwise redo over the whole file.
+struct Cached {
+    bytes: Vec<u8>,
+    sheet: Arc<Sheet>,
+    /// Whether `bytes` are what [`CsvConnector::serialize`] makes of `sheet` (the file was last
+    /// written here): new rows can then be appended to them instead of writing every row again.
+    ours: bool,
+    /// The read order, built on the first read after a change.
+    scan: Option<Arc<Scan>>,
+    /// The write batches' indexes, kept from one batch to the next while rows only grow.
+    index: Option<RowIndex>,
+}
+
+/// Where each key and natural-key value is in a sheet's rows.
+struct RowIndex {
+    key_i: usize,
+    /// Trimmed key → rows holding it (ascending; removed rows included until filtered).
+    keys: HashMap<String, Vec<usize>>,
+    /// Natural-key column → cell → rows (each built on first use).
+    naturals: HashMap<usize, HashMap<String, Vec<usize>>>,
+}
+
+impl RowIndex {
+    fn new(sheet: &Sheet, key_i: usize) -> Self {
+        let mut keys: HashMap<String, Vec<usize>> = HashMap::with_capacity(sheet.rows.len());
+        for (n, r) in sheet.rows.iter().enumerate() {
+            keys.entry(r[key_i].trim().to_owned()).or_default().push(n);
+        }
+        Self {
+            key_i,
+            keys,
+            naturals: HashMap::new(),
+        }
+    }
+}
+
+/// The rows of a sheet in read order, for one key column (and cursor column).
+struct Scan {
+    key: String,
+    cursor: Option<String>,
+    /// Rows with a key, by key (as [`RecordKey`]s compare).
+    by_key: Vec<usize>,
+    /// Key → row.
+    index: HashMap<String, usize>,
+    /// Rows with a key, by `(cursor in ms, key)`; empty without a cursor column.
+    by_cursor: Vec<(i64, usize)>,
+    /// Rows skipped for an empty key.
+    blank: usize,
 }
 
 /// The parsed file.
+#[derive(Clone)]
 struct Sheet {
     header: Vec<String>,
     rows: Vec<Vec<String>>,
@@ -137,10 +201,42 @@ impl CsvConnector {
             settings,
             delimiter,
             warnings: std::sync::Mutex::default(),
+            cache: Mutex::default(),
         })
     }
 
-    fn load(&self) -> Result<Sheet, ConnectorError> {
+    fn cached(&self) -> std::sync::MutexGuard<'_, Option<Cached>> {
+        self.cache.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The file as it is now: from the cache when its bytes are unchanged, else parsed.
+    fn load(&self) -> Result<Arc<Sheet>, ConnectorError> {
+        let (bytes, modified) = self.read_file()?;
+        {
+            let mut cache = self.cached();
+            if let Some(c) = cache.as_mut().filter(|c| c.bytes == bytes) {
+                if c.sheet.modified != modified {
+                    // Touched, not changed: the rows' modified time (without a cursor column)
+                    // is the file's.
+                    Arc::make_mut(&mut c.sheet).modified = modified;
+                    c.scan = None;
+                }
+                return Ok(Arc::clone(&c.sheet));
+            }
+        }
+        let sheet = Arc::new(self.parse(&bytes, modified)?);
+        *self.cached() = Some(Cached {
+            bytes,
+            sheet: Arc::clone(&sheet),
+            ours: false,
+            scan: None,
+            index: None,
+        });
+        Ok(sheet)
+    }
+
+    /// The file's bytes and modification time.
+    fn read_file(&self) -> Result<(Vec<u8>, Option<DateTime<Utc>>), ConnectorError> {
         let bytes = fs::read(&self.path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 ConnectorError::config(
@@ -158,9 +254,18 @@ impl CsvConnector {
             .and_then(|m| m.modified())
             .ok()
             .map(DateTime::<Utc>::from);
+        Ok((bytes, modified))
+    }
+
+    /// Parses a whole file; a malformed one is refused whole.
+    fn parse(
+        &self,
+        bytes: &[u8],
+        modified: Option<DateTime<Utc>>,
+    ) -> Result<Sheet, ConnectorError> {
         let (bom, body) = match bytes.strip_prefix(b"\xEF\xBB\xBF") {
             Some(rest) => (true, rest),
-            None => (false, bytes.as_slice()),
+            None => (false, bytes),
         };
         let crlf = body
             .iter()
@@ -232,42 +337,69 @@ impl CsvConnector {
         })
     }
 
-    fn save(&self, sheet: &Sheet) -> Result<(), ConnectorError> {
-        let io = |e: std::io::Error| {
-            ConnectorError::unavailable(KIND, format!("writing {}: {e}", self.path.display()))
-        };
+    /// The file's bytes for `sheet`: BOM, header and every row, quoted and guarded.
+    fn serialize(&self, sheet: &Sheet) -> Result<Vec<u8>, ConnectorError> {
         let mut buf = Vec::new();
         if sheet.bom {
             buf.extend_from_slice(b"\xEF\xBB\xBF");
         }
-        {
-            let mut w = csv::WriterBuilder::new()
-                .delimiter(self.delimiter)
-                .terminator(if sheet.crlf {
-                    csv::Terminator::CRLF
-                } else {
-                    csv::Terminator::Any(b'\n')
-                })
-                .from_writer(&mut buf);
-            let csv_err = |e: csv::Error| ConnectorError::failed(KIND, e.to_string());
-            w.write_record(&sheet.header).map_err(csv_err)?;
-            let mode = self.settings.formula_guard;
-            for r in &sheet.rows {
-                w.write_record(r.iter().map(|c| guard(mode, c).into_owned()))
-                    .map_err(csv_err)?;
-            }
-            w.flush().map_err(io)?;
+        self.serialize_rows(
+            &mut buf,
+            std::iter::once(&sheet.header).chain(&sheet.rows),
+            sheet.crlf,
+        )?;
+        Ok(buf)
+    }
+
+    /// Appends `rows` to `buf` as the file holds them (without the BOM).
+    fn serialize_rows<'r>(
+        &self,
+        buf: &mut Vec<u8>,
+        rows: impl IntoIterator<Item = &'r Vec<String>>,
+        crlf: bool,
+    ) -> Result<(), ConnectorError> {
+        let mut w = csv::WriterBuilder::new()
+            .delimiter(self.delimiter)
+            .terminator(if crlf {
+                csv::Terminator::CRLF
+            } else {
+                csv::Terminator::Any(b'\n')
+            })
+            .from_writer(buf);
+        let csv_err = |e: csv::Error| ConnectorError::failed(KIND, e.to_string());
+        let mode = self.settings.formula_guard;
+        let mut cells = Vec::new();
+        for r in rows {
+            cells.clear();
+            cells.extend(r.iter().map(|c| guard(mode, c)));
+            w.write_record(cells.iter().map(|c| c.as_bytes()))
+                .map_err(csv_err)?;
         }
-        crate::target_file::write(&self.path, &buf).map_err(|e| {
+        w.flush().map_err(|e| self.write_error(e))
+    }
+
+    fn write_error(&self, e: std::io::Error) -> ConnectorError {
+        ConnectorError::unavailable(KIND, format!("writing {}: {e}", self.path.display()))
+    }
+
+    /// Replaces the file with `bytes` (atomically, see `target_file`).
+    fn save_bytes(&self, bytes: &[u8]) -> Result<(), ConnectorError> {
+        crate::target_file::write(&self.path, bytes).map_err(|e| {
             if e.kind() == std::io::ErrorKind::PermissionDenied {
                 ConnectorError::config(
                     KIND,
                     format!("{e}; syncctl writes to this file as a sync side, so make it writable or sync one way from it"),
                 )
             } else {
-                io(e)
+                self.write_error(e)
             }
         })
+    }
+
+    /// Writes `sheet` as the whole file.
+    #[cfg(test)]
+    fn save(&self, sheet: &Sheet) -> Result<(), ConnectorError> {
+        self.save_bytes(&self.serialize(sheet)?)
     }
 
     fn key_column(&self, header: &[String]) -> String {
@@ -284,19 +416,28 @@ impl CsvConnector {
         header.iter().position(|h| h == name)
     }
 
-    /// Records of the sheet, keyed; fails on duplicate keys.
-    fn records(&self, sheet: &Sheet, schema: &ObjectSchema) -> Result<Vec<Record>, ConnectorError> {
+    /// The read order of `sheet` for `schema`'s key and cursor: from the cache when `sheet` is
+    /// the cached one, else built (and cached). Fails on duplicate keys.
+    fn scan(&self, sheet: &Arc<Sheet>, schema: &ObjectSchema) -> Result<Arc<Scan>, ConnectorError> {
+        let fits = |s: &Scan| s.key == schema.key && s.cursor == schema.updated_at;
+        if let Some(c) = self.cached().as_ref()
+            && Arc::ptr_eq(&c.sheet, sheet)
+            && let Some(s) = c.scan.as_ref().filter(|s| fits(s))
+        {
+            return Ok(Arc::clone(s));
+        }
+        let scan = Arc::new(self.build_scan(sheet, schema)?);
+        if let Some(c) = self.cached().as_mut()
+            && Arc::ptr_eq(&c.sheet, sheet)
+        {
+            c.scan = Some(Arc::clone(&scan));
+        }
+        Ok(scan)
+    }
+
+    fn build_scan(&self, sheet: &Sheet, schema: &ObjectSchema) -> Result<Scan, ConnectorError> {
         let key_i = Self::col(&sheet.header, &schema.key).unwrap_or(0);
-        let upd_i = schema
-            .updated_at
-            .as_deref()
-            .and_then(|u| Self::col(&sheet.header, u));
-        let del_i = schema
-            .deleted
-            .as_deref()
-            .and_then(|d| Self::col(&sheet.header, d));
-        let mut seen: HashMap<&str, usize> = HashMap::new();
-        let mut out = Vec::with_capacity(sheet.rows.len());
+        let mut index: HashMap<String, usize> = HashMap::with_capacity(sheet.rows.len());
         let mut blank = 0usize;
         for (n, row) in sheet.rows.iter().enumerate() {
             let key = row[key_i].trim();
@@ -304,7 +445,7 @@ impl CsvConnector {
                 blank += 1;
                 continue;
             }
-            if let Some(first) = seen.insert(key, n) {
+            if let Some(first) = index.insert(key.to_owned(), n) {
                 return Err(ConnectorError::config(
                     KIND,
                     format!(
@@ -316,46 +457,98 @@ impl CsvConnector {
                     ),
                 ));
             }
-            let fields: BTreeMap<String, Value> = sheet
-                .header
+        }
+        let key_of = |row: usize| sheet.rows[row][key_i].trim();
+        let mut by_key: Vec<usize> = index.values().copied().collect();
+        by_key.sort_unstable_by(|a, b| key_of(*a).cmp(key_of(*b)));
+        let mut by_cursor = Vec::new();
+        if schema.updated_at.is_some() {
+            let cursor_i = schema
+                .updated_at
+                .as_deref()
+                .and_then(|u| Self::col(&sheet.header, u));
+            let file_ms = sheet.modified.map(|t| t.timestamp_millis());
+            by_cursor = by_key
                 .iter()
-                .zip(row)
-                .map(|(h, v)| {
-                    let v = if v.is_empty() {
-                        Value::Null
-                    } else {
-                        Value::String(v.clone())
+                .map(|&row| {
+                    let ms = match cursor_i {
+                        Some(i) => {
+                            parse_timestamp(&sheet.rows[row][i]).map(|t| t.timestamp_millis())
+                        }
+                        None => file_ms,
                     };
-                    (h.clone(), v)
+                    (ms.unwrap_or(i64::MAX), row)
                 })
                 .collect();
-            let updated_at = match upd_i {
-                Some(i) => parse_timestamp(&row[i]),
-                None => sheet.modified,
-            };
-            let deleted = del_i.is_some_and(|i| {
-                let v = row[i].trim().to_ascii_lowercase();
+            // Stable: rows of one instant stay in key order.
+            by_cursor.sort_by_key(|(ms, _)| *ms);
+        }
+        Ok(Scan {
+            key: schema.key.clone(),
+            cursor: schema.updated_at.clone(),
+            by_key,
+            index,
+            by_cursor,
+            blank,
+        })
+    }
+
+    /// Reports rows skipped for an empty key (once per distinct warning).
+    fn note_blank(&self, scan: &Scan, schema: &ObjectSchema) {
+        if scan.blank == 0 {
+            return;
+        }
+        let blank = scan.blank;
+        tracing::warn!(file = %self.path.display(), rows = blank, "Skipped CSV rows with an empty key; they cannot be synced.");
+        if let Ok(mut w) = self.warnings.lock() {
+            w.insert(format!(
+                "{}: skipped {blank} row(s) with an empty {}; they cannot be synced until they have one",
+                self.path.display(),
+                schema.key
+            ));
+        }
+    }
+
+    /// Row `row` of the sheet as a record.
+    fn record(sheet: &Sheet, schema: &ObjectSchema, row: usize) -> Record {
+        let cells = &sheet.rows[row];
+        let key_i = Self::col(&sheet.header, &schema.key).unwrap_or(0);
+        let fields: BTreeMap<String, Value> = sheet
+            .header
+            .iter()
+            .zip(cells)
+            .map(|(h, v)| {
+                let v = if v.is_empty() {
+                    Value::Null
+                } else {
+                    Value::String(v.clone())
+                };
+                (h.clone(), v)
+            })
+            .collect();
+        let updated_at = match schema
+            .updated_at
+            .as_deref()
+            .and_then(|u| Self::col(&sheet.header, u))
+        {
+            Some(i) => parse_timestamp(&cells[i]),
+            None => sheet.modified,
+        };
+        let deleted = schema
+            .deleted
+            .as_deref()
+            .and_then(|d| Self::col(&sheet.header, d))
+            .is_some_and(|i| {
+                let v = cells[i].trim().to_ascii_lowercase();
                 !v.is_empty() && v != "false" && v != "0" && v != "no"
             });
-            out.push(Record {
-                key: RecordKey(key.to_owned()),
-                fields,
-                updated_at,
-                deleted,
-                version: None,
-            });
+        Record {
+            key: RecordKey(cells[key_i].trim().to_owned()),
+            fields,
+            updated_at,
+            deleted,
+            version: None,
         }
-        if blank > 0 {
-            tracing::warn!(file = %self.path.display(), rows = blank, "Skipped CSV rows with an empty key; they cannot be synced.");
-            if let Ok(mut w) = self.warnings.lock() {
-                w.insert(format!(
-                    "{}: skipped {blank} row(s) with an empty {}; they cannot be synced until they have one",
-                    self.path.display(),
-                    schema.key
-                ));
-            }
-        }
-        Ok(out)
     }
 }
 
@@ -523,11 +716,6 @@ struct Token {
     k: String,
 }
 
-/// Sort position of a record in an incremental scan: unreadable times sort last.
-fn cursor_ms(r: &Record) -> i64 {
-    r.updated_at.map_or(i64::MAX, |t| t.timestamp_millis())
-}
-
 #[async_trait::async_trait]
 impl Source for CsvConnector {
     async fn read_page(
@@ -536,7 +724,8 @@ impl Source for CsvConnector {
         req: &ReadRequest,
     ) -> Result<Page, ConnectorError> {
         let sheet = self.load()?;
-        let mut recs = self.records(&sheet, schema)?;
+        let scan = self.scan(&sheet, schema)?;
+        self.note_blank(&scan, schema);
         let token: Option<Token> = match &req.after {
             None => None,
             Some(PageToken(v)) => Some(
@@ -544,40 +733,55 @@ impl Source for CsvConnector {
                     .map_err(|_| ConnectorError::failed(KIND, "invalid page token"))?,
             ),
         };
+        let key_i = Self::col(&sheet.header, &schema.key).unwrap_or(0);
+        let key_of = |row: usize| sheet.rows[row][key_i].trim();
         let incremental = req
             .since
             .filter(|_| schema.capabilities.incremental && schema.updated_at.is_some());
-        if let Some(since) = incremental {
+        let limit = req.limit.max(1);
+        // Up to `limit + 1` rows from the scan position on: one more tells whether a next
+        // page exists.
+        let (rows, cursors): (Vec<usize>, Vec<Option<i64>>) = if let Some(since) = incremental {
             let since = since.timestamp_millis();
-            recs.retain(|r| cursor_ms(r) >= since);
-            recs.sort_by(|a, b| (cursor_ms(a), &a.key).cmp(&(cursor_ms(b), &b.key)));
+            let list = &scan.by_cursor;
+            let mut from = list.partition_point(|(ms, _)| *ms < since);
             if let Some(t) = &token {
                 let at = (t.t.unwrap_or(i64::MIN), t.k.as_str());
-                recs.retain(|r| (cursor_ms(r), r.key.as_str()) > at);
+                from = from.max(list.partition_point(|&(ms, row)| (ms, key_of(row)) <= at));
             }
+            list[from.min(list.len())..]
+                .iter()
+                .take(limit + 1)
+                .map(|&(ms, row)| (row, Some(ms)))
+                .unzip()
         } else {
-            recs.sort_by(|a, b| a.key.cmp(&b.key));
-            if let Some(t) = &token {
-                recs.retain(|r| r.key.as_str() > t.k.as_str());
-            }
-        }
-        let limit = req.limit.max(1);
-        let more = recs.len() > limit;
-        recs.truncate(limit);
+            let list = &scan.by_key;
+            let from = token.as_ref().map_or(0, |t| {
+                list.partition_point(|&row| key_of(row) <= t.k.as_str())
+            });
+            list[from..]
+                .iter()
+                .take(limit + 1)
+                .map(|&row| (row, None))
+                .unzip()
+        };
+        let more = rows.len() > limit;
+        let records: Vec<Record> = rows
+            .iter()
+            .take(limit)
+            .map(|&row| Self::record(&sheet, schema, row))
+            .collect();
         let next = if more {
-            recs.last().map(|r| {
+            records.last().map(|r| {
                 PageToken(json!(Token {
-                    t: incremental.map(|_| cursor_ms(r)),
+                    t: cursors.get(limit - 1).copied().flatten(),
                     k: r.key.0.clone(),
                 }))
             })
         } else {
             None
         };
-        Ok(Page {
-            records: recs,
-            next,
-        })
+        Ok(Page { records, next })
     }
 
     async fn read_keys(
@@ -589,11 +793,18 @@ impl Source for CsvConnector {
             return Ok(Vec::new());
         }
         let sheet = self.load()?;
-        let wanted: std::collections::HashSet<&RecordKey> = keys.iter().collect();
-        Ok(self
-            .records(&sheet, schema)?
+        let scan = self.scan(&sheet, schema)?;
+        self.note_blank(&scan, schema);
+        // In file order, each record once.
+        let mut rows: Vec<usize> = keys
+            .iter()
+            .filter_map(|k| scan.index.get(k.as_str()).copied())
+            .collect();
+        rows.sort_unstable();
+        rows.dedup();
+        Ok(rows
             .into_iter()
-            .filter(|r| wanted.contains(&r.key))
+            .map(|row| Self::record(&sheet, schema, row))
             .collect())
     }
 
@@ -615,97 +826,211 @@ impl Source for CsvConnector {
             return Ok(Vec::new());
         }
         let sheet = self.load()?;
-        Ok(self
-            .records(&sheet, schema)?
-            .into_iter()
-            .filter(|r| {
-                r.fields
-                    .get(field)
-                    .and_then(canonical_text)
-                    .is_some_and(|v| wanted.contains(&v))
+        let scan = self.scan(&sheet, schema)?;
+        self.note_blank(&scan, schema);
+        let Some(i) = Self::col(&sheet.header, field) else {
+            return Ok(Vec::new());
+        };
+        let key_i = Self::col(&sheet.header, &schema.key).unwrap_or(0);
+        Ok(sheet
+            .rows
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| {
+                // A cell's canonical text is the cell unless it is blank.
+                !r[key_i].trim().is_empty() && !r[i].trim().is_empty() && wanted.contains(&r[i])
             })
+            .map(|(row, _)| Self::record(&sheet, schema, row))
             .collect())
     }
 }
 
-impl CsvConnector {
-    fn cell(v: &Value) -> String {
-        canonical_text(v).unwrap_or_default()
+/// A write batch applied to a sheet in memory. Rows are only appended or marked removed until
+/// [`Batch::finish`], so row numbers stay valid for the indexes that replace a scan of the
+/// whole sheet per op.
+struct Batch<'a> {
+    sheet: Sheet,
+    schema: &'a ObjectSchema,
+    ctx: &'a WriteContext,
+    now: &'a str,
+    key_i: usize,
+    index: RowIndex,
+    removed: Vec<bool>,
+    /// Rows before the batch: an op that changes or removes one of them means the file is
+    /// written whole; otherwise the new rows are appended to its bytes.
+    existing: usize,
+    touched_existing: bool,
+}
+
+impl<'a> Batch<'a> {
+    fn new(
+        sheet: Sheet,
+        index: Option<RowIndex>,
+        schema: &'a ObjectSchema,
+        ctx: &'a WriteContext,
+        now: &'a str,
+    ) -> Self {
+        let key_i = CsvConnector::col(&sheet.header, &schema.key).unwrap_or(0);
+        let index = index
+            .filter(|i| i.key_i == key_i)
+            .unwrap_or_else(|| RowIndex::new(&sheet, key_i));
+        let existing = sheet.rows.len();
+        Self {
+            removed: vec![false; existing],
+            sheet,
+            schema,
+            ctx,
+            now,
+            key_i,
+            index,
+            existing,
+            touched_existing: false,
+        }
     }
 
-    /// Applies one op to the sheet in memory.
-    fn apply(
-        sheet: &mut Sheet,
-        schema: &ObjectSchema,
-        op: &WriteOp,
-        ctx: &WriteContext,
-        now: &str,
-    ) -> WriteOutcome {
-        let key_i = Self::col(&sheet.header, &schema.key).unwrap_or(0);
-        let find =
-            |sheet: &Sheet, key: &str| sheet.rows.iter().position(|r| r[key_i].trim() == key);
-        let set = |sheet: &mut Sheet,
-                   row: usize,
-                   fields: &BTreeMap<String, Value>|
-         -> Result<(), RecordError> {
-            for name in fields.keys() {
-                if Self::col(&sheet.header, name).is_none() {
-                    return Err(RecordError::invalid(
-                        format!("{name} is not a column of the file"),
-                        Some(name),
-                    ));
+    fn alive(&self, row: usize) -> bool {
+        !self.removed[row]
+    }
+
+    /// The first live row whose key is `key` (as the file's order would find it).
+    fn find(&self, key: &str) -> Option<usize> {
+        self.index
+            .keys
+            .get(key)?
+            .iter()
+            .copied()
+            .find(|&r| self.alive(r))
+    }
+
+    /// Live rows whose cell in column `i` is `want` (its canonical text).
+    fn natural_hits(&mut self, i: usize, want: &str) -> Vec<usize> {
+        let rows = &self.sheet.rows;
+        let index = self.index.naturals.entry(i).or_insert_with(|| {
+            let mut m: HashMap<String, Vec<usize>> = HashMap::new();
+            for (n, r) in rows.iter().enumerate() {
+                if !r[i].trim().is_empty() {
+                    m.entry(r[i].clone()).or_default().push(n);
                 }
             }
-            for (name, v) in fields {
-                if let Some(i) = Self::col(&sheet.header, name) {
-                    sheet.rows[row][i] = Self::cell(v);
-                }
-            }
-            for (col, value) in [
-                (&schema.updated_at, now),
-                (&schema.origin, ctx.origin.as_str()),
-            ] {
-                if let Some(c) = col
-                    && !fields.contains_key(c)
-                    && let Some(i) = Self::col(&sheet.header, c)
-                {
-                    sheet.rows[row][i] = value.to_owned();
-                }
-            }
-            Ok(())
+            m
+        });
+        let hits = index.get(want).cloned().unwrap_or_default();
+        hits.into_iter().filter(|&r| self.alive(r)).collect()
+    }
+
+    /// Moves `row` from `old` to its current cell in the indexes of column `i`.
+    fn reindex(&mut self, row: usize, i: usize, old: &str) {
+        let new = self.sheet.rows[row][i].clone();
+        if old == new {
+            return;
+        }
+        let insert = |v: &mut Vec<usize>| {
+            let at = v.partition_point(|&r| r < row);
+            v.insert(at, row);
         };
-        let stored = |sheet: &Sheet, row: usize| -> Record {
-            let fields = sheet
-                .header
-                .iter()
-                .zip(&sheet.rows[row])
-                .map(|(h, v)| {
-                    (
-                        h.clone(),
-                        if v.is_empty() {
-                            Value::Null
-                        } else {
-                            Value::String(v.clone())
-                        },
-                    )
-                })
-                .collect();
-            let updated_at = match schema
-                .updated_at
-                .as_deref()
-                .and_then(|u| Self::col(&sheet.header, u))
+        if i == self.key_i && old.trim() != new.trim() {
+            if let Some(v) = self.index.keys.get_mut(old.trim()) {
+                v.retain(|&r| r != row);
+            }
+            insert(self.index.keys.entry(new.trim().to_owned()).or_default());
+        }
+        if let Some(index) = self.index.naturals.get_mut(&i) {
+            if let Some(v) = index.get_mut(old) {
+                v.retain(|&r| r != row);
+            }
+            if !new.trim().is_empty() {
+                insert(index.entry(new).or_default());
+            }
+        }
+    }
+
+    /// Sets `fields` (and the managed columns) on `row`; nothing changes when a field is not
+    /// a column.
+    fn set(&mut self, row: usize, fields: &BTreeMap<String, Value>) -> Result<(), RecordError> {
+        let header = &self.sheet.header;
+        for name in fields.keys() {
+            if CsvConnector::col(header, name).is_none() {
+                return Err(RecordError::invalid(
+                    format!("{name} is not a column of the file"),
+                    Some(name),
+                ));
+            }
+        }
+        let mut cells: Vec<(usize, String)> = fields
+            .iter()
+            .filter_map(|(name, v)| {
+                CsvConnector::col(header, name).map(|i| (i, CsvConnector::cell(v)))
+            })
+            .collect();
+        for (col, value) in [
+            (&self.schema.updated_at, self.now),
+            (&self.schema.origin, self.ctx.origin.as_str()),
+        ] {
+            if let Some(c) = col
+                && !fields.contains_key(c)
+                && let Some(i) = CsvConnector::col(header, c)
             {
-                Some(i) => parse_timestamp(&sheet.rows[row][i]),
-                None => Some(Utc::now()),
-            };
-            Record {
-                key: RecordKey(sheet.rows[row][key_i].trim().to_owned()),
-                fields,
-                updated_at,
-                deleted: false,
-                version: None,
+                cells.push((i, value.to_owned()));
+            }
+        }
+        if row < self.existing {
+            self.touched_existing = true;
+        }
+        for (i, value) in cells {
+            let old = std::mem::replace(&mut self.sheet.rows[row][i], value);
+            self.reindex(row, i, &old);
+        }
+        Ok(())
+    }
+
+    /// Adds a created row (the last one) to the indexes, for the cells `set` did not index.
+    fn index_new(&mut self, row: usize) {
+        let add = |v: &mut Vec<usize>| {
+            if v.last() != Some(&row) {
+                v.push(row);
             }
         };
+        add(self
+            .index
+            .keys
+            .entry(self.sheet.rows[row][self.key_i].trim().to_owned())
+            .or_default());
+        for (&i, index) in &mut self.index.naturals {
+            let cell = &self.sheet.rows[row][i];
+            if !cell.trim().is_empty() {
+                add(index.entry(cell.clone()).or_default());
+            }
+        }
+    }
+
+    fn stored(&self, row: usize) -> Record {
+        let mut rec = CsvConnector::record(&self.sheet, self.schema, row);
+        if self.schema.updated_at.is_none() {
+            // The file is about to change: its new modified time is now.
+            rec.updated_at = Some(Utc::now());
+        }
+        rec.deleted = false;
+        rec
+    }
+
+    fn applied(&self, row: usize, created: bool) -> WriteOutcome {
+        WriteOutcome::Applied {
+            key: RecordKey(self.sheet.rows[row][self.key_i].trim().to_owned()),
+            created,
+            stored: Some(self.stored(row)),
+        }
+    }
+
+    fn remove(&mut self, row: usize) {
+        self.removed[row] = true;
+        if row < self.existing {
+            self.touched_existing = true;
+        }
+    }
+
+    /// Applies one op.
+    fn apply(&mut self, op: &WriteOp) -> WriteOutcome {
+        let schema = self.schema;
         match op {
             WriteOp::Create {
                 token,
@@ -713,22 +1038,16 @@ impl CsvConnector {
                 fields,
             } => {
                 if let Some(nk) = natural_key {
-                    let Some(i) = Self::col(&sheet.header, &nk.field) else {
+                    let Some(i) = CsvConnector::col(&self.sheet.header, &nk.field) else {
                         return WriteOutcome::Failed(RecordError::invalid(
                             format!("natural key {} is not a column", nk.field),
                             Some(&nk.field),
                         ));
                     };
-                    let want = canonical_text(&nk.value);
-                    let hits: Vec<usize> = sheet
-                        .rows
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, r)| {
-                            want.is_some() && canonical_text(&Value::String(r[i].clone())) == want
-                        })
-                        .map(|(n, _)| n)
-                        .collect();
+                    let hits = match canonical_text(&nk.value) {
+                        Some(want) => self.natural_hits(i, &want),
+                        None => Vec::new(),
+                    };
                     if hits.len() > 1 {
                         return WriteOutcome::Failed(RecordError::invalid(
                             format!("natural key {} matches several rows", nk.field),
@@ -736,12 +1055,8 @@ impl CsvConnector {
                         ));
                     }
                     if let Some(&row) = hits.first() {
-                        return match set(sheet, row, fields) {
-                            Ok(()) => WriteOutcome::Applied {
-                                key: RecordKey(sheet.rows[row][key_i].trim().to_owned()),
-                                created: false,
-                                stored: Some(stored(sheet, row)),
-                            },
+                        return match self.set(row, fields) {
+                            Ok(()) => self.applied(row, false),
                             Err(e) => WriteOutcome::Failed(e),
                         };
                     }
@@ -750,48 +1065,40 @@ impl CsvConnector {
                     .get(&schema.key)
                     .and_then(canonical_text)
                     .unwrap_or_else(|| token.clone());
-                if find(sheet, key.trim()).is_some() {
+                if self.find(key.trim()).is_some() {
                     return WriteOutcome::Failed(RecordError::invalid(
                         format!("a row with this {} already exists", schema.key),
                         Some(&schema.key),
                     ));
                 }
-                sheet.rows.push(vec![String::new(); sheet.header.len()]);
-                let row = sheet.rows.len() - 1;
-                sheet.rows[row][key_i] = key;
-                match set(sheet, row, fields) {
-                    Ok(()) => WriteOutcome::Applied {
-                        key: RecordKey(sheet.rows[row][key_i].trim().to_owned()),
-                        created: true,
-                        stored: Some(stored(sheet, row)),
-                    },
-                    Err(e) => {
-                        sheet.rows.pop();
-                        WriteOutcome::Failed(e)
-                    }
+                let mut cells = vec![String::new(); self.sheet.header.len()];
+                cells[self.key_i] = key;
+                self.sheet.rows.push(cells);
+                self.removed.push(false);
+                let row = self.sheet.rows.len() - 1;
+                if let Err(e) = self.set(row, fields) {
+                    self.sheet.rows.pop();
+                    self.removed.pop();
+                    return WriteOutcome::Failed(e);
                 }
+                self.index_new(row);
+                self.applied(row, true)
             }
-            WriteOp::Update { key, fields, .. } => match find(sheet, key.as_str()) {
+            WriteOp::Update { key, fields, .. } => match self.find(key.as_str()) {
                 None => WriteOutcome::NotFound { key: key.clone() },
-                Some(row) => {
-                    let before = sheet.rows[row].clone();
-                    match set(sheet, row, fields) {
-                        Ok(()) => WriteOutcome::Applied {
-                            key: key.clone(),
-                            created: false,
-                            stored: Some(stored(sheet, row)),
-                        },
-                        Err(e) => {
-                            sheet.rows[row] = before;
-                            WriteOutcome::Failed(e)
-                        }
-                    }
-                }
+                Some(row) => match self.set(row, fields) {
+                    Ok(()) => WriteOutcome::Applied {
+                        key: key.clone(),
+                        created: false,
+                        stored: Some(self.stored(row)),
+                    },
+                    Err(e) => WriteOutcome::Failed(e),
+                },
             },
-            WriteOp::Delete { key } => match find(sheet, key.as_str()) {
+            WriteOp::Delete { key } => match self.find(key.as_str()) {
                 None => WriteOutcome::NotFound { key: key.clone() },
                 Some(row) => {
-                    sheet.rows.remove(row);
+                    self.remove(row);
                     WriteOutcome::Applied {
                         key: key.clone(),
                         created: false,
@@ -806,15 +1113,15 @@ impl CsvConnector {
                         None,
                     ));
                 };
-                match find(sheet, key.as_str()) {
+                match self.find(key.as_str()) {
                     None => WriteOutcome::NotFound { key: key.clone() },
                     Some(row) => {
                         let fields = BTreeMap::from([(d.clone(), Value::String("true".into()))]);
-                        match set(sheet, row, &fields) {
+                        match self.set(row, &fields) {
                             Ok(()) => WriteOutcome::Applied {
                                 key: key.clone(),
                                 created: false,
-                                stored: Some(stored(sheet, row)),
+                                stored: Some(self.stored(row)),
                             },
                             Err(e) => WriteOutcome::Failed(e),
                         }
@@ -822,6 +1129,12 @@ impl CsvConnector {
                 }
             }
         }
+    }
+}
+
+impl CsvConnector {
+    fn cell(v: &Value) -> String {
+        canonical_text(v).unwrap_or_default()
     }
 }
 
@@ -833,18 +1146,72 @@ impl Sink for CsvConnector {
         ops: &[WriteOp],
         ctx: &WriteContext,
     ) -> Result<Vec<WriteOutcome>, ConnectorError> {
-        let mut sheet = self.load()?;
+        let loaded = self.load()?;
+        // The cached sheet is taken, not copied, when nothing else holds it.
+        let (old_bytes, ours, index) = {
+            let mut cache = self.cached();
+            match cache.take() {
+                Some(c) if Arc::ptr_eq(&c.sheet, &loaded) => (Some(c.bytes), c.ours, c.index),
+                other => {
+                    *cache = other;
+                    (None, false, None)
+                }
+            }
+        };
+        let sheet = Arc::try_unwrap(loaded).unwrap_or_else(|shared| (*shared).clone());
         let now = format_timestamp(Utc::now());
-        let out: Vec<WriteOutcome> = ops
-            .iter()
-            .map(|op| Self::apply(&mut sheet, schema, op, ctx, &now))
-            .collect();
-        if out
+        let mut batch = Batch::new(sheet, index, schema, ctx, &now);
+        let out: Vec<WriteOutcome> = ops.iter().map(|op| batch.apply(op)).collect();
+        let Batch {
+            mut sheet,
+            removed,
+            existing,
+            touched_existing,
+            index,
+            ..
+        } = batch;
+        // Row numbers shift when rows go: the index is then rebuilt by the next batch.
+        let mut index = Some(index);
+        if removed.iter().any(|r| *r) {
+            let mut keep = removed.iter().map(|r| !r);
+            sheet.rows.retain(|_| keep.next().unwrap_or(true));
+            index = None;
+        }
+        if !out
             .iter()
             .any(|o| matches!(o, WriteOutcome::Applied { .. }))
         {
-            self.save(&sheet)?;
+            if let Some(bytes) = old_bytes {
+                *self.cached() = Some(Cached {
+                    bytes,
+                    sheet: Arc::new(sheet),
+                    ours,
+                    scan: None,
+                    index,
+                });
+            }
+            return Ok(out);
         }
+        // Only new rows, after a file this connector wrote: append them to its bytes.
+        let bytes = match old_bytes {
+            Some(mut bytes) if ours && !touched_existing => {
+                self.serialize_rows(&mut bytes, &sheet.rows[existing..], sheet.crlf)?;
+                bytes
+            }
+            _ => self.serialize(&sheet)?,
+        };
+        self.save_bytes(&bytes)?;
+        sheet.modified = fs::metadata(&self.path)
+            .and_then(|m| m.modified())
+            .ok()
+            .map(DateTime::<Utc>::from);
+        *self.cached() = Some(Cached {
+            bytes,
+            sheet: Arc::new(sheet),
+            ours: true,
+            scan: None,
+            index,
+        });
         Ok(out)
     }
 }
@@ -955,6 +1322,87 @@ mod tests {
         );
         let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temporary file left behind");
+    }
+
+    #[tokio::test]
+    async fn changes_by_anyone_are_seen_and_appended_rows_equal_a_rewrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.csv");
+        fs::write(&path, "id,v\n1,a\n").unwrap();
+        let c = connector(dir.path(), json!({"connector": "csv", "path": "k.csv"})).await;
+        let s = c.describe().await.unwrap();
+        let (src, sink) = (c.source().unwrap(), c.sink().unwrap());
+        let ctx = WriteContext::new("t", "r");
+        let create = |id: &str, v: &str| WriteOp::Create {
+            token: format!("t{id}"),
+            natural_key: None,
+            fields: BTreeMap::from([("id".to_owned(), json!(id)), ("v".to_owned(), json!(v))]),
+        };
+        // The first write rewrites the file; the next ones append to what it wrote.
+        for (id, v) in [("2", "=b"), ("3", "c, d")] {
+            let out = sink.write(&s, &[create(id, v)], &ctx).await.unwrap();
+            assert!(matches!(
+                out[0],
+                WriteOutcome::Applied { created: true, .. }
+            ));
+        }
+        let written = fs::read_to_string(&path).unwrap();
+        assert_eq!(written, "id,v\n1,a\n2,'=b\n3,\"c, d\"\n");
+        let sheet = c_sheet(dir.path());
+        assert_eq!(
+            String::from_utf8(sheet.0.serialize(&sheet.1).unwrap()).unwrap(),
+            written,
+            "appending wrote what a rewrite writes"
+        );
+        // Someone else changes a value without changing the file's size: the next read sees it.
+        fs::write(&path, written.replace("1,a", "1,z")).unwrap();
+        let page = src.read_page(&s, &ReadRequest::full(2)).await.unwrap();
+        assert_eq!(page.records[0].fields["v"], json!("z"));
+        assert_eq!(page.records[1].fields["v"], json!("=b"));
+        let rest = src
+            .read_page(
+                &s,
+                &ReadRequest {
+                    after: page.next.clone(),
+                    ..ReadRequest::full(2)
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(rest.records.len(), 1);
+        assert!(rest.next.is_none());
+        // A delete and a create of the same key in one batch, then read back by key.
+        let out = sink
+            .write(
+                &s,
+                &[
+                    WriteOp::Delete {
+                        key: RecordKey::from("2"),
+                    },
+                    create("2", "again"),
+                ],
+                &ctx,
+            )
+            .await
+            .unwrap();
+        assert!(
+            out.iter()
+                .all(|o| matches!(o, WriteOutcome::Applied { .. })),
+            "{out:?}"
+        );
+        let back = src.read_keys(&s, &[RecordKey::from("2")]).await.unwrap();
+        assert_eq!(back[0].fields["v"], json!("again"));
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            "id,v\n1,z\n3,\"c, d\"\n2,again\n"
+        );
+    }
+
+    fn c_sheet(dir: &Path) -> (CsvConnector, Sheet) {
+        let settings: CsvSettings = serde_json::from_value(json!({"path": "k.csv"})).unwrap();
+        let c = CsvConnector::new(&BuildContext::new(dir.to_path_buf()), settings).unwrap();
+        let sheet = (*c.load().unwrap()).clone();
+        (c, sheet)
     }
 
     #[tokio::test]
@@ -1093,8 +1541,8 @@ mod tests {
             let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
             proptest::prop_assert!(check_structure(body, c.delimiter).is_ok());
             let back = c.load().unwrap();
-            proptest::prop_assert_eq!(back.header, header);
-            proptest::prop_assert_eq!(back.rows, rows);
+            proptest::prop_assert_eq!(&back.header, &header);
+            proptest::prop_assert_eq!(&back.rows, &rows);
             proptest::prop_assert_eq!(back.bom, bom);
         }
 
