@@ -44,7 +44,10 @@ macro_rules! with_pool {
     };
 }
 
+mod bulk;
 mod lock;
+
+use bulk::{BulkOps as _, LinkOut, Outcome};
 
 pub use lock::RunLock;
 
@@ -861,31 +864,8 @@ impl StateStore {
         let mut by_slot: HashMap<(i32, String, String), i64> = HashMap::new();
         with_pool!(self, p => {
             let mut tx = p.begin().await?;
-            for chunk in rows.chunks(CHUNK) {
-                let mut qb = sqlx::QueryBuilder::new(
-                    "INSERT INTO sync_change (run_id, seq, link_id, side, record_key, action, before, after, status, error, created_at, finished_at, origin_key) ",
-                );
-                qb.push_values(chunk, |mut b, r| {
-                    b.push_bind(run_id)
-                        .push_bind(i32::try_from(r.seq).unwrap_or(i32::MAX))
-                        .push_bind(r.link_id)
-                        .push_bind(r.side.as_str())
-                        .push_bind(r.record_key.as_deref())
-                        .push_bind(r.action.as_str())
-                        .push_bind(r.before.as_ref().map(Json))
-                        .push_bind(r.after.as_ref().map(Json))
-                        .push_bind(r.status.as_str())
-                        .push_bind(r.error.as_deref())
-                        .push_bind(now)
-                        .push_bind((r.status != "planned").then_some(now))
-                        .push_bind(r.origin_key.as_deref());
-                });
-                qb.push(" RETURNING change_id, seq, side, action");
-                let got: Vec<(i64, i32, String, String)> =
-                    qb.build_query_as().fetch_all(&mut *tx).await?;
-                for (id, seq, side, action) in got {
-                    by_slot.insert((seq, side, action), id);
-                }
+            for (id, seq, side, action) in tx.insert_change_rows(run_id, now, rows).await? {
+                by_slot.insert((seq, side, action), id);
             }
             tx.commit().await?;
         });
@@ -919,6 +899,25 @@ impl StateStore {
         keys: &[RecordKey],
     ) -> Result<HashMap<RecordKey, Link>, SyncError> {
         let mut out = HashMap::new();
+        if let Db::Postgres(p) = &self.db {
+            // One array parameter: the same statement, prepared once, for every page.
+            let sql = format!(
+                "SELECT link_id, source_key, target_key, natural_key, base, source_deleted, target_deleted \
+                 FROM sync_link WHERE sync_name = $1 AND {} = ANY($2::text[])",
+                side.key_column()
+            );
+            let keys: Vec<&str> = keys.iter().map(RecordKey::as_str).collect();
+            let rows: Vec<LinkRow> = sqlx::query_as(AssertSqlSafe(sql))
+                .bind(sync)
+                .bind(keys)
+                .fetch_all(p)
+                .await?;
+            for r in rows {
+                let l = Link::from(r);
+                out.insert(l.key(side).clone(), l);
+            }
+            return Ok(out);
+        }
         for chunk in keys.chunks(CHUNK) {
             let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
             let sql = format!(
@@ -1060,65 +1059,28 @@ impl StateStore {
                 sep.push_unseparated(")");
                 qb.build().execute(&mut *tx).await?;
             }
-            let link_cols = "INSERT INTO sync_link (link_id, sync_name, source_key, target_key, natural_key, base, \
-                             source_updated_at, target_updated_at, source_deleted, target_deleted, created_run, updated_run, updated_at) ";
-            for chunk in updates.chunks(CHUNK / 2) {
-                let mut qb = sqlx::QueryBuilder::new(link_cols);
-                qb.push_values(chunk, |mut b, i| {
-                    if let LinkWrite::Upsert { id, source_key, target_key, natural_key, base, source_updated_at, target_updated_at, source_deleted, target_deleted } = &pairs[*i].link {
-                        b.push_bind(*id)
-                            .push_bind(sync)
-                            .push_bind(source_key.as_str())
-                            .push_bind(target_key.as_str())
-                            .push_bind(natural_key.as_deref())
-                            .push_bind(Json(base))
-                            .push_bind(*source_updated_at)
-                            .push_bind(*target_updated_at)
-                            .push_bind(*source_deleted)
-                            .push_bind(*target_deleted)
-                            .push_bind(run_id)
-                            .push_bind(run_id)
-                            .push_bind(now);
-                    }
-                });
-                qb.push(
-                    " ON CONFLICT (link_id) DO UPDATE SET source_key = excluded.source_key, target_key = excluded.target_key, \
-                     natural_key = COALESCE(excluded.natural_key, sync_link.natural_key), base = excluded.base, \
-                     source_updated_at = COALESCE(excluded.source_updated_at, sync_link.source_updated_at), \
-                     target_updated_at = COALESCE(excluded.target_updated_at, sync_link.target_updated_at), \
-                     source_deleted = excluded.source_deleted, target_deleted = excluded.target_deleted, \
-                     updated_run = excluded.updated_run, updated_at = excluded.updated_at",
-                );
-                qb.build().execute(&mut *tx).await?;
-            }
-            for chunk in inserts.chunks(CHUNK / 2) {
-                let mut qb = sqlx::QueryBuilder::new(
-                    "INSERT INTO sync_link (sync_name, source_key, target_key, natural_key, base, \
-                     source_updated_at, target_updated_at, source_deleted, target_deleted, created_run, updated_run, updated_at) ",
-                );
-                qb.push_values(chunk, |mut b, i| {
-                    if let LinkWrite::Upsert { source_key, target_key, natural_key, base, source_updated_at, target_updated_at, source_deleted, target_deleted, .. } = &pairs[*i].link {
-                        b.push_bind(sync)
-                            .push_bind(source_key.as_str())
-                            .push_bind(target_key.as_str())
-                            .push_bind(natural_key.as_deref())
-                            .push_bind(Json(base))
-                            .push_bind(*source_updated_at)
-                            .push_bind(*target_updated_at)
-                            .push_bind(*source_deleted)
-                            .push_bind(*target_deleted)
-                            .push_bind(run_id)
-                            .push_bind(run_id)
-                            .push_bind(now);
-                    }
-                });
-                qb.push(" RETURNING link_id, source_key");
-                let got: Vec<(i64, String)> = qb.build_query_as().fetch_all(&mut *tx).await?;
-                let by_key: HashMap<String, i64> = got.into_iter().map(|(id, k)| (k, id)).collect();
-                for i in chunk {
-                    if let LinkWrite::Upsert { source_key, .. } = &pairs[*i].link {
-                        link_ids[*i] = by_key.get(source_key.as_str()).copied();
-                    }
+            let out = |i: &usize| match &pairs[*i].link {
+                LinkWrite::Upsert { id, source_key, target_key, natural_key, base, source_updated_at, target_updated_at, source_deleted, target_deleted } => Some(LinkOut {
+                    id: *id,
+                    source_key: source_key.as_str(),
+                    target_key: target_key.as_str(),
+                    natural_key: natural_key.as_deref(),
+                    base,
+                    source_updated_at: *source_updated_at,
+                    target_updated_at: *target_updated_at,
+                    source_deleted: *source_deleted,
+                    target_deleted: *target_deleted,
+                }),
+                _ => None,
+            };
+            let updated: Vec<LinkOut<'_>> = updates.iter().filter_map(out).collect();
+            tx.update_links(sync, run_id, now, &updated).await?;
+            let inserted: Vec<LinkOut<'_>> = inserts.iter().filter_map(out).collect();
+            let got = tx.insert_links(sync, run_id, now, &inserted).await?;
+            let by_key: HashMap<String, i64> = got.into_iter().map(|(id, k)| (k, id)).collect();
+            for i in &inserts {
+                if let LinkWrite::Upsert { source_key, .. } = &pairs[*i].link {
+                    link_ids[*i] = by_key.get(source_key.as_str()).copied();
                 }
             }
             // Conflicts are rare: one statement each.
@@ -1197,76 +1159,25 @@ impl StateStore {
                     }
                 }
             }
-            // Audit rows: one statement per outcome, one for the keys and links they learnt.
-            let mut by_outcome: BTreeMap<(&str, Option<&str>), Vec<i64>> = BTreeMap::new();
-            let mut learnt: Vec<(i64, Option<&str>, Option<i64>)> = Vec::new();
+            // Audit rows: their outcomes and the keys and links they learnt, in one statement
+            // (a later entry for the same row wins).
+            let mut outcomes: Vec<Outcome<'_>> = Vec::new();
+            let mut at: HashMap<i64, usize> = HashMap::new();
             for (i, pc) in pairs.iter().enumerate() {
                 for (cid, status, error, key) in &pc.changes {
-                    by_outcome.entry((status.as_str(), error.as_deref())).or_default().push(*cid);
-                    if key.is_some() || link_ids[i].is_some() {
-                        learnt.push((*cid, key.as_deref(), link_ids[i]));
+                    let o = (*cid, status.as_str(), error.as_deref(), key.as_deref(), link_ids[i]);
+                    match at.get(cid) {
+                        Some(&j) => outcomes[j] = o,
+                        None => {
+                            at.insert(*cid, outcomes.len());
+                            outcomes.push(o);
+                        }
                     }
                 }
             }
-            for ((status, error), ids) in &by_outcome {
-                for chunk in ids.chunks(CHUNK) {
-                    let mut qb = sqlx::QueryBuilder::new("UPDATE sync_change SET status = ");
-                    qb.push_bind(*status)
-                        .push(", error = ")
-                        .push_bind(*error)
-                        .push(", finished_at = ")
-                        .push_bind(now)
-                        .push(" WHERE change_id IN (");
-                    let mut sep = qb.separated(", ");
-                    for id in chunk {
-                        sep.push_bind(*id);
-                    }
-                    sep.push_unseparated(")");
-                    qb.build().execute(&mut *tx).await?;
-                }
-            }
-            for chunk in learnt.chunks(CHUNK / 2) {
-                let mut qb = sqlx::QueryBuilder::new("UPDATE sync_change SET record_key = COALESCE(CASE change_id");
-                let mut any_key = false;
-                for (id, key, _) in chunk {
-                    if let Some(k) = key {
-                        any_key = true;
-                        qb.push(" WHEN ").push_bind(*id).push(" THEN ").push_bind(*k);
-                    }
-                }
-                if !any_key {
-                    qb.push(" WHEN NULL THEN NULL");
-                }
-                qb.push(" END, record_key), link_id = COALESCE(link_id, CASE change_id");
-                let mut any_link = false;
-                for (id, _, lid) in chunk {
-                    if let Some(l) = lid {
-                        any_link = true;
-                        qb.push(" WHEN ").push_bind(*id).push(" THEN ").push_bind(*l);
-                    }
-                }
-                if !any_link {
-                    qb.push(" WHEN NULL THEN NULL");
-                }
-                qb.push(" END) WHERE change_id IN (");
-                let mut sep = qb.separated(", ");
-                for (id, _, _) in chunk {
-                    sep.push_bind(*id);
-                }
-                sep.push_unseparated(")");
-                qb.build().execute(&mut *tx).await?;
-            }
+            tx.set_outcomes(now, &outcomes).await?;
             for (side, keys) in &pending_remove {
-                for chunk in keys.chunks(CHUNK) {
-                    let mut qb = sqlx::QueryBuilder::new("DELETE FROM sync_pending WHERE sync_name = ");
-                    qb.push_bind(sync).push(" AND side = ").push_bind(side.as_str()).push(" AND record_key IN (");
-                    let mut sep = qb.separated(", ");
-                    for k in chunk {
-                        sep.push_bind(k.as_str());
-                    }
-                    sep.push_unseparated(")");
-                    qb.build().execute(&mut *tx).await?;
-                }
+                tx.remove_pending(sync, side.as_str(), keys).await?;
             }
             let adds: Vec<(&(Side, RecordKey), &&str)> = pending_add.iter().collect();
             for chunk in adds.chunks(CHUNK) {
@@ -1310,7 +1221,11 @@ impl StateStore {
         }
         self.grown.store(0, Ordering::Relaxed);
         self.analyzed_rows.store(base + grown, Ordering::Relaxed);
-        match sqlx::query("ANALYZE sync_link, sync_change")
+        // Only the columns the run's lookups filter on: statistics of the JSON columns cost most
+        // of an ANALYZE and no query plan uses them.
+        match sqlx::query(
+            "ANALYZE sync_link (sync_name, source_key, target_key), sync_change (change_id, run_id, link_id)",
+        )
             .execute(pool)
             .await
         {
