@@ -62,14 +62,18 @@ impl<'a> Engine<'a> {
         // Records read but not yet paired (see PAIR_WINDOW).
         let mut window: Vec<Record> = Vec::new();
         let mut window_at: HashMap<RecordKey, usize> = HashMap::new();
+        // The page after a full window, read while that window was paired, planned and
+        // written: the source's round trip overlaps the writes instead of following them.
+        let mut read_ahead = None;
         loop {
             self.check_cancel()?;
             let src = self.sides[idx(side)].source;
             let schema = self.sides[idx(side)].schema.clone();
-            let page = src
-                .read_page(&schema, &req)
-                .await
-                .map_err(|e| self.read_failed(side, e))?;
+            let page = match read_ahead.take() {
+                Some(page) => page,
+                None => src.read_page(&schema, &req).await,
+            }
+            .map_err(|e| self.read_failed(side, e))?;
             {
                 let s = self.side(side);
                 for r in &page.records {
@@ -99,15 +103,23 @@ impl<'a> Engine<'a> {
                 }
             }
             self.side(side).counts.read += new_keys;
-            let last = page.next.is_none();
-            if window.len() >= PAIR_WINDOW || (last && !window.is_empty()) {
+            let Some(next) = page.next else {
+                if !window.is_empty() {
+                    self.process(side, std::mem::take(&mut window), Vec::new(), true)
+                        .await?;
+                }
+                return Ok(());
+            };
+            req.after = Some(next);
+            if window.len() >= PAIR_WINDOW {
                 window_at.clear();
-                self.process(side, std::mem::take(&mut window), Vec::new(), true)
-                    .await?;
-            }
-            match page.next {
-                Some(t) => req.after = Some(t),
-                None => return Ok(()),
+                let records = std::mem::take(&mut window);
+                let (done, ahead) = tokio::join!(
+                    self.process(side, records, Vec::new(), true),
+                    src.read_page(&schema, &req)
+                );
+                done?;
+                read_ahead = Some(ahead);
             }
         }
     }
