@@ -276,7 +276,7 @@ impl Planner<'_> {
             Side::Target => self.cfg.direction.to_target(),
             Side::Source => self.cfg.direction.to_source(),
         };
-        let Some(rec) = w.record(from).cloned() else {
+        let Some(rec) = w.record(from) else {
             return;
         };
         if !allowed {
@@ -288,7 +288,7 @@ impl Planner<'_> {
             ));
             return;
         }
-        let p = self.mapping.project(from, &rec);
+        let p = self.mapping.project(from, rec);
         let values = create_values(self.mapping, from, &p);
         let fields = self.mapping.to_side(to, &values);
         let natural_key = self.mapping.key_field().and_then(|kf| {

@@ -390,7 +390,7 @@ impl<'a> Engine<'a> {
             let OpResult::Applied { key, stored } = r else {
                 continue;
             };
-            let rec = stored.clone().or_else(|| fetched.get(key).cloned());
+            let rec = stored.take().or_else(|| fetched.get(key).cloned());
             let Some(rec) = rec else {
                 *r = OpResult::Failed("read-back after writing found no such record".to_owned());
                 continue;
@@ -494,18 +494,18 @@ impl<'a> Engine<'a> {
             pc.pending_remove.push((*s, k.clone()));
         }
         // Keys of records this pair created.
-        let mut created: HashMap<Side, (RecordKey, Option<Record>)> = HashMap::new();
+        let mut created: HashMap<Side, (&RecordKey, Option<&Record>)> = HashMap::new();
         for op in &w.ops {
             if let (WriteOp::Create { .. }, OpResult::Applied { key, stored }) =
                 (&op.op, &op.result)
             {
-                created.insert(op.side, (key.clone(), stored.clone()));
+                created.insert(op.side, (key, stored.as_ref()));
             }
         }
         let key_of = |side: Side| -> Option<RecordKey> {
             created
                 .get(&side)
-                .map(|(k, _)| k.clone())
+                .map(|(k, _)| (*k).clone())
                 .or_else(|| w.key(side))
         };
         let time_of = |side: Side| -> Option<DateTime<Utc>> {
