@@ -1,9 +1,10 @@
-//! The HubSpot CRM v3 connector: contacts, companies and deals.
+//! The HubSpot CRM v3 connector: contacts, companies, deals and products.
 //!
 //! ```yaml
 //! source: {connector: hubspot, object: contacts}          # HUBSPOT_API_TOKEN from the environment
 //! source: {connector: hubspot, object: deals, base_url: "http://127.0.0.1:8080",
-//!          properties: [dealname, amount, dealstage, closedate], tier: starter}
+//!          properties: [dealname, amount, dealstage, closedate], tier: starter,
+//!          associations: [contacts, companies, line_items]}
 //! ```
 //!
 //! How it uses the API (facts in `../shared/reference/sync.md` §3, §7):
@@ -34,7 +35,16 @@
 //! * **Values**: HubSpot stores every property as a string, lower-cases emails and clears a
 //!   property with `""`; the schema says so per field ([`Normalisation`]) so that change
 //!   detection and read-back compare normalised forms.
-//! * **Not here yet**: associations (a deal's contacts and companies) are not read or written.
+//! * **Associations** (read only): for each type named in `associations`, every record read
+//!   (list, search, batch read) gets a field `associations.<type>`: the ids of the records
+//!   associated with it, a JSON array of strings in ascending numeric order (`[]` for none).
+//!   They come from `POST /crm/v4/associations/{object}/{type}/batch/read`, one call per 100
+//!   records read and type (plus one per further page of one record's associations).
+//!   `line_items` also gives a field `line_items`: each associated line item's `name`,
+//!   `hs_product_id`, `quantity`, `price` and `amount` (one `batch/read` of line items per
+//!   100), as a JSON array of objects in line-item id order. A mapping resolves these ids
+//!   through another sync's links (`lookup:` in the sync config), which is how an association
+//!   is kept when both ends are synced. Associations are not written.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -126,6 +136,9 @@ struct Settings {
     /// cross the cap with a few hundred records.
     #[serde(default = "default_search_cap")]
     search_result_cap: usize,
+    /// Association types read with every record (`[contacts, companies, line_items]`).
+    #[serde(default)]
+    associations: Vec<String>,
 }
 
 fn default_search_cap() -> usize {
@@ -149,8 +162,24 @@ fn default_properties(object: &str) -> &'static [&'static str] {
         "companies" => &[
             "name", "domain", "phone", "address", "city", "state", "zip", "country",
         ],
+        "products" => &["name", "price", "hs_sku", "description"],
         _ => &["dealname", "amount", "dealstage", "pipeline", "closedate"],
     }
+}
+
+/// The objects the connector reads and writes.
+const OBJECTS: &[&str] = &["contacts", "companies", "deals", "products"];
+
+/// The association types a record may carry (`associations:`).
+const ASSOCIATION_TYPES: &[&str] = &["contacts", "companies", "deals", "line_items"];
+
+/// The line-item properties the `line_items` field carries.
+pub const LINE_ITEM_PROPERTIES: &[&str] = &["name", "hs_product_id", "quantity", "price", "amount"];
+
+/// The field holding the ids associated with a record through `association` (`associations.contacts`).
+#[must_use]
+pub fn association_field(association: &str) -> String {
+    format!("associations.{association}")
 }
 
 /// The property HubSpot moves on every change of `object`.
@@ -184,6 +213,7 @@ fn parse_base_url(name: &str, value: &str) -> Result<String, ConnectorError> {
 pub struct HubSpot {
     object: String,
     properties: Vec<String>,
+    associations: Vec<String>,
     id_property: Option<String>,
     http: HttpClient,
     search_limiter: Arc<RateLimiter>,
@@ -204,11 +234,25 @@ impl std::fmt::Debug for HubSpot {
 
 impl HubSpot {
     fn new(ctx: &BuildContext, s: Settings) -> Result<Self, ConnectorError> {
-        if !["contacts", "companies", "deals"].contains(&s.object.as_str()) {
+        if !OBJECTS.contains(&s.object.as_str()) {
             return Err(config_err(format!(
-                "object {:?} is not supported; use contacts, companies or deals",
+                "object {:?} is not supported; use contacts, companies, deals or products",
                 s.object
             )));
+        }
+        for a in &s.associations {
+            if !ASSOCIATION_TYPES.contains(&a.as_str()) || *a == s.object {
+                return Err(config_err(format!(
+                    "associations: {a:?} is not an association type of {}; use {}",
+                    s.object,
+                    ASSOCIATION_TYPES
+                        .iter()
+                        .filter(|t| **t != s.object)
+                        .copied()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
         }
         let base_url = match (&s.base_url, ctx.env_var("HUBSPOT_BASE_URL")) {
             (Some(u), _) => parse_base_url("base_url", u)?,
@@ -243,9 +287,13 @@ impl HubSpot {
             .breaker(ctx.breaker.clone())
             .build()
             .map_err(|e| config_err(e.to_string()))?;
+        let mut associations = s.associations;
+        associations.sort();
+        associations.dedup();
         Ok(Self {
             object: s.object,
             properties,
+            associations,
             id_property,
             http,
             search_limiter: Arc::new(RateLimiter::new(search_rate, search_burst)),
@@ -390,6 +438,132 @@ impl HubSpot {
         Ok(out)
     }
 
+    /// Adds the configured association fields to `records` (see the module docs).
+    async fn with_associations(
+        &self,
+        mut records: Vec<Record>,
+    ) -> Result<Vec<Record>, ConnectorError> {
+        if self.associations.is_empty() || records.is_empty() {
+            return Ok(records);
+        }
+        let ids: Vec<String> = records.iter().map(|r| r.key.0.clone()).collect();
+        for kind in &self.associations {
+            let linked = self.associated(kind, &ids).await?;
+            let mut items: BTreeMap<String, Value> = BTreeMap::new();
+            if kind == "line_items" {
+                let mut all: Vec<String> = linked.values().flatten().cloned().collect();
+                all.sort();
+                all.dedup();
+                items = self.line_items(&all).await?;
+            }
+            for r in &mut records {
+                let mine = linked.get(&r.key.0).cloned().unwrap_or_default();
+                if kind == "line_items" {
+                    let details: Vec<Value> = mine
+                        .iter()
+                        .filter_map(|id| items.get(id).cloned())
+                        .collect();
+                    r.fields
+                        .insert("line_items".to_owned(), Value::Array(details));
+                }
+                r.fields.insert(
+                    association_field(kind),
+                    Value::Array(mine.into_iter().map(Value::String).collect()),
+                );
+            }
+        }
+        Ok(records)
+    }
+
+    /// The ids of the `kind` records associated with each of `ids`, in ascending numeric
+    /// order: `POST /crm/v4/associations/{object}/{kind}/batch/read` per 100 ids, and again
+    /// with `after` for an object whose associations span pages.
+    async fn associated(
+        &self,
+        kind: &str,
+        ids: &[String],
+    ) -> Result<HashMap<String, Vec<String>>, ConnectorError> {
+        let path = format!("/crm/v4/associations/{}/{kind}/batch/read", self.object);
+        let mut out: HashMap<String, Vec<String>> = HashMap::new();
+        let mut pending: Vec<Value> = ids.iter().map(|id| json!({"id": id})).collect();
+        while !pending.is_empty() {
+            let mut more = Vec::new();
+            for chunk in pending.chunks(MAX_BATCH) {
+                let req = Request::post(path.clone())
+                    .json(json!({"inputs": chunk}))
+                    .retry_safe();
+                let v = self.read_json(req).await?;
+                for e in v["errors"].as_array().into_iter().flatten() {
+                    // An object with no association of this type is an "error" of the batch.
+                    let none = e["subCategory"]
+                        .as_str()
+                        .is_some_and(|c| c.ends_with("NO_ASSOCIATIONS_FOUND"));
+                    if !none {
+                        return Err(ConnectorError::failed(
+                            KIND,
+                            format!(
+                                "reading {} associations of {}: {}",
+                                kind,
+                                self.object,
+                                e["message"].as_str().unwrap_or("refused")
+                            ),
+                        ));
+                    }
+                }
+                for r in v["results"].as_array().into_iter().flatten() {
+                    let Some(from) = r["from"]["id"].as_str() else {
+                        continue;
+                    };
+                    let to = out.entry(from.to_owned()).or_default();
+                    for t in r["to"].as_array().into_iter().flatten() {
+                        match &t["toObjectId"] {
+                            Value::Number(n) => to.push(n.to_string()),
+                            Value::String(s) => to.push(s.clone()),
+                            _ => {}
+                        }
+                    }
+                    if let Some(after) = r["paging"]["next"]["after"].as_str() {
+                        more.push(json!({"id": from, "after": after}));
+                    }
+                }
+            }
+            pending = more;
+        }
+        for v in out.values_mut() {
+            v.sort_by_key(|id| (id.len(), id.clone()));
+            v.dedup();
+        }
+        Ok(out)
+    }
+
+    /// The line items `ids` with [`LINE_ITEM_PROPERTIES`], by id, as objects
+    /// (`{"id", "name", "hs_product_id", "quantity", "price", "amount"}`).
+    async fn line_items(&self, ids: &[String]) -> Result<BTreeMap<String, Value>, ConnectorError> {
+        let mut out = BTreeMap::new();
+        for chunk in ids.chunks(MAX_BATCH) {
+            let body = json!({
+                "properties": LINE_ITEM_PROPERTIES,
+                "inputs": chunk.iter().map(|id| json!({"id": id})).collect::<Vec<_>>(),
+            });
+            let req = Request::post("/crm/v3/objects/line_items/batch/read")
+                .json(body)
+                .retry_safe();
+            let v = self.read_json(req).await?;
+            for item in v["results"].as_array().into_iter().flatten() {
+                let Some(id) = item["id"].as_str() else {
+                    continue;
+                };
+                let mut o = Map::new();
+                o.insert("id".to_owned(), json!(id));
+                for p in LINE_ITEM_PROPERTIES {
+                    o.insert((*p).to_owned(), item["properties"][*p].clone());
+                }
+                out.insert(id.to_owned(), Value::Object(o));
+            }
+        }
+        Ok(out)
+    }
+
     /// One search page: `filters` ANDed, sorted by the modified time ascending.
     async fn search(
         &self,
@@ -502,7 +676,11 @@ fn property_value(v: &Value) -> Value {
 fn properties_of(fields: &BTreeMap<String, Value>) -> Map<String, Value> {
     fields
         .iter()
-        .filter(|(k, _)| k.as_str() != "hs_object_id")
+        .filter(|(k, _)| {
+            k.as_str() != "hs_object_id"
+                && k.as_str() != "line_items"
+                && !k.starts_with("associations.")
+        })
         .map(|(k, v)| (k.clone(), property_value(v)))
         .collect()
 }
@@ -553,6 +731,22 @@ impl Connector for HubSpot {
                 has_default: true,
                 normalisation: Vec::new(),
             });
+        }
+        let json_field = |name: String| FieldSchema {
+            name,
+            field_type: FieldType::Json,
+            nullable: true,
+            writable: false,
+            unique: false,
+            max_length: None,
+            has_default: true,
+            normalisation: Vec::new(),
+        };
+        for a in &self.associations {
+            fields.push(json_field(association_field(a)));
+            if a == "line_items" {
+                fields.push(json_field("line_items".to_owned()));
+            }
         }
         Ok(ObjectSchema {
             object: self.object.clone(),
@@ -658,6 +852,11 @@ impl Source for HubSpot {
                     })
                 }
             };
+            let records = if request.keys_only {
+                records
+            } else {
+                self.with_associations(records).await?
+            };
             return Ok(Page {
                 records,
                 next: next.map(|c| PageToken(serde_json::to_value(c).unwrap_or(Value::Null))),
@@ -675,8 +874,14 @@ impl Source for HubSpot {
         let next = v["paging"]["next"]["after"].as_str().map(|a| Cursor::List {
             after: a.to_owned(),
         });
+        let records = self.records_of(&v);
+        let records = if request.keys_only {
+            records
+        } else {
+            self.with_associations(records).await?
+        };
         Ok(Page {
-            records: self.records_of(&v),
+            records,
             next: next.map(|c| PageToken(serde_json::to_value(c).unwrap_or(Value::Null))),
         })
     }
@@ -694,10 +899,25 @@ impl Source for HubSpot {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        self.batch_read(&ids, None).await
+        let records = self.batch_read(&ids, None).await?;
+        self.with_associations(records).await
     }
 
     async fn lookup(
+        &self,
+        schema: &ObjectSchema,
+        field: &str,
+        values: &[Value],
+    ) -> Result<Vec<Record>, ConnectorError> {
+        let records = self.find(schema, field, values).await?;
+        self.with_associations(records).await
+    }
+}
+
+impl HubSpot {
+    /// Records whose `field` is one of `values`, without their associations (what a write
+    /// needs to find an existing record).
+    async fn find(
         &self,
         schema: &ObjectSchema,
         field: &str,
@@ -722,8 +942,11 @@ impl Source for HubSpot {
             return Ok(Vec::new());
         }
         if field == "hs_object_id" {
-            let keys: Vec<RecordKey> = wanted.into_iter().map(RecordKey).collect();
-            return self.read_keys(schema, &keys).await;
+            let ids: Vec<String> = wanted
+                .into_iter()
+                .filter(|k| k.parse::<u64>().is_ok())
+                .collect();
+            return self.batch_read(&ids, None).await;
         }
         if Some(field) == self.id_property.as_deref() {
             return self.batch_read(&wanted, Some(field)).await;
@@ -777,7 +1000,7 @@ impl HubSpot {
             let Some(f) = schema.field(field) else {
                 continue;
             };
-            for r in self.lookup(schema, field, values).await? {
+            for r in self.find(schema, field, values).await? {
                 let v = f.normalise(r.fields.get(field).unwrap_or(&Value::Null));
                 existing
                     .entry((field.clone(), v))

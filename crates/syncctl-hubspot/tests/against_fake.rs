@@ -69,7 +69,8 @@ async fn a_missing_token_is_a_config_error_naming_the_variable() {
     .err()
     .unwrap();
     assert!(
-        e.to_string().contains("contacts, companies or deals"),
+        e.to_string()
+            .contains("contacts, companies, deals or products"),
         "{e}"
     );
 }
@@ -419,5 +420,156 @@ async fn companies_by_name_update_what_exists_instead_of_duplicating() {
     assert_eq!(
         fake.get("companies", acme).unwrap().properties["city"],
         "Berlin"
+    );
+}
+
+#[tokio::test]
+async fn deals_carry_their_associations_on_every_read_path() {
+    let fake = HubSpotFake::new(TOKEN);
+    let ada = fake.seed("contacts", &[("email", "ada@example.com")]);
+    let bob = fake.seed("contacts", &[("email", "bob@example.com")]);
+    let acme = fake.seed("companies", &[("name", "Acme")]);
+    let widget = fake.seed("products", &[("name", "Widget"), ("price", "10")]);
+    let won = fake.seed("deals", &[("dealname", "Won"), ("dealstage", "closedwon")]);
+    let lonely = fake.seed("deals", &[("dealname", "Lonely")]);
+    let line = fake.seed(
+        "line_items",
+        &[
+            ("name", "Widget"),
+            ("hs_product_id", &widget.to_string()),
+            ("quantity", "2"),
+            ("price", "10.00"),
+            ("amount", "20.00"),
+        ],
+    );
+    // Inserted out of order: the field lists ids ascending.
+    fake.associate("deals", won, "contacts", bob);
+    fake.associate("deals", won, "contacts", ada);
+    fake.associate("deals", won, "companies", acme);
+    fake.associate("deals", won, "line_items", line);
+    let server = start(&fake).await;
+    let c = connector(
+        &server,
+        json!({"connector": "hubspot", "object": "deals", "associations": ["contacts", "companies", "line_items"]}),
+    )
+    .await;
+    let schema = c.describe().await.unwrap();
+    let f = schema.field("associations.contacts").unwrap();
+    assert!(!f.writable, "associations are read only");
+    assert!(schema.field("line_items").is_some());
+    let src = c.source().unwrap();
+
+    let check = |recs: &[syncctl_core::Record]| {
+        let won_rec = recs.iter().find(|r| r.key.0 == won.to_string()).unwrap();
+        assert_eq!(
+            won_rec.fields["associations.contacts"],
+            json!([ada.to_string(), bob.to_string()])
+        );
+        assert_eq!(
+            won_rec.fields["associations.companies"],
+            json!([acme.to_string()])
+        );
+        assert_eq!(
+            won_rec.fields["line_items"],
+            json!([{"id": line.to_string(), "name": "Widget", "hs_product_id": widget.to_string(),
+                    "quantity": "2", "price": "10.00", "amount": "20.00"}])
+        );
+        let lonely_rec = recs.iter().find(|r| r.key.0 == lonely.to_string()).unwrap();
+        assert_eq!(lonely_rec.fields["associations.contacts"], json!([]));
+        assert_eq!(lonely_rec.fields["line_items"], json!([]));
+    };
+    let page = src
+        .read_page(&schema, &ReadRequest::full(100))
+        .await
+        .unwrap();
+    check(&page.records);
+    // One association read per type for the page, one batch read of line items.
+    assert_eq!(fake.calls(CallKind::AssociationsRead), 3);
+    let keys = [RecordKey(won.to_string()), RecordKey(lonely.to_string())];
+    check(&src.read_keys(&schema, &keys).await.unwrap());
+    let since = chrono::Utc::now() - chrono::Duration::hours(1);
+    let page = src
+        .read_page(
+            &schema,
+            &ReadRequest {
+                since: Some(since),
+                after: None,
+                limit: 100,
+                keys_only: false,
+            },
+        )
+        .await
+        .unwrap();
+    check(&page.records);
+    // A delete-detection scan needs no associations.
+    let before = fake.calls(CallKind::AssociationsRead);
+    let keys_only = ReadRequest {
+        keys_only: true,
+        ..ReadRequest::full(100)
+    };
+    src.read_page(&schema, &keys_only).await.unwrap();
+    assert_eq!(fake.calls(CallKind::AssociationsRead), before);
+    // An archived contact is no longer associated.
+    fake.archive("contacts", bob);
+    let recs = src.read_keys(&schema, &keys[..1]).await.unwrap();
+    assert_eq!(
+        recs[0].fields["associations.contacts"],
+        json!([ada.to_string()])
+    );
+}
+
+#[tokio::test]
+async fn associations_spanning_pages_are_read_to_the_end() {
+    let fake = HubSpotFake::new(TOKEN);
+    let deal = fake.seed("deals", &[("dealname", "Big")]);
+    let mut ids = Vec::new();
+    for i in 0..503 {
+        let c = fake.seed("contacts", &[("email", &format!("c{i}@example.com"))]);
+        fake.associate("deals", deal, "contacts", c);
+        ids.push(c.to_string());
+    }
+    let server = start(&fake).await;
+    let c = connector(
+        &server,
+        json!({"connector": "hubspot", "object": "deals", "associations": ["contacts"]}),
+    )
+    .await;
+    let schema = c.describe().await.unwrap();
+    let recs = c
+        .source()
+        .unwrap()
+        .read_keys(&schema, &[RecordKey(deal.to_string())])
+        .await
+        .unwrap();
+    assert_eq!(recs[0].fields["associations.contacts"], json!(ids));
+    assert_eq!(
+        fake.calls(CallKind::AssociationsRead),
+        2,
+        "a second page by after"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_association_type_is_a_config_error() {
+    let fake = HubSpotFake::new(TOKEN);
+    let server = start(&fake).await;
+    let url = server.url();
+    let ctx = BuildContext::new(".").with_env(move |k| match k {
+        "HUBSPOT_API_TOKEN" => Some(TOKEN.to_owned()),
+        "HUBSPOT_BASE_URL" => Some(url.clone()),
+        _ => None,
+    });
+    let Err(e) = (syncctl_hubspot::FACTORY.build)(
+        ctx,
+        json!({"connector": "hubspot", "object": "deals", "associations": ["tickets"]}),
+    )
+    .await
+    else {
+        panic!("tickets is not an association type here");
+    };
+    assert!(matches!(e, ConnectorError::Config { .. }), "{e}");
+    assert!(
+        e.to_string().contains("contacts, companies, line_items"),
+        "{e}"
     );
 }

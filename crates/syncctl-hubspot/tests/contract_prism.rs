@@ -187,6 +187,45 @@ async fn hubspot_traffic_conforms_to_our_crm_v3_description() {
         "{archived:?}"
     );
     assert!(fake.get("contacts", grace).unwrap().archived);
+
+    // Deals with their associations: v4 batch read (200 and 207 with NO_ASSOCIATIONS_FOUND)
+    // and the line items' batch read.
+    let won = fake.seed("deals", &[("dealname", "Won"), ("dealstage", "closedwon")]);
+    let bare = fake.seed("deals", &[("dealname", "Bare")]);
+    let line = fake.seed(
+        "line_items",
+        &[("name", "Widget"), ("quantity", "2"), ("price", "10")],
+    );
+    fake.associate("deals", won, "contacts", ada);
+    fake.associate("deals", won, "line_items", line);
+    let url = prism.url();
+    let ctx = BuildContext::new(".").with_env(move |k| match k {
+        "HUBSPOT_API_TOKEN" => Some(TOKEN.to_owned()),
+        "HUBSPOT_BASE_URL" => Some(url.clone()),
+        _ => None,
+    });
+    let deals = (syncctl_hubspot::FACTORY.build)(
+        ctx,
+        json!({"connector": "hubspot", "object": "deals", "associations": ["contacts", "line_items"]}),
+    )
+    .await
+    .unwrap();
+    let ds = deals.describe().await.unwrap();
+    let recs = deals
+        .source()
+        .unwrap()
+        .read_keys(
+            &ds,
+            &[RecordKey(won.to_string()), RecordKey(bare.to_string())],
+        )
+        .await
+        .unwrap();
+    assert_eq!(recs.len(), 2);
+    assert_eq!(
+        recs[0].fields["associations.contacts"],
+        json!([ada.to_string()])
+    );
+    assert_eq!(recs[1].fields["associations.contacts"], json!([]));
     assert!(!server.requests().is_empty());
     prism.assert_no_violations();
 }

@@ -1,4 +1,5 @@
-//! A stateful fake of the HubSpot CRM v3 object APIs (contacts, companies, deals).
+//! A stateful fake of the HubSpot CRM v3 object APIs (contacts, companies, deals, products,
+//! line items) and the v4 associations batch read.
 //!
 //! What it does as HubSpot does (`../shared/reference/sync.md` §3, HubSpot's API reference):
 //!
@@ -9,6 +10,12 @@
 //!   LTE, IN, HAS_PROPERTY, NOT_HAS_PROPERTY), one sort, `limit` ≤ 200 and an offset `after`;
 //!   paging past 10 000 results is a 400, and archived records never appear; `batch/read`
 //!   (by id or a unique `idProperty`), missing ids are a 207 with `OBJECT_NOT_FOUND`.
+//! * **Associations**: `POST /crm/v4/associations/{from}/{to}/batch/read` (≤ 1000 inputs)
+//!   answers each object's associated ids as `toObjectId` (a number) with its
+//!   `associationTypes`, 500 per object and page (`paging.next.after`, passed back in the
+//!   input's `after`); an object with none is a 207 error with
+//!   `subCategory: crm.associations.NO_ASSOCIATIONS_FOUND`, as HubSpot answers.
+//!   [`HubSpotFake::associate`] links two objects both ways, as the HubSpot UI does.
 //! * **Writes**: `batch/create`, `batch/update`, `batch/upsert` (by a unique `idProperty`,
 //!   `new: true|false`), `batch/archive` (204); more than 100 inputs is a 400. Invalid values
 //!   (an email without `@`, a property the object does not have, a read-only property) fail
@@ -47,7 +54,7 @@ use serde_json::{Map, Value, json};
 use crate::services::ServiceEntry;
 
 /// The object types the fake serves.
-pub const OBJECT_TYPES: &[&str] = &["contacts", "companies", "deals"];
+pub const OBJECT_TYPES: &[&str] = &["contacts", "companies", "deals", "products", "line_items"];
 
 /// The property HubSpot moves on every write of `object`.
 #[must_use]
@@ -89,6 +96,15 @@ fn known_properties(object: &str) -> &'static [&'static str] {
             "industry",
             "syncctl_id",
         ],
+        "products" => &["name", "price", "hs_sku", "description", "syncctl_id"],
+        "line_items" => &[
+            "name",
+            "hs_product_id",
+            "quantity",
+            "price",
+            "amount",
+            "syncctl_id",
+        ],
         _ => &[
             "dealname",
             "amount",
@@ -126,6 +142,8 @@ pub enum CallKind {
     BatchUpsert,
     /// `POST …/batch/archive`.
     BatchArchive,
+    /// `POST /crm/v4/associations/{from}/{to}/batch/read`.
+    AssociationsRead,
 }
 
 impl CallKind {
@@ -198,6 +216,8 @@ struct State0 {
     calls: BTreeMap<CallKind, u64>,
     refused: u64,
     plan: Vec<Planned>,
+    /// `(from type, from id, to type, to id)`, stored both ways.
+    associations: std::collections::BTreeSet<(String, u64, String, u64)>,
 }
 
 type Shared = Arc<Mutex<State0>>;
@@ -234,6 +254,7 @@ impl HubSpotFake {
                 calls: BTreeMap::new(),
                 refused: 0,
                 plan: Vec::new(),
+                associations: std::collections::BTreeSet::new(),
             })),
         }
     }
@@ -301,6 +322,24 @@ impl HubSpotFake {
         if let Some(o) = st.objects.get_mut(object).and_then(|m| m.get_mut(&id)) {
             o.archived = true;
         }
+    }
+
+    /// Associates two objects (both directions, as HubSpot does), as a user in the UI would.
+    pub fn associate(&self, from: &str, from_id: u64, to: &str, to_id: u64) {
+        let mut st = self.st();
+        st.associations
+            .insert((from.to_owned(), from_id, to.to_owned(), to_id));
+        st.associations
+            .insert((to.to_owned(), to_id, from.to_owned(), from_id));
+    }
+
+    /// Removes the association of two objects (both directions).
+    pub fn dissociate(&self, from: &str, from_id: u64, to: &str, to_id: u64) {
+        let mut st = self.st();
+        st.associations
+            .remove(&(from.to_owned(), from_id, to.to_owned(), to_id));
+        st.associations
+            .remove(&(to.to_owned(), to_id, from.to_owned(), from_id));
     }
 
     /// One stored object.
@@ -396,6 +435,10 @@ impl HubSpotFake {
             .route("/crm/v3/objects/{object}", get(list))
             .route("/crm/v3/objects/{object}/search", post(search))
             .route("/crm/v3/objects/{object}/batch/{op}", post(batch))
+            .route(
+                "/crm/v4/associations/{from}/{to}/batch/read",
+                post(associations_read),
+            )
             .layer(middleware::from_fn_with_state(self.state.clone(), gate))
             .with_state(self.state.clone())
     }
@@ -476,6 +519,12 @@ fn error(status: u16, category: &str, message: &str) -> Response {
 }
 
 fn kind_of(method: &axum::http::Method, path: &str) -> Option<CallKind> {
+    if method == axum::http::Method::POST
+        && path.starts_with("/crm/v4/associations/")
+        && path.ends_with("/batch/read")
+    {
+        return Some(CallKind::AssociationsRead);
+    }
     let rest = path.strip_prefix("/crm/v3/objects/")?;
     let mut parts = rest.split('/');
     let _object = parts.next()?;
@@ -1228,6 +1277,111 @@ async fn batch(
             StatusCode::NO_CONTENT.into_response()
         }
         other => error(404, "NOT_FOUND", &format!("no batch operation {other}")),
+    }
+}
+
+/// Associated ids per object and page, as HubSpot pages them.
+const ASSOCIATIONS_PAGE: usize = 500;
+
+/// HubSpot's singular object names, as its association messages spell them.
+fn singular(object: &str) -> &str {
+    match object {
+        "contacts" => "contact",
+        "companies" => "company",
+        "deals" => "deal",
+        "products" => "product",
+        "line_items" => "line_item",
+        other => other,
+    }
+}
+
+/// `POST /crm/v4/associations/{from}/{to}/batch/read`.
+async fn associations_read(
+    State(s): State<Shared>,
+    Path((from, to)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    if let Some(r) = check_object(&from).or_else(|| check_object(&to)) {
+        return r;
+    }
+    let Ok(q) = serde_json::from_slice::<Value>(&body) else {
+        return error(400, "VALIDATION_ERROR", "Invalid input JSON");
+    };
+    let Some(inputs) = q["inputs"].as_array().cloned() else {
+        return error(400, "VALIDATION_ERROR", "inputs is required");
+    };
+    if inputs.len() > 1000 {
+        return error(
+            400,
+            "VALIDATION_ERROR",
+            &format!(
+                "Batch input size limit exceeded: {} inputs, the limit is 1000",
+                inputs.len()
+            ),
+        );
+    }
+    let st = lock(&s);
+    let mut results = Vec::new();
+    let mut errors = Vec::new();
+    for i in &inputs {
+        let Some(id) = i["id"].as_str().and_then(|id| id.parse::<u64>().ok()) else {
+            return error(400, "VALIDATION_ERROR", "every input needs an id");
+        };
+        let after: u64 = i["after"]
+            .as_str()
+            .and_then(|a| a.parse().ok())
+            .unwrap_or(0);
+        let linked: Vec<u64> = st
+            .associations
+            .range((from.clone(), id, to.clone(), after)..)
+            .take_while(|(f, fid, t, _)| *f == from && *fid == id && *t == to)
+            .map(|(_, _, _, to_id)| *to_id)
+            .filter(|to_id| *to_id >= after)
+            .filter(|to_id| st.objects[&to].get(to_id).is_some_and(|o| !o.archived))
+            .take(ASSOCIATIONS_PAGE + 1)
+            .collect();
+        if linked.is_empty() {
+            errors.push(json!({
+                "status": "error",
+                "category": "OBJECT_NOT_FOUND",
+                "subCategory": "crm.associations.NO_ASSOCIATIONS_FOUND",
+                "message": format!("No {} is associated with {} {id}.", singular(&to), singular(&from)),
+                "context": {
+                    "fromObjectId": [id.to_string()],
+                    "fromObjectType": [singular(&from)],
+                    "toObjectType": [singular(&to)],
+                },
+            }));
+            continue;
+        }
+        let page = &linked[..linked.len().min(ASSOCIATIONS_PAGE)];
+        let mut r = json!({
+            "from": {"id": id.to_string()},
+            "to": page.iter().map(|to_id| json!({
+                "toObjectId": to_id,
+                "associationTypes": [{"category": "HUBSPOT_DEFINED", "typeId": association_type(&from, &to), "label": null}],
+            })).collect::<Vec<_>>(),
+        });
+        if let Some(next) = linked.get(ASSOCIATIONS_PAGE) {
+            r["paging"] = json!({"next": {"after": next.to_string()}});
+        }
+        results.push(r);
+    }
+    multi_status(results, errors, StatusCode::OK)
+}
+
+/// The default association type id of a pair (HubSpot's published ids for the common pairs).
+fn association_type(from: &str, to: &str) -> u32 {
+    match (from, to) {
+        ("deals", "contacts") => 3,
+        ("contacts", "deals") => 4,
+        ("deals", "companies") => 341,
+        ("companies", "deals") => 342,
+        ("deals", "line_items") => 19,
+        ("line_items", "deals") => 20,
+        ("contacts", "companies") => 279,
+        ("companies", "contacts") => 280,
+        _ => 1,
     }
 }
 
