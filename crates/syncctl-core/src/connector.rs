@@ -46,9 +46,12 @@
 //!   collation, trailing spaces ignored) says how through [`Source::comparison_keys`]; the
 //!   engine refuses, before writing, records that would collide there.
 //! * **Deletes.** A source that reports deletes itself in its change feed (HubSpot
-//!   `archived=true`, QuickBooks CDC `status: Deleted`) sets [`Capabilities::reports_deletes`];
-//!   the engine then trusts [`Record::deleted`] from incremental reads instead of scanning every
-//!   key to find missing records.
+//!   `archived=true`, QuickBooks CDC `status: Deleted`) sets [`Capabilities::reports_deletes`]:
+//!   a [`ReadRequest::keys_only`] read with `since` then also returns every record deleted
+//!   since, marked [`Record::deleted`]. When deletes propagate, the engine finds them with that
+//!   read (once the side has a cursor, and not under `--full-refresh`) instead of scanning
+//!   every key for missing records; it still confirms each by a read by key and applies the
+//!   mass-delete guard before the first write.
 //! * **Writes are batches with per-record outcomes** ([`Sink::write`]): the returned vector has
 //!   exactly one [`WriteOutcome`] per op, in the same order. One bad record never loses the
 //!   others: a SQL sink that runs a batch as one statement must, when that statement fails,
@@ -254,8 +257,8 @@ pub struct Capabilities {
     pub returns_stored: bool,
     /// [`WriteOp::Update::expected_version`] is honoured ([`WriteOutcome::Stale`]).
     pub versioned: bool,
-    /// Whether incremental reads report deleted records themselves ([`Record::deleted`]), so
-    /// the engine needs no full key scan to find deletes.
+    /// Whether a `keys_only` read with `since` reports the records deleted since then
+    /// ([`Record::deleted`]), so the engine needs no full key scan to find deletes.
     pub reports_deletes: bool,
     /// What paging promises about repeats.
     pub page_order: PageOrder,

@@ -35,6 +35,12 @@
 //! * **Values**: HubSpot stores every property as a string, lower-cases emails and clears a
 //!   property with `""`; the schema says so per field ([`Normalisation`]) so that change
 //!   detection and read-back compare normalised forms.
+//! * **Deletes the source reports**: HubSpot's delete is an archive (kept in the recycle bin
+//!   for 90 days). A delete-detection scan ([`ReadRequest::keys_only`] with `since`) reads the
+//!   changed ids through search and then the bin (`GET …?archived=true`, by id, every page),
+//!   returning the records archived since as deleted ([`Capabilities::reports_deletes`]), so
+//!   the engine does not list every id to find the missing ones. A record purged for good (90
+//!   days in the bin, or a GDPR delete) is not reported: a full refresh finds it.
 //! * **Associations** (read only): for each type named in `associations`, every record read
 //!   (list, search, batch read) gets a field `associations.<type>`: the ids of the records
 //!   associated with it, a JSON array of strings in ascending numeric order (`[]` for none).
@@ -438,6 +444,52 @@ impl HubSpot {
         Ok(out)
     }
 
+    /// One page of the recycle bin (`GET …?archived=true`, ascending id): the records archived
+    /// at or after `since_ms`, reported deleted. HubSpot lists archived records by id, not by
+    /// time, so every page of the bin is read.
+    async fn archived_page(
+        &self,
+        since_ms: i64,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page, ConnectorError> {
+        let mut req = Request::get(self.path(""))
+            .query("limit", limit.clamp(1, MAX_BATCH).to_string())
+            .query("properties", "hs_object_id")
+            .query("archived", "true")
+            .retry_safe();
+        if let Some(a) = after {
+            req = req.query("after", a.to_owned());
+        }
+        let v = self.read_json(req).await?;
+        let records = v["results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|o| {
+                o["archivedAt"]
+                    .as_str()
+                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                    .is_none_or(|t| t.timestamp_millis() >= since_ms)
+            })
+            .filter_map(|o| self.record_of(o))
+            .map(|mut r| {
+                r.deleted = true;
+                r
+            })
+            .collect();
+        let next = v["paging"]["next"]["after"]
+            .as_str()
+            .map(|a| Cursor::Archived {
+                since_ms,
+                after: Some(a.to_owned()),
+            });
+        Ok(Page {
+            records,
+            next: next.map(|c| PageToken(serde_json::to_value(c).unwrap_or(Value::Null))),
+        })
+    }
+
     /// Adds the configured association fields to `records` (see the module docs).
     async fn with_associations(
         &self,
@@ -759,13 +811,14 @@ impl Connector for HubSpot {
                 create: true,
                 update: true,
                 delete: true,
-                archive: false,
+                // HubSpot's delete is an archive (the recycle bin): both ops are `batch/archive`.
+                archive: true,
                 incremental: true,
                 generated_keys: true,
                 conditional_update: false,
                 returns_stored: true,
                 versioned: false,
-                reports_deletes: false,
+                reports_deletes: true,
                 page_order: PageOrder::MayRepeat,
             },
             max_batch: MAX_BATCH,
@@ -785,8 +838,18 @@ impl Connector for HubSpot {
 #[derive(Debug, serde::Serialize, Deserialize)]
 #[serde(tag = "mode", rename_all = "snake_case")]
 enum Cursor {
-    List { after: String },
-    Search { anchor_ms: i64, after: usize },
+    List {
+        after: String,
+    },
+    Search {
+        anchor_ms: i64,
+        after: usize,
+    },
+    /// The recycle bin, after a delete-detection scan's search: records archived since then.
+    Archived {
+        since_ms: i64,
+        after: Option<String>,
+    },
 }
 
 #[async_trait::async_trait]
@@ -808,6 +871,11 @@ impl Source for HubSpot {
         } else {
             self.properties.clone()
         };
+        if let Some(Cursor::Archived { since_ms, after }) = &cursor {
+            return self
+                .archived_page(*since_ms, after.as_deref(), request.limit)
+                .await;
+        }
         let search_from = match (&cursor, request.since) {
             (Some(Cursor::Search { anchor_ms, after }), _) => Some((*anchor_ms, *after)),
             (None, Some(since)) => Some((since.timestamp_millis(), 0)),
@@ -826,7 +894,14 @@ impl Source for HubSpot {
                 .as_str()
                 .and_then(|a| a.parse::<usize>().ok());
             let next = match next_after {
-                None => None,
+                // A delete-detection scan (keys only) goes on with the records archived since.
+                None => match request.since {
+                    Some(since) if request.keys_only => Some(Cursor::Archived {
+                        since_ms: since.timestamp_millis(),
+                        after: None,
+                    }),
+                    _ => None,
+                },
                 Some(n) if n + limit <= self.search_cap => Some(Cursor::Search {
                     anchor_ms,
                     after: n,

@@ -573,3 +573,73 @@ async fn an_unknown_association_type_is_a_config_error() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn a_delete_detection_read_reports_what_was_archived_since() {
+    let fake = HubSpotFake::new(TOKEN);
+    let old = fake.seed("contacts", &[("email", "old@example.com")]);
+    fake.archive("contacts", old);
+    // The fake's clock is in whole milliseconds (and runs ahead of the wall clock by one per
+    // write in the same millisecond): keep clear of it on both sides of `since`.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let since = chrono::Utc::now();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let gone = fake.seed("contacts", &[("email", "gone@example.com")]);
+    let kept = fake.seed("contacts", &[("email", "kept@example.com")]);
+    for i in 0..150 {
+        let id = fake.seed("contacts", &[("email", &format!("b{i}@example.com"))]);
+        fake.archive("contacts", id);
+    }
+    fake.archive("contacts", gone);
+    let server = start(&fake).await;
+    let c = connector(
+        &server,
+        json!({"connector": "hubspot", "object": "contacts"}),
+    )
+    .await;
+    let schema = c.describe().await.unwrap();
+    assert!(schema.capabilities.reports_deletes);
+    let src = c.source().unwrap();
+    let mut req = ReadRequest {
+        since: Some(since),
+        after: None,
+        limit: 100,
+        keys_only: true,
+    };
+    let (mut deleted, mut live) = (Vec::new(), Vec::new());
+    loop {
+        let page = src.read_page(&schema, &req).await.unwrap();
+        for r in page.records {
+            if r.deleted {
+                deleted.push(r.key.0);
+            } else {
+                live.push(r.key.0);
+            }
+        }
+        match page.next {
+            Some(t) => req.after = Some(t),
+            None => break,
+        }
+    }
+    assert!(deleted.contains(&gone.to_string()));
+    assert!(!deleted.contains(&old.to_string()), "archived before since");
+    assert_eq!(deleted.len(), 151, "every page of the bin");
+    assert!(live.contains(&kept.to_string()));
+    assert_eq!(fake.calls(CallKind::List), 2, "⌈152/100⌉ pages of the bin");
+    // An ordinary incremental read does not read the bin.
+    let before = fake.calls(CallKind::List);
+    let page = src
+        .read_page(
+            &schema,
+            &ReadRequest {
+                keys_only: false,
+                after: None,
+                ..req
+            },
+        )
+        .await
+        .unwrap();
+    assert!(page.records.iter().all(|r| !r.deleted));
+    assert!(page.next.is_none());
+    assert_eq!(fake.calls(CallKind::List), before);
+}

@@ -226,6 +226,29 @@ async fn hubspot_traffic_conforms_to_our_crm_v3_description() {
         json!([ada.to_string()])
     );
     assert_eq!(recs[1].fields["associations.contacts"], json!([]));
+
+    // A delete-detection read: ids changed since (search), then the recycle bin.
+    let mut req = ReadRequest {
+        since: Some(chrono::Utc::now() - chrono::Duration::hours(1)),
+        after: None,
+        limit: 100,
+        keys_only: true,
+    };
+    let mut deleted = Vec::new();
+    loop {
+        let page = c.source().unwrap().read_page(&s, &req).await.unwrap();
+        deleted.extend(
+            page.records
+                .iter()
+                .filter(|r| r.deleted)
+                .map(|r| r.key.0.clone()),
+        );
+        match page.next {
+            Some(t) => req.after = Some(t),
+            None => break,
+        }
+    }
+    assert_eq!(deleted, [grace.to_string()]);
     assert!(!server.requests().is_empty());
     prism.assert_no_violations();
 }

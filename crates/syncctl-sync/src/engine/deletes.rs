@@ -16,7 +16,10 @@ use crate::store::{ChangeRow, PairCommit, Side};
 
 impl<'a> Engine<'a> {
     /// Full key scans of the sides whose deletions propagate: linked keys no longer present
-    /// (confirmed by a read by key) are deletion candidates.
+    /// (confirmed by a read by key) are deletion candidates. A side that reports deletes
+    /// itself ([`syncctl_core::Capabilities::reports_deletes`]) is read incrementally instead,
+    /// once it has a cursor (and unless `--full-refresh`): the linked records it reports
+    /// deleted since then are the candidates, confirmed the same way.
     pub(super) async fn detect_deletes(&mut self) -> Result<(), SyncError> {
         let name = self.cfg.name.clone();
         for gone in [Side::Source, Side::Target] {
@@ -33,13 +36,22 @@ impl<'a> Engine<'a> {
             }
             let src = self.sides[idx(gone)].source;
             let schema = self.sides[idx(gone)].schema.clone();
+            let caps = schema.capabilities;
+            let reported_since = self.sides[idx(gone)]
+                .cursor_before
+                .filter(|_| caps.reports_deletes && caps.incremental && !self.s.full_refresh)
+                .map(|c| {
+                    c - chrono::Duration::from_std(self.cfg.overlap)
+                        .unwrap_or(chrono::Duration::zero())
+                });
             let mut req = ReadRequest {
-                since: None,
+                since: reported_since,
                 after: None,
                 limit: PAGE * 4,
                 keys_only: true,
             };
             let mut seen = 0u64;
+            let mut reported: BTreeMap<RecordKey, i64> = BTreeMap::new();
             loop {
                 self.check_cancel()?;
                 let page = src
@@ -48,7 +60,13 @@ impl<'a> Engine<'a> {
                     .map_err(|e| self.read_failed(gone, e))?;
                 seen += page.records.len() as u64;
                 for r in &page.records {
-                    if !r.deleted {
+                    if reported_since.is_some() {
+                        if r.deleted
+                            && let Some(id) = linked.get(&r.key)
+                        {
+                            reported.insert(r.key.clone(), *id);
+                        }
+                    } else if !r.deleted {
                         linked.remove(&r.key);
                     }
                 }
@@ -57,7 +75,11 @@ impl<'a> Engine<'a> {
                     None => break,
                 }
             }
-            if seen == 0 {
+            if reported_since.is_some() {
+                // Only what the source reported deleted is a candidate; an incremental read
+                // that returns nothing means nothing changed, not an empty side.
+                linked = reported.into_iter().collect();
+            } else if seen == 0 {
                 self.empty_sides.insert(gone);
                 self.warnings.push(format!(
                     "the {} returned no records at all; an empty read never deletes, so deletes were skipped",

@@ -10,6 +10,7 @@
 //!   LTE, IN, HAS_PROPERTY, NOT_HAS_PROPERTY), one sort, `limit` ≤ 200 and an offset `after`;
 //!   paging past 10 000 results is a 400, and archived records never appear; `batch/read`
 //!   (by id or a unique `idProperty`), missing ids are a 207 with `OBJECT_NOT_FOUND`.
+//!   `GET …?archived=true` lists archived objects only, each with `archivedAt`.
 //! * **Associations**: `POST /crm/v4/associations/{from}/{to}/batch/read` (≤ 1000 inputs)
 //!   answers each object's associated ids as `toObjectId` (a number) with its
 //!   `associationTypes`, 500 per object and page (`paging.next.after`, passed back in the
@@ -316,11 +317,13 @@ impl HubSpotFake {
         }
     }
 
-    /// Archives an object directly.
+    /// Archives an object directly (its `archivedAt` is now).
     pub fn archive(&self, object: &str, id: u64) {
         let mut st = self.st();
+        let now = next_write_time(&mut st);
         if let Some(o) = st.objects.get_mut(object).and_then(|m| m.get_mut(&id)) {
             o.archived = true;
+            o.updated_at = now;
         }
     }
 
@@ -1265,6 +1268,7 @@ async fn batch(
             multi_status(results, errors, StatusCode::OK)
         }
         "archive" => {
+            let now_archive = next_write_time(&mut st);
             for i in &inputs {
                 if let Some(o) = i["id"]
                     .as_str()
@@ -1272,6 +1276,7 @@ async fn batch(
                     .and_then(|id| st.objects.get_mut(&object).and_then(|m| m.get_mut(&id)))
                 {
                     o.archived = true;
+                    o.updated_at = now_archive;
                 }
             }
             StatusCode::NO_CONTENT.into_response()
