@@ -365,13 +365,71 @@ pub fn to_body(
             }
             return Err((name.clone(), format!("{name} is read-only in QuickBooks")));
         }
-        let wire = to_wire(def, v).map_err(|m| (name.clone(), m))?;
+        let mut wire = to_wire(def, v).map_err(|m| (name.clone(), m))?;
         if wire.is_null() {
             continue;
+        }
+        if entity == Entity::Invoice && name == "Line" {
+            wire = typed_lines(&wire).map_err(|m| (name.clone(), m))?;
         }
         set_path(&mut body, name, wire);
     }
     Ok(body)
+}
+
+/// Invoice lines with the XSD's types (`Finance.xsd` `Line`, `SalesItemLineDetail`): `Amount`,
+/// `Qty` and `UnitPrice` are decimals (a mapping may hand them over as text, as HubSpot keeps
+/// them), `ItemRef.value` is text, and a line with a `SalesItemLineDetail` and no `DetailType`
+/// is a `SalesItemLineDetail` line.
+///
+/// # Errors
+/// A line that is not an object, or a decimal that is not a number.
+pub fn typed_lines(lines: &Value) -> Result<Value, String> {
+    let Value::Array(items) = lines else {
+        return Err("Line must be a list of lines".to_owned());
+    };
+    let decimal = |at: &str, v: &mut Value| -> Result<(), String> {
+        match v {
+            Value::String(s) => {
+                let n: f64 = s
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("Line {at}: {s:?} is not a number"))?;
+                *v = serde_json::Number::from_f64(n)
+                    .map(Value::Number)
+                    .ok_or_else(|| format!("Line {at}: {s:?} is not a number"))?;
+                Ok(())
+            }
+            Value::Number(_) | Value::Null => Ok(()),
+            other => Err(format!("Line {at}: {other} is not a number")),
+        }
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let Value::Object(line) = item else {
+            return Err(format!("Line: {item} is not a line object"));
+        };
+        let mut line = line.clone();
+        if let Some(v) = line.get_mut("Amount") {
+            decimal("Amount", v)?;
+        }
+        if let Some(Value::Object(detail)) = line.get_mut("SalesItemLineDetail") {
+            for k in ["Qty", "UnitPrice"] {
+                if let Some(v) = detail.get_mut(k) {
+                    decimal(k, v)?;
+                }
+            }
+            if let Some(Value::Object(r)) = detail.get_mut("ItemRef")
+                && let Some(Value::Number(n)) = r.get("value").cloned()
+            {
+                r.insert("value".to_owned(), Value::String(n.to_string()));
+            }
+            line.entry("DetailType")
+                .or_insert_with(|| Value::String("SalesItemLineDetail".to_owned()));
+        }
+        out.push(Value::Object(line));
+    }
+    Ok(Value::Array(out))
 }
 
 /// A DisplayName derived from a customer's names (`Title Given Middle Family Suffix`), else
@@ -507,6 +565,23 @@ mod tests {
         assert!(e.1.contains("16 characters"));
         let b = to_body(Entity::Customer, &fields(&[("GivenName", Value::Null)])).unwrap();
         assert_eq!(b["GivenName"], json!(""));
+    }
+
+    #[test]
+    fn invoice_lines_get_the_schemas_types() {
+        let lines = json!([{"Amount": "20", "Description": "Widget",
+            "SalesItemLineDetail": {"ItemRef": {"value": 5}, "Qty": "2", "UnitPrice": "10.5"}}]);
+        let typed = typed_lines(&lines).unwrap();
+        assert_eq!(
+            typed,
+            json!([{"Amount": 20.0, "Description": "Widget", "DetailType": "SalesItemLineDetail",
+                "SalesItemLineDetail": {"ItemRef": {"value": "5"}, "Qty": 2.0, "UnitPrice": 10.5}}])
+        );
+        let bad = json!([{"Amount": "lots"}]);
+        assert!(typed_lines(&bad).unwrap_err().contains("Amount"));
+        let fields: BTreeMap<String, Value> = [("Line".to_owned(), lines)].into_iter().collect();
+        let body = to_body(Entity::Invoice, &fields).unwrap();
+        assert_eq!(body["Line"], typed);
     }
 
     #[test]

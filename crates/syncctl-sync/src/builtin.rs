@@ -60,6 +60,22 @@ pub const BUILTINS: &[Builtin] = &[
         yaml: include_str!("../mappings/hubspot-quickbooks-companies.yaml"),
     },
     Builtin {
+        source: "hubspot",
+        target: "quickbooks",
+        source_object: "products",
+        target_object: "Item",
+        default: false,
+        yaml: include_str!("../mappings/hubspot-quickbooks-products.yaml"),
+    },
+    Builtin {
+        source: "hubspot",
+        target: "quickbooks",
+        source_object: "deals",
+        target_object: "Invoice",
+        default: false,
+        yaml: include_str!("../mappings/hubspot-quickbooks-deals.yaml"),
+    },
+    Builtin {
         source: "google_sheets",
         target: "hubspot",
         source_object: "Contacts",
@@ -210,6 +226,37 @@ mod tests {
         assert!(
             !c.filter.target.is_empty(),
             "person customers are not companies"
+        );
+        let deals = choose("hubspot", "quickbooks", Some("deals:Invoice")).unwrap();
+        let c = parse_config("x", deals.yaml).unwrap();
+        assert_eq!(
+            c.direction,
+            Direction::SourceToTarget,
+            "invoices flow one way"
+        );
+        assert_eq!(
+            c.filter.source["dealstage"],
+            [serde_json::json!("closedwon")]
+        );
+        let customer = c
+            .fields
+            .iter()
+            .find(|f| f.target == "CustomerRef.value")
+            .unwrap();
+        assert_eq!(
+            customer.lookup.as_ref().map(|l| l.sync.as_str()),
+            Some("hubspot-quickbooks-contacts"),
+            "the customer is the one the default mapping linked"
+        );
+        let lines = c.fields.iter().find(|f| f.target == "Line").unwrap();
+        assert_eq!(
+            lines.elements[0].lookup.as_ref().map(|l| l.sync.as_str()),
+            Some("hubspot-quickbooks-products")
+        );
+        let products = choose("hubspot", "quickbooks", Some("products:Item")).unwrap();
+        assert_eq!(
+            parse_config("x", products.yaml).unwrap().name,
+            "hubspot-quickbooks-products"
         );
         let sheets = choose("google_sheets", "hubspot", None).unwrap();
         let c = parse_config("x", sheets.yaml).unwrap();

@@ -168,7 +168,29 @@ pub struct FieldMap {
     #[serde(default)]
     pub direction: Option<Direction>,
     /// The source value is a record key of another sync's source side, written as the
-    /// key its record is linked to on that sync's target side.
+    /// key its record is linked to on that sync's target side. A list of keys (HubSpot's
+    /// `associations.contacts`) written to a field that is not a list must hold exactly one.
+    #[serde(default)]
+    pub lookup: Option<LinkLookup>,
+    /// The field is a list of records (HubSpot line items, QuickBooks invoice `Line`): each
+    /// element is mapped field by field, and an element field may have its own `lookup`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub elements: Vec<ElementMap>,
+}
+
+/// `{source: hs_product_id, target: SalesItemLineDetail.ItemRef.value, lookup: …}`: one field
+/// of each element of a list field. The target (or source) may be a dotted path into nested
+/// objects. The first element field identifies an element: a list element without a value
+/// there is not part of the list (QuickBooks' own subtotal line), and a source element
+/// without one is refused when that field has a lookup.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ElementMap {
+    /// The key (or dotted path) in a source element.
+    pub source: String,
+    /// The key (or dotted path) in a target element.
+    pub target: String,
+    /// Resolved through another sync's links, as a field's `lookup`.
     #[serde(default)]
     pub lookup: Option<LinkLookup>,
 }
@@ -373,7 +395,18 @@ impl SyncConfig {
             if !seen_t.insert(&f.target) {
                 p.push(format!("target field {:?} is mapped twice", f.target));
             }
-            if let Some(l) = &f.lookup {
+            let element_lookups: Vec<&LinkLookup> = f
+                .elements
+                .iter()
+                .filter_map(|e| e.lookup.as_ref())
+                .collect();
+            if f.lookup.is_some() && !f.elements.is_empty() {
+                p.push(format!(
+                    "field {} → {} has both lookup and elements; put the lookup on the element field it resolves",
+                    f.source, f.target
+                ));
+            }
+            for l in f.lookup.iter().chain(element_lookups) {
                 let one_way = f.direction.unwrap_or(self.direction).within(self.direction)
                     == Some(Direction::SourceToTarget);
                 if !one_way {

@@ -89,6 +89,8 @@ pub struct MappedField {
     pub ty: FieldType,
     /// Resolved through another sync's links (source key → that sync's target key).
     pub lookup: Option<crate::config::LinkLookup>,
+    /// For a list of records: how each element's fields map (empty for a plain field).
+    pub elements: Vec<crate::config::ElementMap>,
 }
 
 impl MappedField {
@@ -113,6 +115,9 @@ impl MappedField {
     /// The canonical form of a value read from either side.
     #[must_use]
     pub fn canonical(&self, v: &Value) -> Value {
+        if !self.elements.is_empty() {
+            return canonical_elements(&self.elements, v);
+        }
         let typed = match &self.ty {
             FieldType::Text | FieldType::Other(_) => match v {
                 Value::String(_) | Value::Null => v.clone(),
@@ -127,6 +132,107 @@ impl MappedField {
         match self.transform {
             Some(t) => t.apply(&typed),
             None => typed,
+        }
+    }
+}
+
+/// A list field's canonical form: one object per element, keyed by the element fields'
+/// source names, each value as canonical text (numbers in their shortest form, so HubSpot's
+/// `"10.00"` and QuickBooks' `10` agree). A value is found under the source name, else at the
+/// target path, so both sides' elements project alike. Elements without the first element
+/// field are not part of the list; an empty list is null.
+fn canonical_elements(elements: &[crate::config::ElementMap], v: &Value) -> Value {
+    let Value::Array(items) = v else {
+        return Value::Null;
+    };
+    let out: Vec<Value> = items
+        .iter()
+        .filter_map(|item| {
+            let values: serde_json::Map<String, Value> = elements
+                .iter()
+                .map(|e| {
+                    let raw = element_value(item, &e.source)
+                        .or_else(|| element_value(item, &e.target))
+                        .unwrap_or(&Value::Null);
+                    (e.source.clone(), canonical_element_value(raw))
+                })
+                .collect();
+            let first = elements.first()?;
+            (!values[&first.source].is_null()).then_some(Value::Object(values))
+        })
+        .collect();
+    if out.is_empty() {
+        Value::Null
+    } else {
+        Value::Array(out)
+    }
+}
+
+/// The value at `path` in a list element: the key itself, else a dotted path into nested
+/// objects (`SalesItemLineDetail.ItemRef.value`).
+#[must_use]
+pub fn element_value<'v>(item: &'v Value, path: &str) -> Option<&'v Value> {
+    if let Some(v) = item.get(path) {
+        return Some(v);
+    }
+    path.split('.').try_fold(item, |at, key| at.get(key))
+}
+
+fn canonical_element_value(v: &Value) -> Value {
+    let Some(text) = canonical_text(v) else {
+        return Value::Null;
+    };
+    let t = text.trim();
+    match t.parse::<f64>() {
+        Ok(n) if n.is_finite() && !t.starts_with('+') => serde_json::Number::from_f64(n)
+            .and_then(|n| canonical_text(&Value::Number(n)))
+            .map_or_else(|| Value::String(t.to_owned()), Value::String),
+        _ => Value::String(t.to_owned()),
+    }
+}
+
+/// A canonical list (see [`canonical_elements`]) in `side`'s shape: element fields renamed to
+/// that side's names, dotted paths nested, empty values left out.
+fn render_elements(elements: &[crate::config::ElementMap], side: Side, v: &Value) -> Value {
+    let Value::Array(items) = v else {
+        return v.clone();
+    };
+    Value::Array(
+        items
+            .iter()
+            .map(|item| {
+                let mut out = serde_json::Map::new();
+                for e in elements {
+                    let Some(val) = item.get(&e.source).filter(|v| !v.is_null()) else {
+                        continue;
+                    };
+                    let name = match side {
+                        Side::Source => &e.source,
+                        Side::Target => &e.target,
+                    };
+                    set_path(&mut out, name, val.clone());
+                }
+                Value::Object(out)
+            })
+            .collect(),
+    )
+}
+
+fn set_path(obj: &mut serde_json::Map<String, Value>, path: &str, value: Value) {
+    match path.split_once('.') {
+        None => {
+            obj.insert(path.to_owned(), value);
+        }
+        Some((head, rest)) => {
+            let inner = obj
+                .entry(head.to_owned())
+                .or_insert_with(|| Value::Object(serde_json::Map::new()));
+            if !inner.is_object() {
+                *inner = Value::Object(serde_json::Map::new());
+            }
+            if let Value::Object(m) = inner {
+                set_path(m, rest, value);
+            }
         }
     }
 }
@@ -208,10 +314,19 @@ impl Mapping {
                     ));
                 }
             }
+            // A lookup's value is the target's key once resolved: it compares as the target
+            // field's type (a list of associated ids becomes one customer id).
             let ty = match &tf.field_type {
+                _ if f.lookup.is_some() => tf.field_type.clone(),
                 FieldType::Text | FieldType::Other(_) => sf.field_type.clone(),
                 other => other.clone(),
             };
+            if !f.elements.is_empty() && tf.field_type != FieldType::Json {
+                problems.push(format!(
+                    "target field {:?} is not a list ({}), so it cannot take elements",
+                    f.target, tf.field_type
+                ));
+            }
             fields.push(MappedField {
                 canon: f.source.clone(),
                 source: f.source.clone(),
@@ -220,6 +335,7 @@ impl Mapping {
                 direction,
                 ty,
                 lookup: f.lookup.clone(),
+                elements: f.elements.clone(),
             });
         }
         if problems.is_empty() {
@@ -282,7 +398,16 @@ impl Mapping {
     pub fn to_side(&self, side: Side, values: &BTreeMap<String, Value>) -> BTreeMap<String, Value> {
         values
             .iter()
-            .filter_map(|(c, v)| self.field(c).map(|f| (f.name(side).to_owned(), v.clone())))
+            .filter_map(|(c, v)| {
+                self.field(c).map(|f| {
+                    let v = if f.elements.is_empty() {
+                        v.clone()
+                    } else {
+                        render_elements(&f.elements, side, v)
+                    };
+                    (f.name(side).to_owned(), v)
+                })
+            })
             .collect()
     }
 }
@@ -321,6 +446,7 @@ mod tests {
             direction: Direction::Bidirectional,
             ty: FieldType::Integer,
             lookup: None,
+            elements: Vec::new(),
         };
         assert_eq!(f.canonical(&json!("42")), f.canonical(&json!(42)));
         assert_eq!(f.canonical(&json!("")), Value::Null);
@@ -334,6 +460,61 @@ mod tests {
     }
 
     #[test]
+    fn list_fields_compare_element_by_element_in_either_sides_shape() {
+        let e = |source: &str, target: &str| crate::config::ElementMap {
+            source: source.into(),
+            target: target.into(),
+            lookup: None,
+        };
+        let f = MappedField {
+            canon: "line_items".into(),
+            source: "line_items".into(),
+            target: "Line".into(),
+            transform: None,
+            direction: Direction::SourceToTarget,
+            ty: FieldType::Json,
+            lookup: None,
+            elements: vec![
+                e("hs_product_id", "SalesItemLineDetail.ItemRef.value"),
+                e("quantity", "SalesItemLineDetail.Qty"),
+                e("amount", "Amount"),
+            ],
+        };
+        let hubspot = json!([{"id": "9", "hs_product_id": "3", "quantity": "2", "amount": "20.00", "name": "x"}]);
+        let quickbooks = json!([
+            {"Id": "1", "LineNum": 1, "Amount": 20, "DetailType": "SalesItemLineDetail",
+             "SalesItemLineDetail": {"ItemRef": {"value": "3", "name": "Widget"}, "Qty": 2}},
+            {"Amount": 20, "DetailType": "SubTotalLineDetail", "SubTotalLineDetail": {}}
+        ]);
+        let canon = f.canonical(&hubspot);
+        assert_eq!(
+            canon,
+            json!([{"hs_product_id": "3", "quantity": "2", "amount": "20"}])
+        );
+        assert_eq!(
+            f.canonical(&quickbooks),
+            canon,
+            "the subtotal line is not an element"
+        );
+        let m = Mapping {
+            fields: vec![f.clone()],
+            key: "line_items".into(),
+        };
+        let values: BTreeMap<String, Value> = [("line_items".to_owned(), canon)].into();
+        assert_eq!(
+            m.to_side(Side::Target, &values)["Line"],
+            json!([{"Amount": "20", "SalesItemLineDetail": {"ItemRef": {"value": "3"}, "Qty": "2"}}])
+        );
+        assert_eq!(
+            f.canonical(&json!([])),
+            Value::Null,
+            "an empty list is empty"
+        );
+        let changed = json!([{"hs_product_id": "3", "quantity": "3", "amount": "30"}]);
+        assert_ne!(f.canonical(&changed), f.canonical(&quickbooks));
+    }
+
+    #[test]
     fn a_records_natural_key_is_its_projections() {
         let field = |canon: &str, source: &str, ty: FieldType, transform| MappedField {
             canon: canon.into(),
@@ -343,6 +524,7 @@ mod tests {
             direction: Direction::Bidirectional,
             ty,
             lookup: None,
+            elements: Vec::new(),
         };
         let m = Mapping {
             fields: vec![

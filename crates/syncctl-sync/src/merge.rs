@@ -260,6 +260,7 @@ mod tests {
                     direction: *d,
                     ty: FieldType::Text,
                     lookup: None,
+                    elements: Vec::new(),
                 })
                 .collect(),
             key: dirs[0].0.into(),

@@ -123,6 +123,7 @@ const PAGES: &[Page] = &[
         examples: "\
   syncctl sync init --source hubspot --target quickbooks --raw > sync.yaml
   syncctl sync init --source hubspot --target quickbooks --object companies:Customer --raw
+  syncctl sync init --source hubspot --target quickbooks --object deals:Invoice --raw
   syncctl sync init --source google_sheets --target hubspot | jq -r '.data.objects[]'",
     },
     Page {

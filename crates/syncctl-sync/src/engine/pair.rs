@@ -385,53 +385,140 @@ impl<'a> Engine<'a> {
     /// value compares with, and is written as, the target's reference. A value with no live
     /// link is not guessed: the record's key goes to `unresolved` with the reason, and its
     /// pair is refused (and retried on the next run, by which the other sync may have linked it).
+    ///
+    /// A list of keys (HubSpot's `associations.contacts`) is resolved key by key; written to a
+    /// field that is not a list it must hold exactly one key. In a list of records (a field
+    /// with `elements`), each element's lookup field is resolved the same way, and an element
+    /// without a value there is refused: it could only be written without its reference.
     pub(super) async fn resolve_lookups(
         &self,
         records: &mut [Record],
         unresolved: &mut HashMap<RecordKey, String>,
     ) -> Result<(), SyncError> {
-        for f in self.mapping.fields.iter().filter(|f| f.lookup.is_some()) {
-            let Some(lookup) = &f.lookup else { continue };
-            let refs: Vec<RecordKey> = records
-                .iter()
-                .filter_map(|r| r.fields.get(&f.source).and_then(canonical_text))
-                .filter(|v| !v.trim().is_empty())
-                .map(RecordKey)
-                .collect::<HashSet<_>>()
-                .into_iter()
-                .collect();
-            let links = if refs.is_empty() {
-                HashMap::new()
-            } else {
-                self.store
-                    .links_for(&lookup.sync, Side::Source, &refs)
-                    .await?
-            };
-            for r in records.iter_mut() {
-                let Some(v) = r.fields.get(&f.source).and_then(canonical_text) else {
-                    continue;
-                };
-                if v.trim().is_empty() {
-                    continue;
-                }
-                match links.get(&RecordKey(v.clone())) {
-                    Some(l) if !l.target_deleted && !l.source_deleted => {
-                        r.fields
-                            .insert(f.source.clone(), Value::String(l.target_key.0.clone()));
+        for f in &self.mapping.fields {
+            if let Some(lookup) = &f.lookup {
+                let single = f.ty != syncctl_core::FieldType::Json;
+                let links = self
+                    .links_of(
+                        &lookup.sync,
+                        records
+                            .iter()
+                            .flat_map(|r| refs_in(r.fields.get(&f.source))),
+                    )
+                    .await?;
+                for r in records.iter_mut() {
+                    let Some(v) = r.fields.get(&f.source) else {
+                        continue;
+                    };
+                    let list = v.is_array();
+                    let refs = refs_in(Some(v));
+                    let mut resolved = Vec::new();
+                    let mut why = None;
+                    for k in &refs {
+                        match live_target(&links, k) {
+                            Some(t) => resolved.push(Value::String(t)),
+                            None => {
+                                why = Some(format!(
+                                    "{} {k:?} is not linked in sync {} (sync that first, or the record it names is gone)",
+                                    f.source, lookup.sync
+                                ));
+                                break;
+                            }
+                        }
                     }
-                    _ => {
-                        unresolved.insert(
-                            r.key.clone(),
-                            format!(
-                                "{} {v:?} is not linked in sync {} (sync that first, or the record it names is gone)",
-                                f.source, lookup.sync
-                            ),
-                        );
+                    if why.is_none() && list && single && refs.len() > 1 {
+                        why = Some(format!(
+                            "{} names {} records ({}) but {} takes one; leave one",
+                            f.source,
+                            refs.len(),
+                            refs.join(", "),
+                            f.target
+                        ));
+                    }
+                    if let Some(why) = why {
+                        unresolved.insert(r.key.clone(), why);
+                        continue;
+                    }
+                    let new = match (list && !single, resolved.len()) {
+                        (true, _) => Value::Array(resolved),
+                        (false, 0) if list => Value::Null,
+                        (false, 0) => continue,
+                        (false, _) => resolved.swap_remove(0),
+                    };
+                    r.fields.insert(f.source.clone(), new);
+                }
+            }
+            for e in f.elements.iter().filter(|e| e.lookup.is_some()) {
+                let Some(lookup) = &e.lookup else { continue };
+                let all: Vec<String> = records
+                    .iter()
+                    .filter_map(|r| r.fields.get(&f.source).and_then(Value::as_array))
+                    .flatten()
+                    .filter_map(|item| crate::mapping::element_value(item, &e.source))
+                    .filter_map(canonical_text)
+                    .collect();
+                let links = self.links_of(&lookup.sync, all).await?;
+                for r in records.iter_mut() {
+                    let Some(Value::Array(items)) = r.fields.get_mut(&f.source) else {
+                        continue;
+                    };
+                    let mut why = None;
+                    for (i, item) in items.iter_mut().enumerate() {
+                        let name = item
+                            .get("name")
+                            .and_then(canonical_text)
+                            .map_or_else(|| format!("element {}", i + 1), |n| format!("{n:?}"));
+                        let Some(k) = crate::mapping::element_value(item, &e.source)
+                            .and_then(canonical_text)
+                            .filter(|k| !k.trim().is_empty())
+                        else {
+                            why = Some(format!(
+                                "{} {name} has no {}, so it cannot be written with its reference",
+                                f.source, e.source
+                            ));
+                            break;
+                        };
+                        match live_target(&links, &k) {
+                            Some(t) => {
+                                if let Some(obj) = item.as_object_mut() {
+                                    obj.insert(e.source.clone(), Value::String(t));
+                                }
+                            }
+                            None => {
+                                why = Some(format!(
+                                    "{} {name}: {} {k:?} is not linked in sync {} (sync that first, or the record it names is gone)",
+                                    f.source, e.source, lookup.sync
+                                ));
+                                break;
+                            }
+                        }
+                    }
+                    if let Some(why) = why {
+                        unresolved.entry(r.key.clone()).or_insert(why);
                     }
                 }
             }
         }
         Ok(())
+    }
+
+    /// The links of `sync` whose source keys are among `refs`.
+    async fn links_of(
+        &self,
+        sync: &str,
+        refs: impl IntoIterator<Item = String>,
+    ) -> Result<HashMap<RecordKey, Link>, SyncError> {
+        let refs: Vec<RecordKey> = refs
+            .into_iter()
+            .filter(|v| !v.trim().is_empty())
+            .map(RecordKey)
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        if refs.is_empty() {
+            return Ok(HashMap::new());
+        }
+        self.store.links_for(sync, Side::Source, &refs).await
     }
 
     pub(super) async fn forget_pending(
@@ -458,6 +545,30 @@ impl<'a> Engine<'a> {
             .await?;
         Ok(())
     }
+}
+
+/// The references a lookup field holds: one key, or each key of a list.
+fn refs_in(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(canonical_text)
+            .filter(|k| !k.trim().is_empty())
+            .collect(),
+        Some(v) => canonical_text(v)
+            .filter(|k| !k.trim().is_empty())
+            .into_iter()
+            .collect(),
+        None => Vec::new(),
+    }
+}
+
+/// The target key `key` is linked to, when the link is live on both sides.
+fn live_target(links: &HashMap<RecordKey, Link>, key: &str) -> Option<String> {
+    links
+        .get(&RecordKey(key.to_owned()))
+        .filter(|l| !l.target_deleted && !l.source_deleted)
+        .map(|l| l.target_key.0.clone())
 }
 
 /// Refuses a pair whose source record names, in a lookup field, a record linked in no sync:

@@ -472,6 +472,7 @@ mod tests {
                     direction: Direction::Bidirectional,
                     ty: FieldType::Text,
                     lookup: None,
+                    elements: Vec::new(),
                 })
                 .collect(),
             key: "email".into(),

@@ -26,6 +26,7 @@ mod secret_leak_sync;
 mod snowflake_contract;
 mod snowflake_copy;
 mod sync_crash;
+mod sync_deals_invoice;
 mod sync_help;
 mod sync_hubspot;
 mod sync_hubspot_qbo;
