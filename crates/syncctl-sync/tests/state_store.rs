@@ -452,3 +452,59 @@ fn the_dba_schema_file_is_the_postgres_migrations() {
         "docs/sync_schema.sql must end with migrations/postgres/*.sql verbatim, joined by blank lines"
     );
 }
+
+#[tokio::test]
+async fn postgres_run_locks_are_per_store_not_per_database() {
+    // Two stores in one database: one chosen with `?schema=`, one with a search_path in the
+    // connection options. The same sync name in each must not block the other.
+    let by_param = PgSchema::new().await;
+    let by_options = PgSchema::new().await;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE SCHEMA \"{}\"",
+        by_options.name
+    )))
+    .execute(&by_options.pool)
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let options_url = format!("{}?options=-csearch_path%3D{}", pg_url(), by_options.name);
+    let first = StateStore::open(&by_param.url(), dir.path()).await.unwrap();
+    let second = StateStore::open(&options_url, dir.path()).await.unwrap();
+    let tables_in_second: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_tables WHERE schemaname = $1 AND tablename = 'sync_lock'",
+    )
+    .bind(&by_options.name)
+    .fetch_one(&by_options.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        tables_in_second, 1,
+        "the options URL selects its own schema"
+    );
+
+    let lease = Duration::from_secs(60);
+    let a = first.lock("shared", "run-a", lease).await.unwrap();
+    let b = second
+        .lock("shared", "run-b", lease)
+        .await
+        .expect("a store in another schema is not locked by this one");
+
+    // Within one store the lock still excludes, whichever way its schema was chosen.
+    let first_again = StateStore::open(&by_param.url(), dir.path()).await.unwrap();
+    let second_again = StateStore::open(&options_url, dir.path()).await.unwrap();
+    for (store, holder) in [(&first_again, "run-a"), (&second_again, "run-b")] {
+        match store.lock("shared", "run-c", lease).await {
+            Err(SyncError::Locked { holder: h, .. }) => assert!(h.contains(holder), "{h}"),
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("two holders of one store's lock"),
+        }
+    }
+
+    first.unlock(a).await.unwrap();
+    second.unlock(b).await.unwrap();
+    for store in [first, second, first_again, second_again] {
+        store.close().await;
+    }
+    by_param.drop().await;
+    by_options.drop().await;
+}

@@ -1,6 +1,6 @@
-//! The run lock: one run per sync at a time. PostgreSQL holds an advisory lock on a dedicated
-//! connection (freed by the server if the process dies); SQLite holds a lease row renewed in
-//! the background (taken over when expired or when its holder process is gone).
+//! The run lock: one run per sync of a state store at a time. PostgreSQL holds an advisory lock
+//! on a dedicated connection (freed by the server if the process dies); SQLite holds a lease row
+//! renewed in the background (taken over when expired or when its holder process is gone).
 
 use std::path::Path;
 use std::time::Duration;
@@ -16,7 +16,9 @@ impl StateStore {
     /// Takes the run lock of `sync`, or fails with [`SyncError::Locked`] naming the holder.
     ///
     /// PostgreSQL: `pg_try_advisory_lock` on a connection held until release (the server frees
-    /// it if the process dies) plus a `sync_lock` row saying who. SQLite: a lease row renewed
+    /// it if the process dies) plus a `sync_lock` row saying who. Advisory locks are shared by
+    /// the whole database, so the key names the schema holding this store's tables too: stores
+    /// in other schemas of the same database do not block each other. SQLite: a lease row renewed
     /// every `lease / 3`; an expired lease, or one held by a process of this host that no
     /// longer exists, is taken over.
     ///
@@ -32,7 +34,14 @@ impl StateStore {
         match &self.db {
             Db::Postgres(pool) => {
                 let mut conn = pool.acquire().await?.detach();
-                let key = advisory_key(sync);
+                // The schema the store's tables resolve to on this connection, however the
+                // URL chose it (`?schema=`, a search_path in `options`, the role's default).
+                let schema: String = sqlx::query_scalar(
+                    "SELECT relnamespace::regnamespace::text FROM pg_class WHERE oid = 'sync_lock'::regclass",
+                )
+                .fetch_one(&mut conn)
+                .await?;
+                let key = advisory_key(&schema, sync);
                 let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
                     .bind(key)
                     .fetch_one(&mut conn)
@@ -252,10 +261,12 @@ fn process_alive(pid: i64) -> bool {
     }
 }
 
-/// The advisory-lock key of a sync: the first 8 bytes of SHA-256("syncctl:sync:" + name).
-fn advisory_key(sync: &str) -> i64 {
+/// The advisory-lock key of a sync in the store whose tables live in `schema`: the first 8 bytes
+/// of SHA-256 of `"syncctl:sync:" + schema + NUL + name` (NUL cannot occur in either, so no two
+/// pairs hash the same input).
+fn advisory_key(schema: &str, sync: &str) -> i64 {
     use sha2::{Digest, Sha256};
-    let d = Sha256::digest(format!("syncctl:sync:{sync}").as_bytes());
+    let d = Sha256::digest(format!("syncctl:sync:{schema}\0{sync}").as_bytes());
     let mut b = [0u8; 8];
     b.copy_from_slice(&d[..8]);
     i64::from_be_bytes(b)
@@ -267,8 +278,10 @@ mod tests {
 
     #[test]
     fn advisory_keys_are_stable_and_distinct() {
-        assert_eq!(advisory_key("a"), advisory_key("a"));
-        assert_ne!(advisory_key("a"), advisory_key("b"));
+        assert_eq!(advisory_key("public", "a"), advisory_key("public", "a"));
+        assert_ne!(advisory_key("public", "a"), advisory_key("public", "b"));
+        assert_ne!(advisory_key("s1", "a"), advisory_key("s2", "a"));
+        assert_ne!(advisory_key("s1", "ab"), advisory_key("s1a", "b"));
     }
 
     #[test]
