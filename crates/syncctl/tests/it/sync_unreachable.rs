@@ -2,11 +2,14 @@
 //! the real cause (connection refused, DNS), logs each retry at `-v`, and gets the same class
 //! and exit code from `sync run`, `sync plan` and `sync check`. Driven through the binary with
 //! a closed port and an unresolvable host for PostgreSQL and MySQL; nothing needs to listen.
+//! "Within seconds" is checked by what bounds it, not by a clock: each unreachable endpoint gets
+//! the connector's few direct attempts (every retry logged at `-v`) and no more.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::{Duration, Instant};
-
 use syncctl_testkit::cli::CliRun;
+
+/// Direct connection attempts per unreachable endpoint (`CONNECT_ATTEMPTS` in syncctl-sql).
+const CONNECT_ATTEMPTS: usize = 3;
 
 /// A config whose source and target both live at `url` (`kind` is the connector); the state
 /// store is a local SQLite file, so only the databases can fail.
@@ -27,8 +30,7 @@ state: "sqlite://state.db"
     path
 }
 
-fn sync(dir: &std::path::Path, url: &str, args: &[&str]) -> (CliRun, Duration) {
-    let started = Instant::now();
+fn sync(dir: &std::path::Path, url: &str, args: &[&str]) -> CliRun {
     let out = crate::support::syncctl()
         .current_dir(dir)
         .env("DB_URL", url)
@@ -38,7 +40,12 @@ fn sync(dir: &std::path::Path, url: &str, args: &[&str]) -> (CliRun, Duration) {
         .arg(dir.join("sync.yaml"))
         .output()
         .unwrap();
-    (CliRun::from_output(&out), started.elapsed())
+    CliRun::from_output(&out)
+}
+
+/// The retries logged at `-v`: `CONNECT_ATTEMPTS - 1` per endpoint that could not be reached.
+fn retries_logged(stderr: &str) -> usize {
+    stderr.matches("Connection failed; retrying").count()
 }
 
 #[test]
@@ -61,7 +68,7 @@ fn an_unreachable_database_names_the_cause_with_one_class_from_run_plan_and_chec
         let dir = tempfile::tempdir().unwrap();
         config(dir.path(), kind);
         for command in ["run", "plan", "check"] {
-            let (r, took) = sync(dir.path(), url, &[command, "-v"]);
+            let r = sync(dir.path(), url, &[command, "-v"]);
             let what = format!("{kind} {url} sync {command}");
             assert_eq!(
                 (r.code, r.error_class()),
@@ -81,18 +88,18 @@ fn an_unreachable_database_names_the_cause_with_one_class_from_run_plan_and_chec
                 "{what}: the result does not name the endpoint: {}",
                 r.result
             );
-            assert!(
-                took < Duration::from_secs(20),
-                "{what}: took {took:?} to fail"
-            );
-            assert!(
-                r.stderr.contains("Connection failed; retrying"),
-                "{what}: no retry logged at -v:\n{}",
+            // `check` tries both sides and reports both; `run` and `plan` stop at the first
+            // unreachable side. Either way each endpoint gets its attempts once, not again.
+            let endpoints_tried = if command == "check" { 2 } else { 1 };
+            assert_eq!(
+                retries_logged(&r.stderr),
+                endpoints_tried * (CONNECT_ATTEMPTS - 1),
+                "{what}: retries logged at -v:\n{}",
                 r.stderr
             );
         }
         // Without -v the retries stay quiet.
-        let (r, _) = sync(dir.path(), url, &["check"]);
+        let r = sync(dir.path(), url, &["check"]);
         assert!(!r.stderr.contains("retrying"), "{kind} {url}: {}", r.stderr);
     }
 }
