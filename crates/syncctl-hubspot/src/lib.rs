@@ -201,9 +201,39 @@ pub fn modified_property(object: &str) -> &'static str {
 fn build(ctx: BuildContext, settings: Value) -> BuildFuture {
     Box::pin(async move {
         let s: Settings = syncctl_core::parse_settings(KIND, settings)?;
-        let connector = HubSpot::new(&ctx, s)?;
+        let connector = HubSpot::new(&ctx, s, 1.0)?;
         Ok(Box::new(connector) as Box<dyn Connector>)
     })
+}
+
+/// The connector as [`FACTORY`] builds it, except that its rate limiters run `time_scale`
+/// times faster: for benchmarks against a fake whose rate-limit windows are shortened by the
+/// same factor (`HubSpotFake::time_scale`), so a run that would take minutes under HubSpot's
+/// limits takes seconds and still shows where the limits bind. Only the library offers it:
+/// no config setting or environment variable lets a configured run exceed HubSpot's limits
+/// (the published limit of the account's tier is chosen with `tier`).
+///
+/// # Errors
+/// As [`FACTORY`]'s build: invalid settings, a missing token.
+pub fn build_time_scaled(
+    ctx: &BuildContext,
+    settings: Value,
+    time_scale: f64,
+) -> Result<HubSpot, ConnectorError> {
+    let s: Settings = syncctl_core::parse_settings(KIND, settings)?;
+    HubSpot::new(ctx, s, time_scale)
+}
+
+/// Sleeps `1/scale` of every requested wait ([`build_time_scaled`] only).
+struct ScaledSleeper(f64);
+
+impl syncctl_http::Sleeper for ScaledSleeper {
+    fn sleep(
+        &self,
+        d: Duration,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        Box::pin(tokio::time::sleep(d.div_f64(self.0)))
+    }
 }
 
 fn config_err(message: impl Into<String>) -> ConnectorError {
@@ -239,7 +269,9 @@ impl std::fmt::Debug for HubSpot {
 }
 
 impl HubSpot {
-    fn new(ctx: &BuildContext, s: Settings) -> Result<Self, ConnectorError> {
+    /// `time_scale` (≥ 1) speeds the limiters up for a fake with a scaled clock; 1 in
+    /// production.
+    fn new(ctx: &BuildContext, s: Settings, time_scale: f64) -> Result<Self, ConnectorError> {
         if !OBJECTS.contains(&s.object.as_str()) {
             return Err(config_err(format!(
                 "object {:?} is not supported; use contacts, companies, deals or products",
@@ -285,14 +317,20 @@ impl HubSpot {
         {
             properties.push(p.clone());
         }
+        // A window 1/scale as long admits the same burst plus rate × scale × window/scale.
+        let scale = time_scale.max(1.0);
         let (rate, burst) = bucket_within(s.tier.per_ten_seconds(), Duration::from_secs(10));
         let (search_rate, search_burst) = bucket_within(5, Duration::from_secs(1));
-        let http = HttpClient::builder(KIND, base_url.clone())
+        let (rate, search_rate) = (rate * scale, search_rate * scale);
+        let mut builder = HttpClient::builder(KIND, base_url.clone())
             .auth(Arc::new(BearerToken::new(KIND, SecretString::from(token))))
             .rate_limiter(Arc::new(RateLimiter::new(rate, burst)))
-            .breaker(ctx.breaker.clone())
-            .build()
-            .map_err(|e| config_err(e.to_string()))?;
+            .breaker(ctx.breaker.clone());
+        if scale > 1.0 {
+            // Retry-After and backoff waits are in the fake's scaled seconds too.
+            builder = builder.sleeper(Arc::new(ScaledSleeper(scale)));
+        }
+        let http = builder.build().map_err(|e| config_err(e.to_string()))?;
         let mut associations = s.associations;
         associations.sort();
         associations.dedup();
