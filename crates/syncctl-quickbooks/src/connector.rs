@@ -34,7 +34,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
+use syncctl_core::digest::sha256_hex;
 use syncctl_core::{
     BuildContext, BuildFuture, Capabilities, Classified, Connector, ConnectorError,
     ConnectorFactory, ErrorClass, NaturalKey, ObjectSchema, Page, PageOrder, PageToken,
@@ -529,16 +529,12 @@ fn fault_outcome(f: &Fault) -> WriteOutcome {
 
 /// `requestid` for a batch: the sync, the entity and every item, hashed (≤ 36 characters).
 fn request_id(ctx: &WriteContext, entity: Entity, items: &[Value]) -> String {
-    let mut h = Sha256::new();
-    h.update(ctx.sync_name.as_bytes());
-    h.update([0]);
-    h.update(entity.name().as_bytes());
+    let mut input = format!("{}\0{}", ctx.sync_name, entity.name());
     for i in items {
-        h.update([0]);
-        h.update(i.to_string().as_bytes());
+        input.push('\0');
+        input.push_str(&i.to_string());
     }
-    let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    format!("sx{}", &hex[..32])
+    format!("sx{}", &sha256_hex(input)[..32])
 }
 
 impl QuickBooksConnector {

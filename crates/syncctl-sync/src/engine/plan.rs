@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
+use syncctl_core::digest::sha256_hex;
 use syncctl_core::{NaturalKey, ObjectSchema, Record, RecordKey, WriteOp};
 use syncctl_validate::{RuleSet, check_against_schema};
 
@@ -298,11 +298,8 @@ impl Planner<'_> {
             })
         });
         let token = {
-            let d = Sha256::digest(
-                format!("{}\0{}\0{}", self.cfg.name, to.as_str(), rec.key).as_bytes(),
-            );
-            let hex: String = d.iter().take(16).map(|b| format!("{b:02x}")).collect();
-            format!("sc1-{hex}")
+            let hex = sha256_hex(format!("{}\0{}\0{}", self.cfg.name, to.as_str(), rec.key));
+            format!("sc1-{}", &hex[..32])
         };
         let changes = fields
             .iter()
