@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use syncctl_core::RecordKey;
-use syncctl_sync::store::{ChangeRow, ConflictWrite, LinkWrite, PairCommit, RunStart, Side};
 use syncctl_sync::StateStore;
+use syncctl_sync::store::{ChangeRow, ConflictWrite, LinkWrite, PairCommit, RunStart, Side};
 use tracing::subscriber::Interest;
 use tracing_subscriber::layer::{Context, SubscriberExt as _};
 
@@ -68,16 +68,26 @@ fn pg_url() -> String {
 fn values(i: usize, generation: u32) -> BTreeMap<String, Value> {
     BTreeMap::from([
         ("sku".to_owned(), json!(format!("SKU-{i:08}"))),
-        ("name".to_owned(), json!(format!("Product {i} v{generation}"))),
+        (
+            "name".to_owned(),
+            json!(format!("Product {i} v{generation}")),
+        ),
         ("qty".to_owned(), json!(i % 1000)),
-        ("price".to_owned(), json!(format!("{}.{:02}", i % 10_000, i % 100))),
+        (
+            "price".to_owned(),
+            json!(format!("{}.{:02}", i % 10_000, i % 100)),
+        ),
         (
             "modified_at".to_owned(),
             json!(format!("2025-01-01T00:{:02}:{:02}Z", (i / 60) % 60, i % 60)),
         ),
         (
             "note".to_owned(),
-            if i % 3 == 0 { Value::Null } else { json!(format!("note {i}")) },
+            if i.is_multiple_of(3) {
+                Value::Null
+            } else {
+                json!(format!("note {i}"))
+            },
         ),
     ])
 }
@@ -91,11 +101,7 @@ struct Tally {
 
 const CALLS: [&str; 3] = ["links_for", "insert_changes", "commit"];
 
-async fn timed<T>(
-    tally: &mut Tally,
-    call: usize,
-    f: impl std::future::Future<Output = T>,
-) -> T {
+async fn timed<T>(tally: &mut Tally, call: usize, f: impl std::future::Future<Output = T>) -> T {
     let before = STATEMENTS.load(Ordering::Relaxed);
     let start = Instant::now();
     let out = f.await;
@@ -109,11 +115,15 @@ async fn page(store: &StateStore, run_id: &str, first: usize, generation: u32, t
     let keys: Vec<RecordKey> = (first..first + PAGE)
         .map(|i| RecordKey(format!("s{i}")))
         .collect();
-    let links = timed(tally, 0, store.links_for(SYNC, Side::Source, &keys)).await.unwrap();
+    let links = timed(tally, 0, store.links_for(SYNC, Side::Source, &keys))
+        .await
+        .unwrap();
     // The natural-key candidates found on the other side: none in a first load.
     let found: Vec<RecordKey> = links.values().map(|l| l.target_key.clone()).collect();
     let found = if links.is_empty() { Vec::new() } else { found };
-    timed(tally, 0, store.links_for(SYNC, Side::Target, &found)).await.unwrap();
+    timed(tally, 0, store.links_for(SYNC, Side::Target, &found))
+        .await
+        .unwrap();
     let rows: Vec<ChangeRow> = keys
         .iter()
         .enumerate()
@@ -133,7 +143,9 @@ async fn page(store: &StateStore, run_id: &str, first: usize, generation: u32, t
             }
         })
         .collect();
-    let ids = timed(tally, 1, store.insert_changes(run_id, &rows)).await.unwrap();
+    let ids = timed(tally, 1, store.insert_changes(run_id, &rows))
+        .await
+        .unwrap();
     let commits: Vec<PairCommit> = keys
         .iter()
         .zip(ids)
@@ -155,7 +167,12 @@ async fn page(store: &StateStore, run_id: &str, first: usize, generation: u32, t
                     target_deleted: false,
                 },
                 conflict: ConflictWrite::None,
-                changes: vec![(change_id, "applied".to_owned(), None, Some(target_key.0.clone()))],
+                changes: vec![(
+                    change_id,
+                    "applied".to_owned(),
+                    None,
+                    Some(target_key.0.clone()),
+                )],
                 pending_add: Vec::new(),
                 pending_remove: if link.is_some() {
                     vec![(Side::Source, k.clone()), (Side::Target, target_key)]
@@ -165,7 +182,9 @@ async fn page(store: &StateStore, run_id: &str, first: usize, generation: u32, t
             }
         })
         .collect();
-    timed(tally, 2, store.commit(SYNC, run_id, &commits)).await.unwrap();
+    timed(tally, 2, store.commit(SYNC, run_id, &commits))
+        .await
+        .unwrap();
 }
 
 fn print(backend: &str, phase: &str, pages: usize, t: &Tally) {
@@ -178,7 +197,10 @@ fn print(backend: &str, phase: &str, pages: usize, t: &Tally) {
             t.statements[c] as f64 / pages as f64
         ));
     }
-    line.push_str(&format!(" {:.2} ms |", total.as_secs_f64() * 1000.0 / pages as f64));
+    line.push_str(&format!(
+        " {:.2} ms |",
+        total.as_secs_f64() * 1000.0 / pages as f64
+    ));
     println!("{line}");
 }
 
@@ -211,7 +233,10 @@ async fn bench(backend: &str, url: &str, pages: usize) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     let pages: usize = args.iter().find_map(|a| a.parse().ok()).unwrap_or(100);
     let only: Vec<&str> = args
         .iter()
@@ -228,7 +253,9 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async {
-        println!("| backend | phase | pages | links_for | insert_changes | commit | total per page |");
+        println!(
+            "| backend | phase | pages | links_for | insert_changes | commit | total per page |"
+        );
         println!("|---|---|---|---|---|---|---|");
         if want("sqlite") {
             let dir = tempfile::tempdir().unwrap();
@@ -242,7 +269,12 @@ fn main() {
                 .await
                 .unwrap();
             pool.close().await;
-            bench("pg", &format!("{}?schema=bench_store_page", pg_url()), pages).await;
+            bench(
+                "pg",
+                &format!("{}?schema=bench_store_page", pg_url()),
+                pages,
+            )
+            .await;
         }
     });
 }

@@ -26,9 +26,6 @@ use crate::error::SyncError;
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
-/// Keys per `IN (…)` list.
-const CHUNK: usize = 500;
-
 enum Db {
     Sqlite(SqlitePool),
     Postgres(PgPool),
@@ -47,7 +44,7 @@ macro_rules! with_pool {
 mod bulk;
 mod lock;
 
-use bulk::{BulkOps as _, LinkOut, Outcome};
+use bulk::{LinkOut, Outcome};
 
 pub use lock::RunLock;
 
@@ -195,6 +192,7 @@ impl Link {
     }
 }
 
+/// A link as selected.
 #[derive(FromRow)]
 struct LinkRow {
     link_id: i64,
@@ -864,7 +862,7 @@ impl StateStore {
         let mut by_slot: HashMap<(i32, String, String), i64> = HashMap::new();
         with_pool!(self, p => {
             let mut tx = p.begin().await?;
-            for (id, seq, side, action) in tx.insert_change_rows(run_id, now, rows).await? {
+            for (id, seq, side, action) in bulk::insert_change_rows(&mut *tx, run_id, now, rows).await? {
                 by_slot.insert((seq, side, action), id);
             }
             tx.commit().await?;
@@ -898,47 +896,20 @@ impl StateStore {
         side: Side,
         keys: &[RecordKey],
     ) -> Result<HashMap<RecordKey, Link>, SyncError> {
-        let mut out = HashMap::new();
-        if let Db::Postgres(p) = &self.db {
-            // One array parameter: the same statement, prepared once, for every page.
-            let sql = format!(
-                "SELECT link_id, source_key, target_key, natural_key, base, source_deleted, target_deleted \
-                 FROM sync_link WHERE sync_name = $1 AND {} = ANY($2::text[])",
-                side.key_column()
-            );
-            let keys: Vec<&str> = keys.iter().map(RecordKey::as_str).collect();
-            let rows: Vec<LinkRow> = sqlx::query_as(AssertSqlSafe(sql))
-                .bind(sync)
-                .bind(keys)
-                .fetch_all(p)
-                .await?;
-            for r in rows {
-                let l = Link::from(r);
-                out.insert(l.key(side).clone(), l);
-            }
-            return Ok(out);
+        if keys.is_empty() {
+            return Ok(HashMap::new());
         }
-        for chunk in keys.chunks(CHUNK) {
-            let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
-            let sql = format!(
-                "SELECT link_id, source_key, target_key, natural_key, base, source_deleted, target_deleted \
-                 FROM sync_link WHERE sync_name = $1 AND {} IN ({})",
-                side.key_column(),
-                marks.join(",")
-            );
-            let rows: Vec<LinkRow> = with_pool!(self, p => {
-                let mut q = sqlx::query_as::<_, LinkRow>(AssertSqlSafe(sql.clone())).bind(sync);
-                for k in chunk {
-                    q = q.bind(k.as_str());
-                }
-                q.fetch_all(p).await?
-            });
-            for r in rows {
+        let rows = with_pool!(self, p => {
+            let mut conn = p.acquire().await?;
+            bulk::links_for(&mut *conn, sync, side, keys).await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|r| {
                 let l = Link::from(r);
-                out.insert(l.key(side).clone(), l);
-            }
-        }
-        Ok(out)
+                (l.key(side).clone(), l)
+            })
+            .collect())
     }
 
     /// Links by id.
@@ -946,24 +917,14 @@ impl StateStore {
     /// # Errors
     /// Database failure.
     pub async fn links_by_id(&self, sync: &str, ids: &[i64]) -> Result<Vec<Link>, SyncError> {
-        let mut out = Vec::new();
-        for chunk in ids.chunks(CHUNK) {
-            let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
-            let sql = format!(
-                "SELECT link_id, source_key, target_key, natural_key, base, source_deleted, target_deleted \
-                 FROM sync_link WHERE sync_name = $1 AND link_id IN ({})",
-                marks.join(",")
-            );
-            let rows: Vec<LinkRow> = with_pool!(self, p => {
-                let mut q = sqlx::query_as::<_, LinkRow>(AssertSqlSafe(sql.clone())).bind(sync);
-                for id in chunk {
-                    q = q.bind(*id);
-                }
-                q.fetch_all(p).await?
-            });
-            out.extend(rows.into_iter().map(Link::from));
+        if ids.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(out)
+        let rows = with_pool!(self, p => {
+            let mut conn = p.acquire().await?;
+            bulk::links_by_id(&mut *conn, sync, ids).await?
+        });
+        Ok(rows.into_iter().map(Link::from).collect())
     }
 
     /// Every live (not tombstoned on `side`) link's key on `side`, with its id.
@@ -1050,15 +1011,7 @@ impl StateStore {
         }
         with_pool!(self, p => {
             let mut tx = p.begin().await?;
-            for chunk in removes.chunks(CHUNK) {
-                let mut qb = sqlx::QueryBuilder::new("DELETE FROM sync_link WHERE link_id IN (");
-                let mut sep = qb.separated(", ");
-                for id in chunk {
-                    sep.push_bind(*id);
-                }
-                sep.push_unseparated(")");
-                qb.build().execute(&mut *tx).await?;
-            }
+            bulk::remove_links(&mut *tx, &removes).await?;
             let out = |i: &usize| match &pairs[*i].link {
                 LinkWrite::Upsert { id, source_key, target_key, natural_key, base, source_updated_at, target_updated_at, source_deleted, target_deleted } => Some(LinkOut {
                     id: *id,
@@ -1074,9 +1027,9 @@ impl StateStore {
                 _ => None,
             };
             let updated: Vec<LinkOut<'_>> = updates.iter().filter_map(out).collect();
-            tx.update_links(sync, run_id, now, &updated).await?;
+            bulk::update_links(&mut *tx, sync, run_id, now, &updated).await?;
             let inserted: Vec<LinkOut<'_>> = inserts.iter().filter_map(out).collect();
-            let got = tx.insert_links(sync, run_id, now, &inserted).await?;
+            let got = bulk::insert_links(&mut *tx, sync, run_id, now, &inserted).await?;
             let by_key: HashMap<String, i64> = got.into_iter().map(|(id, k)| (k, id)).collect();
             for i in &inserts {
                 if let LinkWrite::Upsert { source_key, .. } = &pairs[*i].link {
@@ -1175,29 +1128,15 @@ impl StateStore {
                     }
                 }
             }
-            tx.set_outcomes(now, &outcomes).await?;
+            bulk::set_outcomes(&mut *tx, now, &outcomes).await?;
             for (side, keys) in &pending_remove {
-                tx.remove_pending(sync, side.as_str(), keys).await?;
+                bulk::remove_pending(&mut *tx, sync, *side, keys).await?;
             }
-            let adds: Vec<(&(Side, RecordKey), &&str)> = pending_add.iter().collect();
-            for chunk in adds.chunks(CHUNK) {
-                let mut qb = sqlx::QueryBuilder::new(
-                    "INSERT INTO sync_pending (sync_name, side, record_key, reason, run_id, attempts) ",
-                );
-                qb.push_values(chunk, |mut b, ((side, key), reason)| {
-                    b.push_bind(sync)
-                        .push_bind(side.as_str())
-                        .push_bind(key.as_str())
-                        .push_bind(**reason)
-                        .push_bind(run_id)
-                        .push_bind(1_i32);
-                });
-                qb.push(
-                    " ON CONFLICT (sync_name, side, record_key) DO UPDATE SET reason = excluded.reason, \
-                     run_id = excluded.run_id, attempts = sync_pending.attempts + 1",
-                );
-                qb.build().execute(&mut *tx).await?;
-            }
+            let adds: Vec<(Side, &str, &str)> = pending_add
+                .iter()
+                .map(|((side, key), reason)| (*side, key.as_str(), *reason))
+                .collect();
+            bulk::add_pending(&mut *tx, sync, run_id, &adds).await?;
             tx.commit().await?;
         });
         self.note_growth(pairs.len()).await;
