@@ -17,7 +17,11 @@
 //!   conflict strategy then compares.
 //! * Writes re-read the file, apply the batch, write a temporary file next to it, flush it to
 //!   disk and rename it over the original, so a reader (or a crash) sees the old file or the
-//!   new one, never half of one. A symlink is written through; a read-only file, a file that is
+//!   new one, never half of one. A batch that only adds rows to a file ending in a line end
+//!   appends their lines instead, after making the file's length durable in a journal next to
+//!   it: an append cut short is truncated away by the next read or write, so a crash still
+//!   leaves the old file or the new one (a reader other than syncctl may see part of a batch
+//!   while it is written). A symlink is written through; a read-only file, a file that is
 //!   not a regular file or one we cannot open for writing is never replaced: the object then
 //!   reports no write capability and a direction that writes to it is a config error before
 //!   the run writes anything; a file of another owner or with several hard links is rewritten
@@ -25,9 +29,7 @@
 //! * Every call reads the file again, but its parse, its read order and the write batches' key
 //!   indexes are kept and reused while the file's bytes are unchanged (compared in full, so any
 //!   change by anyone is seen): a page or a batch costs what it touches, not a parse and a scan
-//!   of the whole file. A batch that only adds rows to a file this connector wrote appends their
-//!   text to the previous bytes instead of formatting every row again (the file is still written
-//!   whole to a temporary file and renamed over the original).
+//!   of the whole file.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
@@ -115,9 +117,6 @@ pub struct CsvConnector {
 struct Cached {
     bytes: Vec<u8>,
     sheet: Arc<Sheet>,
-    /// Whether `bytes` are what [`CsvConnector::serialize`] makes of `sheet` (the file was last
-    /// written here): new rows can then be appended to them instead of writing every row again.
-    ours: bool,
     /// The read order, built on the first read after a change.
     scan: Option<Arc<Scan>>,
     /// The write batches' indexes, kept from one batch to the next while rows only grow.
@@ -228,16 +227,22 @@ impl CsvConnector {
         *self.cached() = Some(Cached {
             bytes,
             sheet: Arc::clone(&sheet),
-            ours: false,
             scan: None,
             index: None,
         });
         Ok(sheet)
     }
 
-    /// The file's bytes and modification time.
+    /// The file's bytes and modification time, without the tail of an append that is under
+    /// way or was cut short (see `target_file::settle`).
     fn read_file(&self) -> Result<(Vec<u8>, Option<DateTime<Utc>>), ConnectorError> {
-        let bytes = fs::read(&self.path).map_err(|e| {
+        let unread_from = crate::target_file::settle(&self.path).map_err(|e| {
+            ConnectorError::unavailable(
+                KIND,
+                format!("{}: undoing an append cut short: {e}", self.path.display()),
+            )
+        })?;
+        let mut bytes = fs::read(&self.path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 ConnectorError::config(
                     KIND,
@@ -250,6 +255,9 @@ impl CsvConnector {
                 ConnectorError::unavailable(KIND, format!("{}: {e}", self.path.display()))
             }
         })?;
+        if let Some(len) = unread_from.and_then(|l| usize::try_from(l).ok()) {
+            bytes.truncate(len);
+        }
         let modified = fs::metadata(&self.path)
             .and_then(|m| m.modified())
             .ok()
@@ -384,16 +392,32 @@ impl CsvConnector {
 
     /// Replaces the file with `bytes` (atomically, see `target_file`).
     fn save_bytes(&self, bytes: &[u8]) -> Result<(), ConnectorError> {
-        crate::target_file::write(&self.path, bytes).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::PermissionDenied {
-                ConnectorError::config(
-                    KIND,
-                    format!("{e}; syncctl writes to this file as a sync side, so make it writable or sync one way from it"),
-                )
-            } else {
-                self.write_error(e)
-            }
-        })
+        crate::target_file::write(&self.path, bytes).map_err(|e| self.save_error(e))
+    }
+
+    /// Makes the file `bytes` when it holds `bytes[..old_len]`: by appending the rest when it
+    /// can (see `target_file::append`), else by replacing it.
+    fn save_grown(&self, bytes: &[u8], old_len: usize) -> Result<(), ConnectorError> {
+        let appended = crate::target_file::append(&self.path, old_len as u64, &bytes[old_len..])
+            .map_err(|e| self.save_error(e))?;
+        if appended {
+            Ok(())
+        } else {
+            self.save_bytes(bytes)
+        }
+    }
+
+    fn save_error(&self, e: std::io::Error) -> ConnectorError {
+        if e.kind() == std::io::ErrorKind::PermissionDenied {
+            ConnectorError::config(
+                KIND,
+                format!(
+                    "{e}; syncctl writes to this file as a sync side, so make it writable or sync one way from it"
+                ),
+            )
+        } else {
+            self.write_error(e)
+        }
     }
 
     /// Writes `sheet` as the whole file.
@@ -1148,13 +1172,13 @@ impl Sink for CsvConnector {
     ) -> Result<Vec<WriteOutcome>, ConnectorError> {
         let loaded = self.load()?;
         // The cached sheet is taken, not copied, when nothing else holds it.
-        let (old_bytes, ours, index) = {
+        let (old_bytes, index) = {
             let mut cache = self.cached();
             match cache.take() {
-                Some(c) if Arc::ptr_eq(&c.sheet, &loaded) => (Some(c.bytes), c.ours, c.index),
+                Some(c) if Arc::ptr_eq(&c.sheet, &loaded) => (Some(c.bytes), c.index),
                 other => {
                     *cache = other;
-                    (None, false, None)
+                    (None, None)
                 }
             }
         };
@@ -1185,22 +1209,27 @@ impl Sink for CsvConnector {
                 *self.cached() = Some(Cached {
                     bytes,
                     sheet: Arc::new(sheet),
-                    ours,
                     scan: None,
                     index,
                 });
             }
             return Ok(out);
         }
-        // Only new rows, after a file this connector wrote: append them to its bytes.
+        // Only new rows after complete lines: their lines follow the file's bytes as they are
+        // (what a rewrite would make of them reads back the same).
         let bytes = match old_bytes {
-            Some(mut bytes) if ours && !touched_existing => {
+            Some(mut bytes) if !touched_existing && bytes.last() == Some(&b'\n') => {
+                let old_len = bytes.len();
                 self.serialize_rows(&mut bytes, &sheet.rows[existing..], sheet.crlf)?;
+                self.save_grown(&bytes, old_len)?;
                 bytes
             }
-            _ => self.serialize(&sheet)?,
+            _ => {
+                let bytes = self.serialize(&sheet)?;
+                self.save_bytes(&bytes)?;
+                bytes
+            }
         };
-        self.save_bytes(&bytes)?;
         sheet.modified = fs::metadata(&self.path)
             .and_then(|m| m.modified())
             .ok()
@@ -1208,7 +1237,6 @@ impl Sink for CsvConnector {
         *self.cached() = Some(Cached {
             bytes,
             sheet: Arc::new(sheet),
-            ours: true,
             scan: None,
             index,
         });
@@ -1396,6 +1424,115 @@ mod tests {
             fs::read_to_string(&path).unwrap(),
             "id,v\n1,z\n3,\"c, d\"\n2,again\n"
         );
+    }
+
+    /// Rows per batch of the kill -9 test's child.
+    const KILL_BATCH: usize = 50;
+
+    /// The value the kill -9 test writes for `key`: long, with a quote, a comma and a line
+    /// break, so that a torn tail can stop inside a quoted cell.
+    fn kill_value(key: &str) -> String {
+        format!("\"{key}\", a comma\nand a second line {}", "x".repeat(300))
+    }
+
+    /// The kill -9 test's child: appends batches of creates to `SYNCCTL_CSV_KILL_DIR`/k.csv
+    /// until it is killed. Run only by that test.
+    #[tokio::test]
+    #[ignore = "the child process of kill_9_mid_append_leaves_whole_batches"]
+    async fn append_until_killed() {
+        let Ok(dir) = std::env::var("SYNCCTL_CSV_KILL_DIR") else {
+            return;
+        };
+        let c = connector(
+            Path::new(&dir),
+            json!({"connector": "csv", "path": "k.csv"}),
+        )
+        .await;
+        let s = c.describe().await.unwrap();
+        let ctx = WriteContext::new("t", "r");
+        for batch in 0.. {
+            let ops: Vec<WriteOp> = (0..KILL_BATCH)
+                .map(|i| {
+                    let id = format!("{}-{batch}-{i}", std::process::id());
+                    WriteOp::Create {
+                        token: id.clone(),
+                        natural_key: None,
+                        fields: BTreeMap::from([
+                            ("v".to_owned(), json!(kill_value(&id))),
+                            ("id".to_owned(), json!(id)),
+                        ]),
+                    }
+                })
+                .collect();
+            c.sink().unwrap().write(&s, &ops, &ctx).await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn kill_9_mid_append_leaves_whole_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.csv");
+        fs::write(&path, "id,v\n").unwrap();
+        let journal = dir.path().join(".k.csv.syncctl-append");
+        // Rounds until three kills have landed inside an append (between its journal and the
+        // journal's emptying); one that lands just after is checked as well.
+        let mut torn = 0;
+        for _round in 0..20 {
+            if torn == 3 {
+                break;
+            }
+            let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--ignored",
+                    "--exact",
+                    "connector::tests::append_until_killed",
+                ])
+                .env("SYNCCTL_CSV_KILL_DIR", dir.path())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            let mut polls = 0u32;
+            while fs::metadata(&path).map_or(0, |m| m.len()) < 20_000
+                || fs::metadata(&journal).map_or(0, |m| m.len()) == 0
+            {
+                assert!(child.try_wait().unwrap().is_none(), "the child stopped");
+                polls += 1;
+                assert!(polls < 200_000, "never saw an append under way");
+                std::thread::sleep(std::time::Duration::from_micros(200));
+            }
+            child.kill().unwrap();
+            child.wait().unwrap();
+            // The length the interrupted append started from, if the journal names one.
+            let before: Option<u64> = fs::read_to_string(&journal)
+                .ok()
+                .filter(|j| j.ends_with('\n'))
+                .and_then(|j| j.split(' ').nth(2)?.parse().ok());
+            torn += usize::from(before.is_some());
+
+            let c = connector(dir.path(), json!({"connector": "csv", "path": "k.csv"})).await;
+            let s = c.describe().await.unwrap();
+            let page = c
+                .source()
+                .unwrap()
+                .read_page(&s, &ReadRequest::full(1_000_000))
+                .await
+                .unwrap();
+            assert!(!page.records.is_empty());
+            assert_eq!(page.records.len() % KILL_BATCH, 0, "whole batches only");
+            for r in &page.records {
+                assert_eq!(r.fields["v"], json!(kill_value(r.key.as_str())));
+            }
+            assert!(!journal.exists(), "the torn append was settled");
+            if let Some(len) = before {
+                assert_eq!(
+                    fs::metadata(&path).unwrap().len(),
+                    len,
+                    "the interrupted batch is gone whole"
+                );
+            }
+        }
+        assert_eq!(torn, 3, "kills that landed inside an append");
     }
 
     fn c_sheet(dir: &Path) -> (CsvConnector, Sheet) {
