@@ -17,14 +17,13 @@
     clippy::cast_precision_loss
 )]
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
 
 use serde_json::json;
-use syncctl_core::{BuildContext, ReadRequest, Record, WriteContext, WriteOutcome};
+use syncctl_core::{BuildContext, ReadRequest, WriteContext, WriteOutcome};
 use syncctl_csv::CsvConnector;
-use syncctl_testkit::bench_rows::{BenchRow, COLUMNS, rows};
+use syncctl_testkit::bench_rows::{BenchRow, COLUMNS, check_all, rows};
 
 fn page() -> usize {
     std::env::var("SYNCCTL_BENCH_PAGE")
@@ -41,17 +40,6 @@ fn connector(dir: &Path, file: &str) -> CsvConnector {
     }))
     .unwrap();
     CsvConnector::new(&BuildContext::new(dir), settings).unwrap()
-}
-
-fn check(rows: &[BenchRow], read: &[Record]) {
-    assert_eq!(read.len(), rows.len(), "rows read");
-    let by_sku: HashMap<&str, &BenchRow> = rows.iter().map(|r| (r.sku.as_str(), r)).collect();
-    let mut seen = std::collections::HashSet::new();
-    for rec in read {
-        let sku = rec.fields["sku"].as_str().unwrap();
-        assert!(seen.insert(sku.to_owned()), "{sku} read twice");
-        by_sku[sku].check(&rec.fields).unwrap();
-    }
 }
 
 fn line(op: &str, n: usize, secs: f64) {
@@ -109,7 +97,7 @@ async fn main() {
         }
     }
     let read_secs = start.elapsed().as_secs_f64();
-    check(&rows, &read);
+    check_all(&rows, &read).unwrap();
 
     std::fs::write(dir.join("target.csv"), format!("{}\n", COLUMNS.join(","))).unwrap();
     let target = connector(&dir, "target.csv");
@@ -144,7 +132,7 @@ async fn main() {
         .read_keys(&schema, &keys)
         .await
         .unwrap();
-    check(&rows, &written);
+    check_all(&rows, &written).unwrap();
 
     line("read", n, read_secs);
     line("write (natural-key creates)", n, write_secs);

@@ -23,7 +23,6 @@
     clippy::cast_precision_loss
 )]
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -34,7 +33,7 @@ use syncctl_sql::mysql::MySqlConnector;
 use syncctl_sql::postgres::PgConnector;
 use syncctl_sql::settings::SqlSettings;
 use syncctl_sql::sqlite::SqliteConnector;
-use syncctl_testkit::bench_rows::{BenchRow, COLUMNS, TimestampStyle, rows};
+use syncctl_testkit::bench_rows::{BenchRow, COLUMNS, TimestampStyle, check_all, rows};
 
 fn pg_url() -> String {
     std::env::var("SYNCCTL_TEST_PG_URL")
@@ -173,18 +172,6 @@ async fn write_all(c: &dyn Connector, rows: &[BenchRow]) -> f64 {
     start.elapsed().as_secs_f64()
 }
 
-/// Every generated row read exactly once, with the values it was written with.
-fn check_read(rows: &[BenchRow], read: &[Record]) {
-    assert_eq!(read.len(), rows.len(), "rows read");
-    let by_sku: HashMap<&str, &BenchRow> = rows.iter().map(|r| (r.sku.as_str(), r)).collect();
-    let mut seen = std::collections::HashSet::new();
-    for rec in read {
-        let sku = rec.fields["sku"].as_str().unwrap();
-        assert!(seen.insert(sku.to_owned()), "{sku} read twice");
-        by_sku[sku].check(&rec.fields).unwrap();
-    }
-}
-
 async fn postgres(n: usize, rows: &[BenchRow], lines: &mut Vec<Line>) {
     let url = pg_url();
     let pool = sqlx::PgPool::connect(&url)
@@ -239,7 +226,7 @@ async fn postgres(n: usize, rows: &[BenchRow], lines: &mut Vec<Line>) {
 
     let source = PgConnector::new(settings(&url, "bench_connectors.source", true)).unwrap();
     let (read, read_secs) = read_all(&source).await;
-    check_read(rows, &read);
+    check_all(rows, &read).unwrap();
     lines.push(Line {
         connector: "postgres",
         op: "read",
@@ -376,7 +363,7 @@ async fn mysql(n: usize, rows: &[BenchRow], lines: &mut Vec<Line>) {
     });
 
     let (read, read_secs) = read_all(&target).await;
-    check_read(rows, &read);
+    check_all(rows, &read).unwrap();
     lines.push(Line {
         connector: "mysql",
         op: "read",
@@ -426,7 +413,7 @@ async fn sqlite(n: usize, rows: &[BenchRow], lines: &mut Vec<Line>) {
     let source =
         SqliteConnector::new(&ctx, settings("sqlite://sqlite.db", "source", true)).unwrap();
     let (read, read_secs) = read_all(&source).await;
-    check_read(rows, &read);
+    check_all(rows, &read).unwrap();
     lines.push(Line {
         connector: "sqlite",
         op: "read",
@@ -439,7 +426,7 @@ async fn sqlite(n: usize, rows: &[BenchRow], lines: &mut Vec<Line>) {
         SqliteConnector::new(&ctx, settings("sqlite://sqlite.db", "target", false)).unwrap();
     let write_secs = write_all(&target, rows).await;
     let (written, _) = read_all(&target).await;
-    check_read(rows, &written);
+    check_all(rows, &written).unwrap();
     lines.push(Line {
         connector: "sqlite",
         op: "write (natural-key creates)",

@@ -8,11 +8,11 @@
 //! (numeric(12,2)), `modified_at` (timestamp, millisecond precision, UTC) and `note`
 //! (nullable text: every third is null).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::Value;
-use syncctl_core::{NaturalKey, WriteOp};
+use syncctl_core::{NaturalKey, Record, WriteOp};
 use syncctl_validate::coerce::parse_timestamp;
 
 /// The columns every benchmark table has besides its own key, in this order.
@@ -188,6 +188,34 @@ impl BenchRow {
         }
         Ok(())
     }
+}
+
+/// Whether `read` (every record a connector read or wrote back) holds each of `rows` exactly
+/// once, with its values ([`BenchRow::check`]). Names the first problem.
+///
+/// # Errors
+/// A count that differs, a row read twice or not generated, or the first value that differs.
+pub fn check_all(rows: &[BenchRow], read: &[Record]) -> Result<(), String> {
+    if read.len() != rows.len() {
+        return Err(format!(
+            "{} rows read, {} generated",
+            read.len(),
+            rows.len()
+        ));
+    }
+    let by_sku: HashMap<&str, &BenchRow> = rows.iter().map(|r| (r.sku.as_str(), r)).collect();
+    let mut seen = HashSet::new();
+    for rec in read {
+        let sku = rec.fields.get("sku").and_then(Value::as_str).unwrap_or("");
+        let row = by_sku
+            .get(sku)
+            .ok_or_else(|| format!("{sku:?} read but not generated"))?;
+        if !seen.insert(sku) {
+            return Err(format!("{sku} read twice"));
+        }
+        row.check(&rec.fields)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
