@@ -6,7 +6,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
+use axum::http::Method;
+use syncctl_testkit::FakeServer;
 use syncctl_testkit::cli::CliRun;
+use syncctl_testkit::fakes::hubspot::HubSpotFake;
+use syncctl_testkit::fakes::quickbooks::{DEMO_ACCESS_TOKEN, DEMO_REALM, QuickBooksFake};
 
 /// The repository's `examples/quickstart`.
 pub(crate) fn quickstart_dir() -> PathBuf {
@@ -98,6 +102,75 @@ pub(crate) async fn run_blocking(mut cmd: Command) -> CliRun {
     tokio::task::spawn_blocking(move || CliRun::from_output(&cmd.output().unwrap()))
         .await
         .unwrap()
+}
+
+/// The HubSpot and QuickBooks fakes, served in-process, and a working directory for the binary
+/// (the `sync_hubspot_qbo` and `sync_deals_invoice` modules).
+pub(crate) struct HubSpotQuickBooks {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) hs: HubSpotFake,
+    pub(crate) qb: QuickBooksFake,
+    pub(crate) hs_srv: FakeServer,
+    pub(crate) qb_srv: FakeServer,
+    /// The token `hs` accepts; no output of the binary may hold it.
+    pub(crate) hs_token: &'static str,
+}
+
+impl HubSpotQuickBooks {
+    /// Serves both fakes.
+    pub(crate) async fn new(hs_token: &'static str, hs: HubSpotFake, qb: QuickBooksFake) -> Self {
+        let hs_srv = FakeServer::start(hs.router()).await;
+        let qb_srv = FakeServer::start(qb.router()).await;
+        Self::served(hs_token, hs, qb, hs_srv, qb_srv)
+    }
+
+    /// Both fakes already served (a router with a test's own layer).
+    pub(crate) fn served(
+        hs_token: &'static str,
+        hs: HubSpotFake,
+        qb: QuickBooksFake,
+        hs_srv: FakeServer,
+        qb_srv: FakeServer,
+    ) -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+            hs,
+            qb,
+            hs_srv,
+            qb_srv,
+            hs_token,
+        }
+    }
+
+    /// The binary with the settings of both systems in its environment, in the work dir.
+    pub(crate) fn command(&self) -> Command {
+        let mut cmd = syncctl();
+        cmd.current_dir(self.dir.path())
+            .env("HUBSPOT_API_TOKEN", self.hs_token)
+            .env("HUBSPOT_BASE_URL", self.hs_srv.url())
+            .env("QUICKBOOKS_ACCESS_TOKEN", DEMO_ACCESS_TOKEN)
+            .env("QUICKBOOKS_REALM_ID", DEMO_REALM)
+            .env("QUICKBOOKS_BASE_URL", self.qb_srv.url());
+        cmd
+    }
+
+    /// `syncctl sync ARGS` (no config file unless ARGS name one); fails if a token leaks.
+    pub(crate) async fn sync(&self, args: &[&str]) -> CliRun {
+        let mut cmd = self.command();
+        cmd.arg("sync").args(args);
+        let r = run_blocking(cmd).await;
+        assert_output_has_no_secrets(&r, &[self.hs_token, DEMO_ACCESS_TOKEN]);
+        r
+    }
+
+    /// QuickBooks write calls: batches and single-entity posts (every POST but a long query).
+    pub(crate) fn qb_writes(&self) -> usize {
+        self.qb_srv
+            .requests()
+            .iter()
+            .filter(|r| r.method == Method::POST && !r.path.ends_with("/query"))
+            .count()
+    }
 }
 
 /// The PostgreSQL server of the tests (`SYNCCTL_TEST_PG_URL`, else the local one).

@@ -15,52 +15,28 @@
 
 use axum::http::Method;
 use serde_json::{Value, json};
-use syncctl_testkit::FakeServer;
 use syncctl_testkit::cli::CliRun;
 use syncctl_testkit::fakes::hubspot::HubSpotFake;
-use syncctl_testkit::fakes::quickbooks::{DEMO_ACCESS_TOKEN, DEMO_REALM, QuickBooksFake};
+use syncctl_testkit::fakes::quickbooks::QuickBooksFake;
+
+use crate::support::HubSpotQuickBooks;
 
 const HS_TOKEN: &str = "pat-na1-deals-secret";
 
-struct World {
-    dir: tempfile::TempDir,
-    hs: HubSpotFake,
-    qb: QuickBooksFake,
-    hs_srv: FakeServer,
-    qb_srv: FakeServer,
+/// The fakes (see `support`) and this module's seeding and lookups.
+struct World(HubSpotQuickBooks);
+
+impl std::ops::Deref for World {
+    type Target = HubSpotQuickBooks;
+    fn deref(&self) -> &HubSpotQuickBooks {
+        &self.0
+    }
 }
 
 impl World {
     async fn new() -> Self {
         let hs = HubSpotFake::new(HS_TOKEN);
-        let qb = QuickBooksFake::new();
-        let hs_srv = FakeServer::start(hs.router()).await;
-        let qb_srv = FakeServer::start(qb.router()).await;
-        Self {
-            dir: tempfile::tempdir().unwrap(),
-            hs,
-            qb,
-            hs_srv,
-            qb_srv,
-        }
-    }
-
-    async fn sync(&self, args: &[&str]) -> CliRun {
-        let mut cmd = crate::support::syncctl();
-        cmd.current_dir(self.dir.path())
-            .env("HUBSPOT_API_TOKEN", HS_TOKEN)
-            .env("HUBSPOT_BASE_URL", self.hs_srv.url())
-            .env("QUICKBOOKS_ACCESS_TOKEN", DEMO_ACCESS_TOKEN)
-            .env("QUICKBOOKS_REALM_ID", DEMO_REALM)
-            .env("QUICKBOOKS_BASE_URL", self.qb_srv.url())
-            .arg("sync")
-            .args(args);
-        let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
-            .await
-            .unwrap();
-        let r = CliRun::from_output(&out);
-        assert!(!r.stdout.contains(HS_TOKEN) && !r.stderr.contains(HS_TOKEN));
-        r
+        Self(HubSpotQuickBooks::new(HS_TOKEN, hs, QuickBooksFake::new()).await)
     }
 
     /// `sync run --source hubspot --target quickbooks --object OBJECT`.
@@ -76,14 +52,6 @@ impl World {
         ];
         args.extend_from_slice(extra);
         self.sync(&args).await
-    }
-
-    fn qb_writes(&self) -> usize {
-        self.qb_srv
-            .requests()
-            .iter()
-            .filter(|r| r.method == Method::POST && !r.path.ends_with("/query"))
-            .count()
     }
 
     fn invoices(&self) -> Vec<Value> {

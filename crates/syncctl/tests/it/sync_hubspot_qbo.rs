@@ -23,57 +23,23 @@ use syncctl_testkit::fakes::hubspot::{CallKind, HubSpotFake};
 use syncctl_testkit::fakes::quickbooks::{DEMO_ACCESS_TOKEN, DEMO_REALM, QuickBooksFake};
 use syncctl_testkit::{FakeServer, Fault};
 
+use crate::support::HubSpotQuickBooks;
+
 const HS_TOKEN: &str = "pat-na1-headline-secret";
 
-/// Both fakes, served, and a working directory for the binary.
-struct World {
-    dir: tempfile::TempDir,
-    hs: HubSpotFake,
-    qb: QuickBooksFake,
-    hs_srv: FakeServer,
-    qb_srv: FakeServer,
+/// The fakes (see `support`) and this module's call counts and lookups.
+struct World(HubSpotQuickBooks);
+
+impl std::ops::Deref for World {
+    type Target = HubSpotQuickBooks;
+    fn deref(&self) -> &HubSpotQuickBooks {
+        &self.0
+    }
 }
 
 impl World {
     async fn new(hs: HubSpotFake, qb: QuickBooksFake) -> Self {
-        let hs_srv = FakeServer::start(hs.router()).await;
-        let qb_srv = FakeServer::start(qb.router()).await;
-        Self {
-            dir: tempfile::tempdir().unwrap(),
-            hs,
-            qb,
-            hs_srv,
-            qb_srv,
-        }
-    }
-
-    /// The binary with the settings of both systems in its environment, in the work dir.
-    fn command(&self) -> assert_cmd::Command {
-        let mut cmd = crate::support::syncctl();
-        cmd.current_dir(self.dir.path())
-            .env("HUBSPOT_API_TOKEN", HS_TOKEN)
-            .env("HUBSPOT_BASE_URL", self.hs_srv.url())
-            .env("QUICKBOOKS_ACCESS_TOKEN", DEMO_ACCESS_TOKEN)
-            .env("QUICKBOOKS_REALM_ID", DEMO_REALM)
-            .env("QUICKBOOKS_BASE_URL", self.qb_srv.url());
-        cmd
-    }
-
-    /// `syncctl sync ARGS` (no config file unless ARGS name one).
-    async fn sync(&self, args: &[&str]) -> CliRun {
-        let mut cmd = self.command();
-        cmd.arg("sync").args(args);
-        let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
-            .await
-            .unwrap();
-        let r = CliRun::from_output(&out);
-        for secret in [HS_TOKEN, DEMO_ACCESS_TOKEN] {
-            assert!(
-                !r.stdout.contains(secret) && !r.stderr.contains(secret),
-                "a token leaked"
-            );
-        }
-        r
+        Self(HubSpotQuickBooks::new(HS_TOKEN, hs, qb).await)
     }
 
     /// The headline command (`--direction bidirectional` unless `extra` names another).
@@ -110,14 +76,6 @@ impl World {
             .filter(|r| r.method == Method::POST && is_hubspot_write(&r.path))
             .count();
         hs + self.qb_writes()
-    }
-
-    fn qb_writes(&self) -> usize {
-        self.qb_srv
-            .requests()
-            .iter()
-            .filter(|r| r.method == Method::POST && !r.path.ends_with("/query"))
-            .count()
     }
 
     fn qb_reads(&self) -> usize {
@@ -640,13 +598,7 @@ async fn a_run_killed_mid_write_reruns_without_duplicates() {
             .layer(axum::middleware::from_fn(slow_batch_answers)),
     )
     .await;
-    let w = World {
-        dir: tempfile::tempdir().unwrap(),
-        hs,
-        qb,
-        hs_srv,
-        qb_srv,
-    };
+    let w = World(HubSpotQuickBooks::served(HS_TOKEN, hs, qb, hs_srv, qb_srv));
     let bin = assert_cmd::cargo::cargo_bin("syncctl");
     let mut child = std::process::Command::new(bin)
         .current_dir(w.dir.path())
