@@ -381,156 +381,147 @@ fn email(i: usize) -> String {
     format!("person{i:05}@example.com")
 }
 
-async fn hubspot_to_quickbooks(n: usize, scale: f64) -> Vec<Row> {
-    let w = World::new(scale).await;
-    for i in 0..n {
-        w.hs.seed(
-            "contacts",
-            &[
-                ("email", &email(i)),
-                ("firstname", &format!("Given{i}")),
-                ("lastname", "Bench"),
-                ("company", &format!("Company {}", i % 97)),
-            ],
-        );
-    }
-    let mut rows = Vec::new();
+/// A person as either side holds it: given name, family name, company.
+type Person = [Option<String>; 3];
 
-    let (report, used, wall) = w.run(Direction::SourceToTarget).await;
-    let customers = w.customers();
-    check(
-        report.target.counts.created == n as u64 && customers.len() == n,
-        &format!(
-            "first load HubSpot → QuickBooks: {} created, {} customers, want {n}",
-            report.target.counts.created,
-            customers.len()
-        ),
-    );
-    for i in sample(n) {
-        let c = &customers[&email(i)];
-        check(
-            c["GivenName"] == json!(format!("Given{i}"))
-                && c["FamilyName"] == "Bench"
-                && c["CompanyName"] == json!(format!("Company {}", i % 97)),
-            &format!("customer {} holds {c}", email(i)),
-        );
-    }
-    rows.push(Row {
-        label: format!("HubSpot → QuickBooks: {n} new"),
-        used,
-        minimum: minimum_hs_to_qb(n, false),
-        wall,
-    });
-
-    for c in w.hs.all("contacts") {
-        let i = c.properties["firstname"]
-            .trim_start_matches("Given")
-            .to_owned();
-        w.hs.edit("contacts", c.id, &[("firstname", &format!("Changed{i}"))]);
-    }
-    let (report, used, wall) = w.run(Direction::SourceToTarget).await;
-    let customers = w.customers();
-    check(
-        report.target.counts.updated == n as u64 && customers.len() == n,
-        &format!(
-            "changes HubSpot → QuickBooks: {} updated, want {n}",
-            report.target.counts.updated
-        ),
-    );
-    for i in sample(n) {
-        check(
-            customers[&email(i)]["GivenName"] == json!(format!("Changed{i}")),
-            &format!("customer {} not changed", email(i)),
-        );
-    }
-    rows.push(Row {
-        label: format!("HubSpot → QuickBooks: {n} changed"),
-        used,
-        minimum: minimum_hs_to_qb(n, true),
-        wall,
-    });
-
-    let (_, used, wall) = w.run(Direction::Bidirectional).await;
-    check(
-        used.hs_writes + used.qb_batches + used.qb_other_writes == 0,
-        "a rerun with nothing changed wrote",
-    );
-    rows.push(Row {
-        label: "after HubSpot → QuickBooks: nothing changed, both ways".into(),
-        used,
-        minimum: quiet_minimum(),
-        wall,
-    });
-    rows
+/// What one direction of the bench does on its own sides.
+struct Way {
+    /// `HubSpot → QuickBooks`.
+    name: &'static str,
+    direction: Direction,
+    /// Puts people 0..n on the side read from: `Given{i}`, `Bench`, `Company {i % 97}`.
+    seed: fn(&World, usize),
+    /// Renames every `Given{i}` to `Changed{i}` on the side read from.
+    change: fn(&World),
+    /// The people on the side written to, by email.
+    arrived: fn(&World) -> BTreeMap<String, Person>,
+    /// The written side's created and updated counts.
+    written: fn(&syncctl_sync::RunReport) -> (u64, u64),
+    /// The least calls for n people, new or changed.
+    minimum: fn(usize, bool) -> Calls,
 }
 
-async fn quickbooks_to_hubspot(n: usize, scale: f64) -> Vec<Row> {
+const HUBSPOT_TO_QUICKBOOKS: Way = Way {
+    name: "HubSpot → QuickBooks",
+    direction: Direction::SourceToTarget,
+    seed: |w, n| {
+        for i in 0..n {
+            w.hs.seed(
+                "contacts",
+                &[
+                    ("email", &email(i)),
+                    ("firstname", &format!("Given{i}")),
+                    ("lastname", "Bench"),
+                    ("company", &format!("Company {}", i % 97)),
+                ],
+            );
+        }
+    },
+    change: |w| {
+        for c in w.hs.all("contacts") {
+            let i = c.properties["firstname"]
+                .trim_start_matches("Given")
+                .to_owned();
+            w.hs.edit("contacts", c.id, &[("firstname", &format!("Changed{i}"))]);
+        }
+    },
+    arrived: |w| {
+        let text = |v: &Value| v.as_str().map(str::to_owned);
+        w.customers()
+            .into_iter()
+            .map(|(email, c)| {
+                let person = [
+                    text(&c["GivenName"]),
+                    text(&c["FamilyName"]),
+                    text(&c["CompanyName"]),
+                ];
+                (email, person)
+            })
+            .collect()
+    },
+    written: |r| (r.target.counts.created, r.target.counts.updated),
+    minimum: minimum_hs_to_qb,
+};
+
+const QUICKBOOKS_TO_HUBSPOT: Way = Way {
+    name: "QuickBooks → HubSpot",
+    direction: Direction::TargetToSource,
+    seed: |w, n| {
+        for i in 0..n {
+            w.qb.insert(
+                "Customer",
+                json!({
+                    "GivenName": format!("Given{i}"),
+                    "FamilyName": "Bench",
+                    "CompanyName": format!("Company {}", i % 97),
+                    "PrimaryEmailAddr": {"Address": email(i)},
+                }),
+            );
+        }
+    },
+    change: |w| {
+        for c in w.qb.all("Customer") {
+            let id = c["Id"].as_str().unwrap().to_owned();
+            let given = c["GivenName"].as_str().unwrap().replace("Given", "Changed");
+            w.qb.edit("Customer", &id, json!({"GivenName": given}));
+        }
+    },
+    arrived: |w| {
+        w.contacts()
+            .into_iter()
+            .map(|(email, c)| {
+                let person = ["firstname", "lastname", "company"].map(|p| c.get(p).cloned());
+                (email, person)
+            })
+            .collect()
+    },
+    written: |r| (r.source.counts.created, r.source.counts.updated),
+    minimum: |n, _| minimum_qb_to_hs(n),
+};
+
+/// A first load of `n` people one way, a run with all of them changed, and a rerun with
+/// nothing changed both ways, on fresh fakes.
+async fn one_way(way: &Way, n: usize, scale: f64) -> Vec<Row> {
     let w = World::new(scale).await;
-    for i in 0..n {
-        w.qb.insert(
-            "Customer",
-            json!({
-                "GivenName": format!("Given{i}"),
-                "FamilyName": "Bench",
-                "CompanyName": format!("Company {}", i % 97),
-                "PrimaryEmailAddr": {"Address": email(i)},
-            }),
-        );
-    }
+    (way.seed)(&w, n);
     let mut rows = Vec::new();
-
-    let (report, used, wall) = w.run(Direction::TargetToSource).await;
-    let contacts = w.contacts();
-    check(
-        report.source.counts.created == n as u64 && contacts.len() == n,
-        &format!(
-            "first load QuickBooks → HubSpot: {} created, {} contacts, want {n}",
-            report.source.counts.created,
-            contacts.len()
-        ),
-    );
-    for i in sample(n) {
-        let c = &contacts[&email(i)];
+    for changed in [false, true] {
+        let (run, given, label, what) = if changed {
+            ("changes", "Changed", "changed", "updated")
+        } else {
+            ("first load", "Given", "new", "created")
+        };
+        if changed {
+            (way.change)(&w);
+        }
+        let (report, used, wall) = w.run(way.direction).await;
+        let (created, updated) = (way.written)(&report);
+        let count = if changed { updated } else { created };
+        let people = (way.arrived)(&w);
         check(
-            c.get("firstname") == Some(&format!("Given{i}"))
-                && c.get("lastname").map(String::as_str) == Some("Bench")
-                && c.get("company") == Some(&format!("Company {}", i % 97)),
-            &format!("contact {} holds {c:?}", email(i)),
+            count == n as u64 && people.len() == n,
+            &format!(
+                "{run} {}: {count} {what}, {} people, want {n}",
+                way.name,
+                people.len()
+            ),
         );
+        for i in sample(n) {
+            let want = [
+                Some(format!("{given}{i}")),
+                Some("Bench".to_owned()),
+                Some(format!("Company {}", i % 97)),
+            ];
+            let got = people.get(&email(i));
+            check(got == Some(&want), &format!("{} holds {got:?}", email(i)));
+        }
+        rows.push(Row {
+            label: format!("{}: {n} {label}", way.name),
+            used,
+            minimum: (way.minimum)(n, changed),
+            wall,
+        });
     }
-    rows.push(Row {
-        label: format!("QuickBooks → HubSpot: {n} new"),
-        used,
-        minimum: minimum_qb_to_hs(n),
-        wall,
-    });
-
-    for c in w.qb.all("Customer") {
-        let id = c["Id"].as_str().unwrap().to_owned();
-        let given = c["GivenName"].as_str().unwrap().replace("Given", "Changed");
-        w.qb.edit("Customer", &id, json!({"GivenName": given}));
-    }
-    let (report, used, wall) = w.run(Direction::TargetToSource).await;
-    let contacts = w.contacts();
-    check(
-        report.source.counts.updated == n as u64 && contacts.len() == n,
-        &format!(
-            "changes QuickBooks → HubSpot: {} updated, want {n}",
-            report.source.counts.updated
-        ),
-    );
-    for i in sample(n) {
-        check(
-            contacts[&email(i)].get("firstname") == Some(&format!("Changed{i}")),
-            &format!("contact {} not changed", email(i)),
-        );
-    }
-    rows.push(Row {
-        label: format!("QuickBooks → HubSpot: {n} changed"),
-        used,
-        minimum: minimum_qb_to_hs(n),
-        wall,
-    });
 
     let (_, used, wall) = w.run(Direction::Bidirectional).await;
     check(
@@ -538,7 +529,7 @@ async fn quickbooks_to_hubspot(n: usize, scale: f64) -> Vec<Row> {
         "a rerun with nothing changed wrote",
     );
     rows.push(Row {
-        label: "after QuickBooks → HubSpot: nothing changed, both ways".into(),
+        label: format!("after {}: nothing changed, both ways", way.name),
         used,
         minimum: quiet_minimum(),
         wall,
@@ -557,15 +548,14 @@ async fn main() {
     println!(
         "HubSpot (190 calls/10 s, 5 searches/s, batches ≤ 100) ↔ QuickBooks (500 requests/min, 40 batches/min, 10 concurrent, batches ≤ 30, pages ≤ 1000); {n} records; clock ×{scale}"
     );
-    let mut rows = hubspot_to_quickbooks(n, scale).await;
-    for r in &rows {
-        print_row(r, scale);
+    let mut rows = Vec::new();
+    for way in [&HUBSPOT_TO_QUICKBOOKS, &QUICKBOOKS_TO_HUBSPOT] {
+        let done = one_way(way, n, scale).await;
+        for r in &done {
+            print_row(r, scale);
+        }
+        rows.extend(done);
     }
-    let back = quickbooks_to_hubspot(n, scale).await;
-    for r in &back {
-        print_row(r, scale);
-    }
-    rows.extend(back);
     let summary: Vec<Value> = rows.iter().map(|r| json_row(r, scale)).collect();
     println!(
         "{}",
