@@ -2,29 +2,23 @@
 //! HubSpot fake: every case gets a fresh portal, rows are seeded behind the connector's back
 //! with their modified time (`HubSpotFake::seed_at`).
 
-use std::sync::Mutex;
-
 use serde_json::{Value, json};
 use syncctl_core::{BuildContext, Connector, RecordKey};
-use syncctl_testkit::FakeServer;
-use syncctl_testkit::conformance::{Fixture, PeopleFields, Person, run_all};
+use syncctl_testkit::conformance::{FakePerCase, Fixture, PeopleFields, Person, run_all};
 use syncctl_testkit::fakes::hubspot::HubSpotFake;
 
 const TOKEN: &str = "pat-na1-conformance-token";
 
-/// One fake portal per case; the servers live as long as the fixture.
+/// One fake portal per case.
 #[derive(Default)]
 struct HubSpotFixture {
-    current: Mutex<Option<HubSpotFake>>,
-    servers: Mutex<Vec<FakeServer>>,
+    portals: FakePerCase<HubSpotFake>,
 }
 
 impl HubSpotFixture {
     fn fake(&self) -> HubSpotFake {
-        self.current
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        self.portals
+            .current()
             .unwrap_or_else(|| HubSpotFake::new(TOKEN))
     }
 }
@@ -33,16 +27,8 @@ impl HubSpotFixture {
 impl Fixture for HubSpotFixture {
     async fn fresh(&self) -> Box<dyn Connector> {
         let fake = HubSpotFake::new(TOKEN);
-        let server = FakeServer::start(fake.router()).await;
-        let url = server.url();
-        *self
-            .current
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(fake);
-        self.servers
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(server);
+        let router = fake.router();
+        let url = self.portals.serve(fake, router).await;
         let ctx = BuildContext::new(".").with_env(move |k| match k {
             "HUBSPOT_API_TOKEN" => Some(TOKEN.to_owned()),
             "HUBSPOT_BASE_URL" => Some(url.clone()),

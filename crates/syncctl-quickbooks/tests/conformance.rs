@@ -2,7 +2,7 @@
 //! stateful QuickBooks fake: every case gets a fresh company, rows are inserted behind the
 //! connector's back with their `MetaData.LastUpdatedTime`.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use secrecy::SecretString;
@@ -11,24 +11,18 @@ use syncctl_core::{Connector, MemoryCredentials, RecordKey};
 use syncctl_quickbooks::{
     ClientOptions, Entity, QuickBooksClient, QuickBooksConnector, QuickBooksSettings,
 };
-use syncctl_testkit::FakeServer;
-use syncctl_testkit::conformance::{Fixture, PeopleFields, Person, run_all};
+use syncctl_testkit::conformance::{FakePerCase, Fixture, PeopleFields, Person, run_all};
 use syncctl_testkit::fakes::quickbooks::{DEMO_ACCESS_TOKEN, DEMO_REALM, QuickBooksFake};
 
-/// One fake company per case; the servers live as long as the fixture.
+/// One fake company per case.
 #[derive(Default)]
 struct QuickBooksFixture {
-    current: Mutex<Option<QuickBooksFake>>,
-    servers: Mutex<Vec<FakeServer>>,
+    companies: FakePerCase<QuickBooksFake>,
 }
 
 impl QuickBooksFixture {
     fn fake(&self) -> QuickBooksFake {
-        self.current
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-            .unwrap_or_default()
+        self.companies.current().unwrap_or_default()
     }
 }
 
@@ -36,11 +30,12 @@ impl QuickBooksFixture {
 impl Fixture for QuickBooksFixture {
     async fn fresh(&self) -> Box<dyn Connector> {
         let fake = QuickBooksFake::new();
-        let server = FakeServer::start(fake.router()).await;
+        let router = fake.router();
+        let base_url = self.companies.serve(fake, router).await;
         let client = QuickBooksClient::new(
             &QuickBooksSettings {
                 realm_id: DEMO_REALM.into(),
-                base_url: server.url(),
+                base_url,
                 access_token: Some(SecretString::from(DEMO_ACCESS_TOKEN.to_owned())),
                 refresh: None,
             },
@@ -49,14 +44,6 @@ impl Fixture for QuickBooksFixture {
                 ..ClientOptions::default()
             },
         );
-        *self
-            .current
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(fake);
-        self.servers
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(server);
         match client {
             Ok(client) => Box::new(QuickBooksConnector::new(client, Entity::Customer)),
             Err(e) => panic!("building the client: {e}"),

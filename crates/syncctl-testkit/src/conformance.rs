@@ -172,6 +172,49 @@ pub trait Fixture: Send + Sync {
 /// Every problem found, one line each.
 pub type Failures = Vec<String>;
 
+/// The fakes of a SaaS fixture, one per case: each [`Fixture::fresh`] serves a new one, which
+/// [`Fixture::insert`] then seeds. Every server runs as long as the fixture, so a connector
+/// built for an earlier case still reaches the fake it was built for.
+pub struct FakePerCase<F> {
+    current: std::sync::Mutex<Option<F>>,
+    servers: std::sync::Mutex<Vec<crate::FakeServer>>,
+}
+
+impl<F> Default for FakePerCase<F> {
+    fn default() -> Self {
+        Self {
+            current: std::sync::Mutex::new(None),
+            servers: std::sync::Mutex::default(),
+        }
+    }
+}
+
+impl<F: Clone> FakePerCase<F> {
+    /// Serves `router` (`fake`'s) for the new case and returns its base URL.
+    pub async fn serve(&self, fake: F, router: axum::Router) -> String {
+        let server = crate::FakeServer::start(router).await;
+        let url = server.url();
+        *self
+            .current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(fake);
+        self.servers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(server);
+        url
+    }
+
+    /// The current case's fake, if a case has started.
+    #[must_use]
+    pub fn current(&self) -> Option<F> {
+        self.current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
 /// Runs every case against fresh objects; returns all failures at once.
 ///
 /// # Errors
