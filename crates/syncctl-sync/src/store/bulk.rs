@@ -258,6 +258,10 @@ pub(super) trait BulkConnection: Send {
     /// How this connection's rows become `v`.
     const DIALECT: Dialect;
 
+    /// Whether this connection's commits return before the disk has them (`lazy`): such a
+    /// commit survives this process being killed, not the machine losing power.
+    async fn lazy_commits(&mut self, lazy: bool) -> Result<(), sqlx::Error>;
+
     /// Runs `bulk` for rows `rows`.
     async fn execute_chunk(
         &mut self,
@@ -277,6 +281,16 @@ pub(super) trait BulkConnection: Send {
 
 impl BulkConnection for PgConnection {
     const DIALECT: Dialect = Dialect::Postgres;
+
+    async fn lazy_commits(&mut self, lazy: bool) -> Result<(), sqlx::Error> {
+        let sql = if lazy {
+            "SET synchronous_commit = off"
+        } else {
+            "RESET synchronous_commit"
+        };
+        sqlx::query(sql).execute(self).await?;
+        Ok(())
+    }
 
     async fn execute_chunk(
         &mut self,
@@ -309,6 +323,18 @@ impl BulkConnection for PgConnection {
 
 impl BulkConnection for SqliteConnection {
     const DIALECT: Dialect = Dialect::Sqlite;
+
+    async fn lazy_commits(&mut self, lazy: bool) -> Result<(), sqlx::Error> {
+        // In WAL mode NORMAL writes each commit to the log without syncing it; the next FULL
+        // commit (the next plan) syncs the log, and these commits with it.
+        let sql = if lazy {
+            "PRAGMA synchronous = NORMAL"
+        } else {
+            "PRAGMA synchronous = FULL"
+        };
+        sqlx::query(sql).execute(self).await?;
+        Ok(())
+    }
 
     async fn execute_chunk(
         &mut self,

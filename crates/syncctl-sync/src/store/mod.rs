@@ -44,7 +44,7 @@ macro_rules! with_pool {
 mod bulk;
 mod lock;
 
-use bulk::{LinkOut, Outcome};
+use bulk::{BulkConnection as _, LinkOut, Outcome};
 
 pub use lock::RunLock;
 
@@ -1010,7 +1010,15 @@ impl StateStore {
             }
         }
         with_pool!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut conn = p.acquire().await?;
+            // Only the plan must outlive a power loss (it is committed, synced, before anything
+            // is written). A commit of outcomes lost with the machine leaves that plan's rows
+            // `planned`, which the next run recovers as it does after a kill -9; it survives
+            // this process being killed either way. Not waiting for the disk here saves a
+            // sync per page.
+            conn.lazy_commits(true).await?;
+            let stored = async {
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
             bulk::remove_links(&mut *tx, &removes).await?;
             let out = |i: &usize| match &pairs[*i].link {
                 LinkWrite::Upsert { id, source_key, target_key, natural_key, base, source_updated_at, target_updated_at, source_deleted, target_deleted } => Some(LinkOut {
@@ -1138,6 +1146,14 @@ impl StateStore {
                 .collect();
             bulk::add_pending(&mut *tx, sync, run_id, &adds).await?;
             tx.commit().await?;
+            Ok::<(), SyncError>(())
+            }
+            .await;
+            if conn.lazy_commits(false).await.is_err() {
+                // Never hand a lazily committing connection to the next plan.
+                conn.close_on_drop();
+            }
+            stored?;
         });
         self.note_growth(pairs.len()).await;
         Ok(link_ids.into_iter().zip(conflict_ids).collect())
