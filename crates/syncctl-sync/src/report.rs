@@ -195,6 +195,10 @@ pub struct RunReport {
     pub failed: Vec<FailedItem>,
     /// Breaker state per side.
     pub breaker: BTreeMap<String, BreakerReport>,
+    /// The side this run first-loaded in bulk (`target` or `source`): it was empty and the
+    /// sync had no links, so records were created there without pairing queries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bulk_load: Option<String>,
     /// Earlier runs found killed and marked interrupted by this one.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub recovered_runs: Vec<String>,

@@ -40,6 +40,7 @@ use crate::store::{Link, Side, StateStore};
 
 mod deletes;
 mod finish;
+mod first_load;
 mod pair;
 mod plan;
 mod recover;
@@ -394,6 +395,12 @@ struct Engine<'a> {
     scanned: bool,
     latest_warned: bool,
     empty_sides: HashSet<Side>,
+    /// The side this run first-loads in bulk ([`first_load`]): it was empty and the sync had
+    /// no links when the run started, so records scanned from the other side are created
+    /// there without per-window link or natural-key queries.
+    bulk_into: Option<Side>,
+    /// A bulk window's commit still running ([`write::InFlight`]).
+    inflight: Option<write::InFlight<'a>>,
 }
 
 /// A set of keys kept as 128-bit hashes: a run over a million records remembers which it
@@ -452,6 +459,16 @@ impl<'a> Engine<'a> {
         }
         if !self.s.dry_run {
             self.recover().await?;
+        }
+        self.bulk_into = self.first_load_side().await?;
+        if let Some(side) = self.bulk_into {
+            self.report.bulk_load = Some(side.as_str().to_owned());
+            tracing::info!(
+                sync = %self.cfg.name,
+                into = side.as_str(),
+                "First load into an empty {}: bulk mode (no pairing queries).",
+                side.as_str()
+            );
         }
         for side in [Side::Source, Side::Target] {
             self.process_pending(side).await?;

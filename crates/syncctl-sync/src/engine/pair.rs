@@ -9,6 +9,7 @@ use syncctl_core::{ReadRequest, Record, RecordKey};
 use syncctl_validate::coerce::canonical_text;
 use syncctl_validate::same_value;
 
+use super::first_load::BULK_WINDOW;
 use super::plan::{Work, deleted_on, set_record};
 use super::{Engine, KeySet, PAGE, PAIR_WINDOW, idx};
 use crate::error::SyncError;
@@ -41,7 +42,15 @@ impl<'a> Engine<'a> {
         Ok(())
     }
 
+    /// Reads `side`'s changes page by page and processes them a window at a time; a window
+    /// commit left running (bulk first loads) is finished before it returns, error or not.
     pub(super) async fn scan_changes(&mut self, side: Side) -> Result<(), SyncError> {
+        let scanned = self.scan_windows(side).await;
+        let drained = self.drain().await;
+        scanned.and(drained)
+    }
+
+    async fn scan_windows(&mut self, side: Side) -> Result<(), SyncError> {
         let (incremental, before) = {
             let s = &self.sides[idx(side)];
             (s.schema.capabilities.incremental, s.cursor_before)
@@ -111,7 +120,12 @@ impl<'a> Engine<'a> {
                 return Ok(());
             };
             req.after = Some(next);
-            if window.len() >= PAIR_WINDOW {
+            let full = if self.bulk_into == Some(side.other()) {
+                BULK_WINDOW
+            } else {
+                PAIR_WINDOW
+            };
+            if window.len() >= full {
                 window_at.clear();
                 let records = std::mem::take(&mut window);
                 let (done, ahead) = tokio::join!(
@@ -141,9 +155,17 @@ impl<'a> Engine<'a> {
         if x == Side::Source {
             self.resolve_lookups(&mut records, &mut unresolved).await?;
         }
-        let mut keys: Vec<RecordKey> = records.iter().map(|r| r.key.clone()).collect();
-        keys.extend(missing.iter().cloned());
-        let mut links = self.store.links_for(&name, x, &keys).await?;
+        // A bulk first load (see `first_load`): the sync had no links and `y` no records when
+        // the run started, and what this run linked or created since is in `processed`, so
+        // there is nothing to look up.
+        let bulk = from_scan && self.bulk_into == Some(y);
+        let mut links = if bulk {
+            HashMap::new()
+        } else {
+            let mut keys: Vec<RecordKey> = records.iter().map(|r| r.key.clone()).collect();
+            keys.extend(missing.iter().cloned());
+            self.store.links_for(&name, x, &keys).await?
+        };
         if from_scan {
             // A linked record whose values still equal the base did not change on this side:
             // nothing can flow from it. A change on the other side is found when that side is
@@ -204,17 +226,23 @@ impl<'a> Engine<'a> {
             && let Some(kf) = self.mapping.key_field()
         {
             let field = kf.name(y).to_owned();
-            let values: Vec<Value> = nks.keys().map(|k| Value::String(k.clone())).collect();
-            let mut found = y_src
-                .lookup(&y_schema, &field, &values)
-                .await
-                .map_err(|e| self.read_failed(y, e))?;
+            let mut found = if bulk {
+                Vec::new()
+            } else {
+                let values: Vec<Value> = nks.keys().map(|k| Value::String(k.clone())).collect();
+                y_src
+                    .lookup(&y_schema, &field, &values)
+                    .await
+                    .map_err(|e| self.read_failed(y, e))?
+            };
             if y == Side::Source {
                 self.resolve_lookups(&mut found, &mut unresolved).await?;
             }
             self.side(y).counts.read += found.len() as u64;
             let found_keys: Vec<RecordKey> = found.iter().map(|r| r.key.clone()).collect();
-            cand_links = self.store.links_for(&name, y, &found_keys).await?;
+            if !found_keys.is_empty() {
+                cand_links = self.store.links_for(&name, y, &found_keys).await?;
+            }
             // A record out of the other side's scope is no match: it is not part of the sync.
             let found: Vec<(String, Record)> = found
                 .into_iter()
@@ -377,7 +405,7 @@ impl<'a> Engine<'a> {
             refuse_unresolved(w, &unresolved);
         }
         self.validate(&mut works);
-        self.execute_works(works).await
+        self.execute_works(works, bulk).await
     }
 
     /// Rewrites each lookup field of these source records from a key of the lookup sync's

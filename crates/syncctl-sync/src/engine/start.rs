@@ -179,6 +179,8 @@ impl<'a> Engine<'a> {
             scanned: false,
             latest_warned: false,
             empty_sides: HashSet::new(),
+            bulk_into: None,
+            inflight: None,
         };
         if let Err(e) = engine.load_pending().await {
             return Err((engine.report, e));

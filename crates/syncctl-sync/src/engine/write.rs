@@ -3,6 +3,8 @@
 //! pending keys are committed in one transaction.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -15,11 +17,26 @@ use super::plan::{LinkAfter, OpResult, Work};
 use super::tally::status_of;
 use super::{Engine, fmt_time, idx};
 use crate::error::SyncError;
-use crate::store::{ChangeRow, ConflictWrite, LinkWrite, PairCommit, Side};
+use crate::store::{ChangeRow, CommitIds, ConflictWrite, LinkWrite, PairCommit, Side};
+
+/// A window's commit (links, bases, audit outcomes) still running while the next window is
+/// written: bulk first loads only, where no window reads what an earlier one committed.
+pub(super) struct InFlight<'a> {
+    works: Vec<Work>,
+    commit: Pin<Box<dyn Future<Output = Result<CommitIds, SyncError>> + Send + 'a>>,
+}
 
 impl<'a> Engine<'a> {
-    #[allow(clippy::too_many_lines)]
-    pub(super) async fn execute_works(&mut self, mut works: Vec<Work>) -> Result<(), SyncError> {
+    /// Executes one window's plan: persists it as `planned` audit rows, writes it, and commits
+    /// links and outcomes. With `overlap` (a bulk first load) the commit is left running
+    /// while the next window is persisted and written ([`Self::drain`] finishes it): each
+    /// window's own order (plan persisted → written → committed) is what crash safety rests
+    /// on, and it holds; only the next window's writes no longer wait for this commit.
+    pub(super) async fn execute_works(
+        &mut self,
+        mut works: Vec<Work>,
+        overlap: bool,
+    ) -> Result<(), SyncError> {
         if works.is_empty() {
             return Ok(());
         }
@@ -33,10 +50,27 @@ impl<'a> Engine<'a> {
         }
         // 1. Persist the plan before anything is sent.
         let all: Vec<usize> = (0..works.len()).collect();
-        self.persist_plan(&mut works, &all).await?;
+        if let Err(e) = self.persist_plan(&mut works, &all).await {
+            self.drain().await?;
+            return Err(e);
+        }
         // 2. Write, per side, in batches. A signal or a fatal error stops between batches;
         // what was written is still committed below, what was not is recorded as skipped.
-        let mut stop = self.send_ops(&mut works, &all).await;
+        // The previous window's commit runs meanwhile.
+        let previous = self.inflight.take();
+        let (mut stop, committed) = tokio::join!(self.send_ops(&mut works, &all), async move {
+            match previous {
+                Some(p) => Some((p.works, p.commit.await)),
+                None => None,
+            }
+        });
+        let mut failed = None;
+        if let Some((done, ids)) = committed {
+            match ids {
+                Ok(ids) => self.tally_committed(&done, ids),
+                Err(e) => failed = Some(e),
+            }
+        }
         // 2b. An update refused for a stale version (someone changed the record between our
         // read and our write) is re-read, merged again against the base and retried once.
         if stop.is_none()
@@ -45,14 +79,33 @@ impl<'a> Engine<'a> {
             stop = Some(e);
         }
         // 3. Link, audit and pending in one transaction.
-        let mut commits = Vec::with_capacity(works.len());
-        for w in &works {
-            commits.push(self.commit_of(w));
+        let commits: Vec<PairCommit> = works.iter().map(|w| self.commit_of(w)).collect();
+        let store = self.store;
+        let (name, run_id) = (self.cfg.name.clone(), self.run_id.clone());
+        let commit = Box::pin(async move { store.commit(&name, &run_id, &commits).await });
+        if overlap && stop.is_none() && failed.is_none() {
+            self.inflight = Some(InFlight { works, commit });
+            return Ok(());
         }
-        let ids = self
-            .store
-            .commit(&self.cfg.name, &self.run_id, &commits)
-            .await?;
+        let ids = commit.await;
+        self.tally_committed(&works, ids?);
+        match (failed, stop) {
+            (Some(e), _) | (None, Some(e)) => Err(e),
+            (None, None) => Ok(()),
+        }
+    }
+
+    /// Waits for the window commit left running by [`Self::execute_works`], if any.
+    pub(super) async fn drain(&mut self) -> Result<(), SyncError> {
+        if let Some(p) = self.inflight.take() {
+            let ids = p.commit.await?;
+            self.tally_committed(&p.works, ids);
+        }
+        Ok(())
+    }
+
+    /// Counts a committed window and adds its plan entries.
+    fn tally_committed(&mut self, works: &[Work], ids: CommitIds) {
         for (w, (_, conflict_id)) in works.iter().zip(ids) {
             // Records this run created are not read back as changes later in the run.
             for op in &w.ops {
@@ -79,7 +132,6 @@ impl<'a> Engine<'a> {
             }
             self.add_plan(entries);
         }
-        stop.map_or(Ok(()), Err)
     }
 
     /// Inserts the `planned` audit rows of `works[which]` (and the rows of their rejections
@@ -170,11 +222,17 @@ impl<'a> Engine<'a> {
                 if let Err(e) = self.check_cancel() {
                     return Some(e);
                 }
+                // The ops are lent to the batch and put back, not cloned: a create carries
+                // every value of its record.
                 let ops: Vec<WriteOp> = chunk
                     .iter()
-                    .map(|(wi, oi)| works[*wi].ops[*oi].op.clone())
+                    .map(|(wi, oi)| std::mem::replace(&mut works[*wi].ops[*oi].op, lent()))
                     .collect();
-                match self.write_batch(side, &ops).await {
+                let written = self.write_batch(side, &ops).await;
+                for ((wi, oi), op) in chunk.iter().zip(ops) {
+                    works[*wi].ops[*oi].op = op;
+                }
+                match written {
                     Ok(results) => {
                         for ((wi, oi), r) in chunk.iter().zip(results) {
                             works[*wi].ops[*oi].result = r;
@@ -603,6 +661,13 @@ impl<'a> Engine<'a> {
             };
         }
         pc
+    }
+}
+
+/// A placeholder for an op lent to a batch (allocates nothing).
+fn lent() -> WriteOp {
+    WriteOp::Delete {
+        key: RecordKey(String::new()),
     }
 }
 

@@ -27,6 +27,7 @@ mod snowflake_contract;
 mod snowflake_copy;
 mod sync_crash;
 mod sync_deals_invoice;
+mod sync_first_load_crash;
 mod sync_help;
 mod sync_hubspot;
 mod sync_hubspot_qbo;
