@@ -1,7 +1,7 @@
 //! The bulk first load: a run that starts with no links for its sync and an empty side to
 //! write into creates every record it reads from the other side there, so it needs neither
 //! the link lookups nor the natural-key lookups a window otherwise costs (there is nothing to
-//! find), and runs larger windows.
+//! find), and lets a window's state-store commit run while the next window is written.
 //!
 //! Nothing else changes: the plan is the normal path's (a record with no link and no
 //! natural-key match is created; twins and duplicate natural keys in the read are refused the
@@ -15,11 +15,6 @@ use syncctl_core::ReadRequest;
 use super::{Engine, idx};
 use crate::error::SyncError;
 use crate::store::Side;
-
-/// Records of a bulk first-load scan paired and planned together: each window costs a fixed
-/// number of state-store statements, so larger windows amortise them, while memory stays a
-/// few megabytes (a window's records, their plan and their audit values).
-pub(super) const BULK_WINDOW: usize = 2000;
 
 /// What decides whether a run first-loads a side in bulk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

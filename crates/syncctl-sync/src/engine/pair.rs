@@ -9,7 +9,6 @@ use syncctl_core::{ReadRequest, Record, RecordKey};
 use syncctl_validate::coerce::canonical_text;
 use syncctl_validate::same_value;
 
-use super::first_load::BULK_WINDOW;
 use super::plan::{Work, deleted_on, set_record};
 use super::{Engine, KeySet, PAGE, PAIR_WINDOW, idx};
 use crate::error::SyncError;
@@ -120,12 +119,7 @@ impl<'a> Engine<'a> {
                 return Ok(());
             };
             req.after = Some(next);
-            let full = if self.bulk_into == Some(side.other()) {
-                BULK_WINDOW
-            } else {
-                PAIR_WINDOW
-            };
-            if window.len() >= full {
+            if window.len() >= PAIR_WINDOW {
                 window_at.clear();
                 let records = std::mem::take(&mut window);
                 let (done, ahead) = tokio::join!(
